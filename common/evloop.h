@@ -1,0 +1,28 @@
+/* common/evloop.h — a tiny epoll loop on its own thread for host-side fds
+ * (serial backends, signals).  Device emulation never blocks a vCPU thread on
+ * a host fd; it registers the fd here instead. */
+#ifndef VMMD_COMMON_EVLOOP_H
+#define VMMD_COMMON_EVLOOP_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+typedef void (*evloop_fn)(int fd, uint32_t events, void *opaque);
+
+struct evloop {
+	int epfd;
+	int wake_fd; /* eventfd that makes the loop return */
+	pthread_t thread;
+	int running;
+};
+
+int evloop__init(struct evloop *loop);
+/* events are EPOLLIN/EPOLLOUT...; the callback runs on the loop's thread. */
+int evloop__add(struct evloop *loop, int fd, uint32_t events, evloop_fn fn,
+		void *opaque);
+int evloop__del(struct evloop *loop, int fd);
+int evloop__start(struct evloop *loop);
+void evloop__stop(struct evloop *loop);
+void evloop__exit(struct evloop *loop);
+
+#endif

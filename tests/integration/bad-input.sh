@@ -1,0 +1,59 @@
+#!/bin/sh
+# Bad command lines and bad kernel/initrd files: one line naming the problem,
+# exit code 2, no crash.  These all fail before /dev/kvm is opened, so they
+# run on any host.
+. "$(dirname "$0")/lib.sh"
+
+# expect NAME PATTERN ARGS...: exit 2 and PATTERN on the single error line.
+expect() {
+	name=$1
+	pat=$2
+	shift 2
+	run_vmm "$WORK/out" 20 "$@"
+	lines=$(grep -c . "$WORK/out")
+	if [ "$RC" -eq 2 ] && has "$WORK/out" "$pat" && [ "$lines" -eq 1 ] &&
+		sanitizer_clean "$WORK/out"; then
+		ok "$name"
+	else
+		not_ok "$name"
+		show "$WORK/out"
+	fi
+}
+
+printf 'this is not a kernel\n' >"$WORK/text"
+head -c 1048576 "$GUEST_KERNEL" >"$WORK/bz-truncated" 2>/dev/null ||
+	head -c 600 /dev/zero >"$WORK/bz-truncated"
+head -c 200 "$TINY" >"$WORK/elf-truncated"
+: >"$WORK/empty"
+head -c $((40 * 1024 * 1024)) /dev/zero >"$WORK/big-initrd"
+
+expect "no --kernel is refused" "--kernel is required"
+expect "unknown option is named" "unknown option '--bogus'" --kernel "$TINY" --bogus
+expect "option without a value is named" "option '--memory' needs a value" --kernel "$TINY" --memory
+expect "--cpus 0 is refused" "--cpus '0'" --kernel "$TINY" --cpus 0
+expect "--cpus not a number is refused" "--cpus 'two'" --kernel "$TINY" --cpus two
+expect "--cpus above 255 is refused" "--cpus '300'" --kernel "$TINY" --cpus 300
+expect "--memory too small is refused" "too small" --kernel "$TINY" --memory 4M
+expect "--memory not a size is refused" "not a size" --kernel "$TINY" --memory lots
+expect "--memory above the host is refused" "larger than" --kernel "$TINY" --memory 400G
+expect "--serial with an unknown kind is refused" "--serial 'tcp:1'" --kernel "$TINY" --serial tcp:1
+expect "missing kernel file is named" "kernel /nonexistent/vmlinuz: No such file" --kernel /nonexistent/vmlinuz
+expect "kernel that is a directory is refused" "not a regular file" --kernel /tmp
+expect "text file is not a kernel" "not a bzImage or PVH ELF image" --kernel "$WORK/text"
+expect "empty file is not a kernel" "not a bzImage or PVH ELF image" --kernel "$WORK/empty"
+if [ -f "$GUEST_KERNEL" ]; then
+	expect "truncated bzImage is refused" "truncated" --kernel "$WORK/bz-truncated"
+fi
+expect "truncated ELF is refused" "not a bootable PVH ELF" --kernel "$WORK/elf-truncated"
+expect "ELF without a PVH note is refused" "no PVH entry note" --kernel /bin/true
+expect "initrd larger than RAM is refused" "initrd $WORK/big-initrd: larger than" \
+	--kernel "$TINY" --initrd "$WORK/big-initrd" --memory 32M
+expect "missing initrd file is named" "initrd /nonexistent/initrd: No such file" \
+	--kernel "$TINY" --initrd /nonexistent/initrd
+expect "--on-reboot with an unknown action is refused" "--on-reboot 'maybe'" --kernel "$TINY" --on-reboot maybe
+expect "stray argument is refused" "unexpected argument 'extra'" --kernel "$TINY" extra
+
+run_vmm "$WORK/help" 10 --help
+check "--help prints usage and exits 0" sh -c "[ $RC -eq 0 ] && grep -q 'usage: vmm' '$WORK/help'"
+
+tap_plan

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Runs the tests that need a real KVM: natively where the host KVM runs
+# guests at native speed, else through the nested lab (one L1 boot for all).
+# A host KVM that only emulates instructions runs the tiny guest directly
+# but not Linux.
+. "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ "${VMMD_KVM_TESTS:-yes}" = no ]; then
+	echo "1..0 # SKIP KVM tests disabled (--disable-kvm-tests)"
+	exit 0
+fi
+
+mode_line=$("$VMMD_SRCDIR/tests/lab/kvm-mode")
+mode=${mode_line%% *}
+direct=
+lab=
+case $mode in
+native) direct="tiny-guest.sh linux-guest.sh" ;;
+emulated) direct="tiny-guest.sh"; lab="linux-guest.sh" ;;
+*) lab="tiny-guest.sh linux-guest.sh" ;;
+esac
+diag "host KVM: $mode_line"
+[ -n "$direct" ] && diag "running directly: $direct"
+[ -n "$lab" ] && diag "running in the nested lab (tests/lab/run): $lab"
+
+# Sub-suites print TAP without a plan; renumber their results into ours.
+merge() {
+	while IFS= read -r line; do
+		case $line in
+		"ok "*) ok "$(echo "$line" | sed 's/^ok [0-9]* - //')" ;;
+		"not ok "*) not_ok "$(echo "$line" | sed 's/^not ok [0-9]* - //')" ;;
+		1..*) ;;
+		*) echo "# $line" ;;
+		esac
+	done
+}
+
+run_suites() {
+	for t in "$@"; do
+		echo "# --- $t"
+		"$here/$t"
+	done
+}
+
+for t in $direct; do
+	run_suites "$t" >"$WORK/direct.tap" 2>&1
+	merge <"$WORK/direct.tap"
+done
+if [ -n "$lab" ]; then
+	# shellcheck disable=SC2086
+	"$VMMD_SRCDIR/tests/lab/run" --timeout 1500 -- \
+		env VMMD_SRCDIR="$VMMD_SRCDIR" VMMD_BUILDDIR="$VMMD_BUILDDIR" VMMD_CACHE="$VMMD_CACHE" \
+		sh "$here/run-list.sh" $lab >"$WORK/lab.tap" 2>&1
+	rc=$?
+	merge <"$WORK/lab.tap"
+	if [ $rc -ne 0 ] && ! grep -q '^not ok' "$WORK/lab.tap"; then
+		not_ok "the nested lab ran the suites (exit $rc)"
+		tail -n 20 "$WORK/lab.tap" | sed 's/^/#   /'
+	fi
+fi
+tap_plan

@@ -1,0 +1,68 @@
+# tests/integration/lib.sh — TAP helpers for the shell tests.  POSIX sh: the
+# same scripts run under busybox inside the nested lab.
+: "${VMMD_SRCDIR:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${VMMD_BUILDDIR:=$VMMD_SRCDIR}"
+: "${VMMD_CACHE:=$VMMD_SRCDIR/.cache}"
+VMM="$VMMD_BUILDDIR/vmm/vmm"
+TINY="$VMMD_BUILDDIR/tests/guest/tiny/tiny.elf"
+GUEST_KERNEL="$VMMD_CACHE/guest/vmlinuz"
+GUEST_INITRD="$VMMD_CACHE/guest/initramfs.img"
+# ASan must not mistake KVM's shared mappings for leaks or abort on exit codes.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+TAP_N=0
+TAP_FAILED=0
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmmd-test.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+ok() {
+	TAP_N=$((TAP_N + 1))
+	echo "ok $TAP_N - $*"
+}
+
+not_ok() {
+	TAP_N=$((TAP_N + 1))
+	TAP_FAILED=$((TAP_FAILED + 1))
+	echo "not ok $TAP_N - $*"
+}
+
+diag() {
+	echo "$*" | sed 's/^/# /'
+}
+
+# check NAME CONDITION...: ok when the command succeeds.
+check() {
+	name=$1
+	shift
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+# run_vmm OUT TIMEOUT ARGS...: runs vmm, stdout+stderr into $OUT.log, exit code into $RC.
+run_vmm() {
+	out=$1
+	secs=$2
+	shift 2
+	timeout -s KILL "$secs" "$VMM" "$@" </dev/null >"$out" 2>&1
+	RC=$?
+}
+
+has() {
+	grep -q -- "$2" "$1"
+}
+
+# Shows a failed run's output as TAP comments.
+show() {
+	diag "exit code $RC; output of: $1"
+	tail -n 30 "$1" | sed 's/^/#   /'
+}
+
+# sanitizer_clean OUT: no ASan/UBSan report and no signal death.
+sanitizer_clean() {
+	! grep -q -E 'AddressSanitizer|runtime error:|LeakSanitizer' "$1" && [ "$RC" -lt 128 ]
+}
+
+tap_plan() {
+	echo "1..$TAP_N"
+	[ "$TAP_FAILED" -eq 0 ]
+}

@@ -1,0 +1,115 @@
+#!/bin/sh
+# The project's tiny PVH guest under vmm on a real KVM: greeting, exit codes
+# for poweroff/reboot/triple fault, serial in both directions, RTC, e820,
+# signals.  Needs /dev/kvm (kvm-suite.sh runs it in the lab where there is none).
+. "$(dirname "$0")/lib.sh"
+
+tiny() {
+	out=$1
+	secs=$2
+	cmdline=$3
+	shift 3
+	run_vmm "$WORK/$out" "$secs" --kernel "$TINY" --cmdline "$cmdline" "$@"
+}
+
+# expect_run NAME OUT WANT_RC PATTERN...
+expect_run() {
+	name=$1
+	out=$WORK/$2
+	want=$3
+	shift 3
+	good=1
+	[ "$RC" -eq "$want" ] || good=0
+	for p in "$@"; do has "$out" "$p" || good=0; done
+	sanitizer_clean "$out" || good=0
+	if [ $good -eq 1 ]; then ok "$name"; else not_ok "$name (want exit $want)"; show "$out"; fi
+}
+
+tiny poweroff 30 "test=poweroff"
+expect_run "tiny guest prints its greeting and powers off with exit 0" poweroff 0 \
+	"tiny: hello from the PVH guest" "tiny: poweroff"
+
+tiny reboot 30 "test=reboot"
+expect_run "guest reset through the i8042 exits with code 3" reboot 3 "tiny: reboot"
+
+tiny triple 30 "test=triple"
+expect_run "triple fault exits 1 naming the vCPU and RIP" triple 1 \
+	"tiny: triple fault" "vCPU 0: triple fault at RIP 0x"
+
+tiny smp 30 "test=poweroff" --cpus 4
+expect_run "four vCPUs start and the guest powers off" smp 0 "tiny: poweroff"
+
+tiny memmap 30 "test=memmap" --memory 64M
+expect_run "e820 shows RAM from 1 MiB and the memory size" memmap 0 \
+	"tiny: e820 0x100000 " "tiny: memtotal 6[34]"
+
+tiny memmap4g 30 "test=memmap" --memory 4G
+expect_run "RAM above the PCI hole is mapped above 4 GiB" memmap4g 0 \
+	"tiny: e820 0x100000000 0x40000000 1"
+
+tiny rtc 30 "test=rtc"
+host=$(date -u +%s)
+guest=$(sed -n 's/.*tiny: rtc \([0-9-]*\) \([0-9:]*\).*/\1 \2/p' "$WORK/rtc" | head -n1)
+gsec=$(date -u -d "$guest" +%s 2>/dev/null || echo 0)
+diff=$((host - gsec))
+[ $diff -lt 0 ] && diff=$((-diff))
+if [ "$RC" -eq 0 ] && [ "$diff" -le 5 ]; then
+	ok "CMOS RTC reads the host's time ($guest, off by ${diff}s)"
+else
+	not_ok "CMOS RTC reads the host's time (guest '$guest', off by ${diff}s)"
+	show "$WORK/rtc"
+fi
+
+# Serial input: bytes written to vmm's stdin reach the guest's UART.
+printf 'ping-42\n' | timeout -s KILL 30 "$VMM" --kernel "$TINY" --cmdline "test=echo" \
+	>"$WORK/echo" 2>&1
+RC=$?
+expect_run "serial input reaches the guest and comes back" echo 0 "tiny: echo ping-42"
+
+run_vmm "$WORK/file-run" 30 --kernel "$TINY" --cmdline "test=poweroff" \
+	--serial "file:$WORK/serial.txt"
+if [ "$RC" -eq 0 ] && has "$WORK/serial.txt" "tiny: hello from the PVH guest"; then
+	ok "--serial file: receives the console"
+else
+	not_ok "--serial file: receives the console"
+	show "$WORK/file-run"
+fi
+
+# SIGTERM presses the power button; the tiny guest ignores it, so after the
+# grace period vmm stops it hard with exit code 4.
+"$VMM" --kernel "$TINY" --cmdline "heartbeat=20" --stop-timeout 1 >"$WORK/term" 2>&1 &
+pid=$!
+sleep 2
+kill -TERM $pid
+i=0
+while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -KILL $pid 2>/dev/null
+wait $pid
+RC=$?
+expect_run "SIGTERM presses the power button, then stops hard after --stop-timeout" term 4 \
+	"pressing the ACPI power button" "did not power off within 1 s"
+
+# --on-reboot restart: a guest that resets at once is booted again and again.
+timeout -s KILL 15 "$VMM" --kernel "$TINY" --cmdline "test=reboot" --on-reboot restart \
+	>"$WORK/restart" 2>&1 &
+pid=$!
+i=0
+while [ "$(grep -c 'tiny: hello' "$WORK/restart")" -lt 3 ] && [ $i -lt 140 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+n=$(grep -c 'tiny: hello' "$WORK/restart")
+kill -KILL $pid 2>/dev/null
+wait $pid 2>/dev/null
+check "--on-reboot restart boots the guest again ($n boots seen)" [ "$n" -ge 3 ]
+
+# Heartbeat: the guest keeps running and counting.
+"$VMM" --kernel "$TINY" --cmdline "heartbeat=16" --stop-timeout 0 >"$WORK/heartbeat" 2>&1 &
+pid=$!
+sleep 3
+kill -TERM $pid 2>/dev/null
+wait $pid
+beats=$(grep -c "tiny: heartbeat" "$WORK/heartbeat")
+check "the guest runs and counts its heartbeat ($beats reports)" [ "$beats" -ge 2 ]
+
+tap_plan

@@ -1,0 +1,289 @@
+/* vmm/config.c — the vmm command line.  Every rejection is one line naming
+ * the option and what is wrong with it; main() turns it into exit code 2. */
+#include "vmm/config.h"
+
+#include "vmm/layout.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+
+#define DEFAULT_MEM_SIZE (256 * SZ_1M)
+#define MIN_MEM_SIZE (16 * SZ_1M)
+#define MAX_CPUS 255 /* xAPIC ids in the MADT are 8 bits */
+#define DEFAULT_STOP_TIMEOUT 30
+
+void config__usage(FILE *out)
+{
+	fputs("usage: vmm --kernel PATH [options]\n"
+	      "  --kernel PATH        bzImage or PVH ELF to boot\n"
+	      "  --initrd PATH        initial ramdisk\n"
+	      "  --cmdline STR        kernel command line\n"
+	      "  --memory SIZE        guest RAM, e.g. 512M or 2G (default 256M)\n"
+	      "  --cpus N             vCPUs (default 1)\n"
+	      "  --serial KIND        stdio | file:PATH | unix:PATH | none (default stdio)\n"
+	      "  --on-reboot ACTION   exit (exit code 3) | restart (default exit)\n"
+	      "  --stop-timeout SECS  grace period after SIGTERM presses the power button (default 30)\n"
+	      "  --disk path=FILE[,readonly=on][,cache=none|writeback][,queues=N][,id=NAME]\n"
+	      "  --net slirp[,hostfwd=...][,mac=...] | tap=NAME[,mac=...]\n"
+	      "  -v, --verbose        debug logging\n"
+	      "  -h, --help           this text\n"
+	      "exit codes: 0 guest powered off, 1 VM failed, 2 bad usage or input,\n"
+	      "            3 guest rebooted, 4 stopped hard after SIGTERM\n",
+	      out);
+}
+
+int config__parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mult = 1;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': mult = SZ_1K; end++; break;
+	case 'm': case 'M': mult = SZ_1M; end++; break;
+	case 'g': case 'G': mult = SZ_1G; end++; break;
+	case 't': case 'T': mult = SZ_1G * 1024; end++; break;
+	case 0: mult = SZ_1M; break; /* a bare number means MiB, as in QEMU */
+	default: return -EINVAL;
+	}
+	if ((*end == 'i' || *end == 'I') && (end[1] == 'b' || end[1] == 'B'))
+		end += 2;
+	else if (*end == 'b' || *end == 'B')
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+int kv_opt__parse(struct kv_opt *o, const char *s)
+{
+	char *dup = strdup(s), *save = NULL, *tok;
+	int first = 1;
+
+	if (!dup)
+		return -ENOMEM;
+	memset(o, 0, sizeof(*o));
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+
+		if (first && !eq) {
+			o->kind = strdup(tok);
+		} else if (eq && eq != tok) {
+			if (o->n == VMM_MAX_KV) {
+				free(dup);
+				return -E2BIG;
+			}
+			*eq = 0;
+			o->key[o->n] = strdup(tok);
+			o->val[o->n] = strdup(eq + 1);
+			o->n++;
+		} else {
+			free(dup);
+			return -EINVAL;
+		}
+		first = 0;
+	}
+	free(dup);
+	return 0;
+}
+
+const char *kv_opt__get(const struct kv_opt *o, const char *key)
+{
+	for (int i = 0; i < o->n; i++)
+		if (!strcmp(o->key[i], key))
+			return o->val[i];
+	return NULL;
+}
+
+static void kv_opt__free(struct kv_opt *o)
+{
+	free(o->kind);
+	for (int i = 0; i < o->n; i++) {
+		free(o->key[i]);
+		free(o->val[i]);
+	}
+	memset(o, 0, sizeof(*o));
+}
+
+void config__free(struct vm_config *cfg)
+{
+	for (int i = 0; i < cfg->nr_disks; i++)
+		kv_opt__free(&cfg->disks[i]);
+	for (int i = 0; i < cfg->nr_nics; i++)
+		kv_opt__free(&cfg->nics[i]);
+	cfg->nr_disks = cfg->nr_nics = 0;
+}
+
+static int config__parse_serial(struct vm_config *cfg, const char *arg)
+{
+	if (!strcmp(arg, "stdio"))
+		cfg->serial = SERIAL_STDIO;
+	else if (!strcmp(arg, "none"))
+		cfg->serial = SERIAL_NONE;
+	else if (!strncmp(arg, "file:", 5) && arg[5])
+		cfg->serial = SERIAL_FILE, cfg->serial_path = arg + 5;
+	else if (!strncmp(arg, "unix:", 5) && arg[5])
+		cfg->serial = SERIAL_UNIX, cfg->serial_path = arg + 5;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int config__bad(const char *opt, const char *arg, const char *why)
+{
+	fprintf(stderr, "vmm: %s '%s': %s\n", opt, arg, why);
+	return -EINVAL;
+}
+
+enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
+       OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET };
+
+static const struct option long_opts[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
+	{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static uint64_t config__host_ram(void)
+{
+	struct sysinfo si;
+
+	return sysinfo(&si) ? 0 : (uint64_t)si.totalram * si.mem_unit;
+}
+
+static int config__parse_uint(const char *s, unsigned long max, unsigned int *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
+{
+	switch (c) {
+	case OPT_KERNEL: cfg->kernel = arg; return 0;
+	case OPT_INITRD: cfg->initrd = arg; return 0;
+	case OPT_CMDLINE: cfg->cmdline = arg; return 0;
+	case OPT_MEMORY:
+		if (config__parse_size(arg, &cfg->mem_size))
+			return config__bad("--memory", arg, "not a size (use e.g. 512M or 2G)");
+		if (cfg->mem_size < MIN_MEM_SIZE)
+			return config__bad("--memory", arg, "too small (minimum 16M)");
+		if (cfg->mem_size > MAX_RAM_SIZE)
+			return config__bad("--memory", arg, "larger than the guest address map allows (510G)");
+		if (config__host_ram() && cfg->mem_size > config__host_ram())
+			return config__bad("--memory", arg, "larger than this host's RAM");
+		if (cfg->mem_size % (2 * SZ_1M))
+			return config__bad("--memory", arg, "must be a multiple of 2M");
+		return 0;
+	case OPT_CPUS:
+		if (config__parse_uint(arg, MAX_CPUS, &cfg->nr_cpus) || !cfg->nr_cpus)
+			return config__bad("--cpus", arg, "must be a whole number from 1 to 255");
+		return 0;
+	case OPT_SERIAL:
+		if (config__parse_serial(cfg, arg))
+			return config__bad("--serial", arg, "expected stdio, none, file:PATH or unix:PATH");
+		return 0;
+	case OPT_ON_REBOOT:
+		if (!strcmp(arg, "exit"))
+			cfg->on_reboot = ON_REBOOT_EXIT;
+		else if (!strcmp(arg, "restart"))
+			cfg->on_reboot = ON_REBOOT_RESTART;
+		else
+			return config__bad("--on-reboot", arg, "expected exit or restart");
+		return 0;
+	case OPT_STOP_TIMEOUT:
+		if (config__parse_uint(arg, 86400, &cfg->stop_timeout_s))
+			return config__bad("--stop-timeout", arg, "must be seconds from 0 to 86400");
+		return 0;
+	case OPT_DISK:
+		if (cfg->nr_disks == VMM_MAX_DISKS)
+			return config__bad("--disk", arg, "too many disks (at most 16)");
+		if (kv_opt__parse(&cfg->disks[cfg->nr_disks], arg))
+			return config__bad("--disk", arg, "expected path=FILE[,key=value...]");
+		cfg->nr_disks++;
+		return 0;
+	case OPT_NET:
+		if (cfg->nr_nics == VMM_MAX_NICS)
+			return config__bad("--net", arg, "too many NICs (at most 8)");
+		if (kv_opt__parse(&cfg->nics[cfg->nr_nics], arg))
+			return config__bad("--net", arg, "expected slirp[,key=value...] or tap=NAME");
+		cfg->nr_nics++;
+		return 0;
+	case 'v': cfg->verbose = true; return 0;
+	}
+	return -EINVAL;
+}
+
+int config__parse(struct vm_config *cfg, int argc, char **argv)
+{
+	int c;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_size = DEFAULT_MEM_SIZE;
+	cfg->nr_cpus = 1;
+	cfg->serial = SERIAL_STDIO;
+	cfg->stop_timeout_s = DEFAULT_STOP_TIMEOUT;
+
+	opterr = 0; /* our own messages, one line each */
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":vh", long_opts, NULL)) != -1) {
+		if (c == 'h') {
+			config__usage(stdout);
+			return 1;
+		}
+		if (c == '?') {
+			if (optopt)
+				fprintf(stderr, "vmm: unknown option '-%c' (see vmm --help)\n", optopt);
+			else
+				fprintf(stderr, "vmm: unknown option '%s' (see vmm --help)\n", argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (c == ':') {
+			fprintf(stderr, "vmm: option '%s' needs a value\n", argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (config__parse_one(cfg, c, optarg))
+			return -EINVAL;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vmm: unexpected argument '%s' (see vmm --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!cfg->kernel) {
+		fprintf(stderr, "vmm: --kernel is required (see vmm --help)\n");
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,58 @@
+/* vmm/config.h — what the command line (or later, vmmd) asks the VM to be. */
+#ifndef VMMD_VMM_CONFIG_H
+#define VMMD_VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define VMM_MAX_DISKS 16
+#define VMM_MAX_NICS 8
+#define VMM_MAX_KV 16
+
+enum serial_kind { SERIAL_NONE, SERIAL_STDIO, SERIAL_FILE, SERIAL_UNIX };
+enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
+
+/* "path=FILE,readonly=on" style option: the first bare word, then key=value. */
+struct kv_opt {
+	char *kind; /* first element when it has no '=' (e.g. "slirp"), else NULL */
+	int n;
+	char *key[VMM_MAX_KV];
+	char *val[VMM_MAX_KV];
+};
+
+struct vm_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	uint64_t mem_size;
+	unsigned int nr_cpus;
+	enum serial_kind serial;
+	const char *serial_path; /* file:PATH or unix:PATH */
+	enum on_reboot on_reboot;
+	unsigned int stop_timeout_s; /* ACPI power button grace period */
+	int nr_disks;
+	struct kv_opt disks[VMM_MAX_DISKS];
+	int nr_nics;
+	struct kv_opt nics[VMM_MAX_NICS];
+	bool verbose;
+};
+
+/* Process exit codes of the vmm command (documented in README). */
+enum vmm_exit {
+	VMM_EXIT_POWEROFF = 0, /* guest powered off */
+	VMM_EXIT_ERROR = 1,    /* the VM failed: triple fault, KVM error */
+	VMM_EXIT_USAGE = 2,    /* bad command line or unusable input file */
+	VMM_EXIT_REBOOT = 3,   /* guest asked for a reboot (without --on-reboot restart) */
+	VMM_EXIT_KILLED = 4,   /* stopped hard after SIGTERM grace period */
+};
+
+/* Parses argv; on error prints one line naming the problem and returns -EINVAL. */
+int config__parse(struct vm_config *cfg, int argc, char **argv);
+int config__parse_size(const char *s, uint64_t *out);
+int kv_opt__parse(struct kv_opt *o, const char *s);
+const char *kv_opt__get(const struct kv_opt *o, const char *key);
+void config__free(struct vm_config *cfg);
+void config__usage(FILE *out);
+
+#endif

@@ -1,0 +1,86 @@
+/* vmm/vm.h — one KVM virtual machine. */
+#ifndef VMMD_VMM_VM_H
+#define VMMD_VMM_VM_H
+
+#include "common/evloop.h"
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/device.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vcpu;
+
+enum vm_stop_reason {
+	VM_RUNNING = 0,
+	VM_STOP_POWEROFF,
+	VM_STOP_REBOOT,
+	VM_STOP_ERROR, /* vm->stop_message says why */
+	VM_STOP_KILLED,
+};
+
+struct state_section {
+	const struct state_ops *ops;
+	void *opaque;
+};
+
+struct vm {
+	struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	int vcpu_mmap_size;
+
+	/* Guest RAM: one memfd; low part at GPA 0, the rest above 4 GiB. */
+	int mem_fd;
+	uint8_t *ram;
+	uint64_t ram_size;
+	uint64_t low_ram_size; /* min(ram_size, PCI_HOLE_START) */
+
+	unsigned int nr_cpus;
+	struct vcpu **vcpus;
+
+	struct bus pio_bus;
+	struct bus mmio_bus;
+	struct evloop loop; /* host fds of devices (serial input, signals) */
+
+	/* Entry point chosen by the loader, applied to vCPU 0. */
+	struct {
+		bool long_mode; /* bzImage 64-bit entry; else PVH 32-bit */
+		uint64_t rip;
+		uint64_t rsi; /* bzImage: zero page */
+		uint64_t rbx; /* PVH: hvm_start_info */
+	} entry;
+	uint64_t rsdp_gpa;
+
+	/* Hooks set by devices that other parts need (no central switch). */
+	void (*power_button)(struct vm *vm);
+
+	struct state_section *states;
+	int nr_states;
+
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	int stop_efd; /* eventfd: readable once a stop was requested */
+	enum vm_stop_reason stop_reason;
+	char stop_message[256];
+};
+
+int vm__create(struct vm *vm, struct vm_config *cfg);
+void vm__destroy(struct vm *vm);
+
+/* Translate a guest-physical range to a host pointer; NULL if any byte of it
+ * is not RAM.  Use for everything a guest or an input file controls. */
+void *guest_mem__translate(struct vm *vm, uint64_t gpa, uint64_t len);
+int guest_mem__write(struct vm *vm, uint64_t gpa, const void *src, uint64_t len);
+
+/* Drives a GSI of the in-kernel PIC+IOAPIC (edge devices pulse it). */
+int vm__set_irq(struct vm *vm, unsigned int gsi, int level);
+
+/* First caller wins; wakes vm__wait_stop() and kicks every vCPU out. */
+void vm__request_stop(struct vm *vm, enum vm_stop_reason why, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+enum vm_stop_reason vm__stop_reason(struct vm *vm);
+
+#endif
