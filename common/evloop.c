@@ -8,9 +8,10 @@
 #include <unistd.h>
 
 struct evloop_entry {
-	int fd;
+	int fd; /* -1 once removed */
 	evloop_fn fn;
 	void *opaque;
+	struct evloop_entry *next;
 };
 
 int evloop__init(struct evloop *loop)
@@ -18,6 +19,8 @@ int evloop__init(struct evloop *loop)
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 
 	loop->running = 0;
+	loop->entries = NULL;
+	pthread_mutex_init(&loop->lock, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (loop->epfd < 0)
 		return -errno;
@@ -53,15 +56,26 @@ int evloop__add(struct evloop *loop, int fd, uint32_t events, evloop_fn fn,
 		free(e);
 		return err;
 	}
+	pthread_mutex_lock(&loop->lock);
+	e->next = loop->entries;
+	loop->entries = e;
+	pthread_mutex_unlock(&loop->lock);
 	return 0;
 }
 
-/* The entry of a removed fd is leaked on purpose: its callback may be
+/* A removed entry stays allocated until evloop__exit(): its callback may be
  * running on the loop thread right now; a VM removes a handful at most. */
 int evloop__del(struct evloop *loop, int fd)
 {
+	struct evloop_entry *e;
+
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL) < 0)
 		return -errno;
+	pthread_mutex_lock(&loop->lock);
+	for (e = loop->entries; e; e = e->next)
+		if (e->fd == fd)
+			e->fd = -1;
+	pthread_mutex_unlock(&loop->lock);
 	return 0;
 }
 
@@ -76,8 +90,8 @@ static void *evloop__thread(void *arg)
 		for (int i = 0; i < n; i++) {
 			struct evloop_entry *e = evs[i].data.ptr;
 
-			if (!e)
-				continue; /* wake_fd: re-check running */
+			if (!e || e->fd < 0)
+				continue; /* wake_fd (re-check running) or removed */
 			e->fn(e->fd, evs[i].events, e->opaque);
 		}
 	}
@@ -113,6 +127,13 @@ void evloop__stop(struct evloop *loop)
 void evloop__exit(struct evloop *loop)
 {
 	evloop__stop(loop);
+	while (loop->entries) {
+		struct evloop_entry *e = loop->entries;
+
+		loop->entries = e->next;
+		free(e);
+	}
 	close(loop->wake_fd);
 	close(loop->epfd);
+	pthread_mutex_destroy(&loop->lock);
 }

@@ -9,8 +9,12 @@
 
 typedef void (*evloop_fn)(int fd, uint32_t events, void *opaque);
 
+struct evloop_entry;
+
 struct evloop {
 	int epfd;
+	struct evloop_entry *entries; /* freed at exit: a callback may still run */
+	pthread_mutex_t lock;
 	int wake_fd; /* eventfd that makes the loop return */
 	pthread_t thread;
 	int running;

@@ -44,8 +44,8 @@ int bzimage__check(const struct boot_image *k, char *why, size_t whylen)
 	}
 	ver = get16(d + HDR_VERSION);
 	if (ver < BZ_MIN_VERSION) {
-		snprintf(why, whylen, "boot protocol %u.%02u is older than 2.12", ver >> 8,
-			 ver & 0xff);
+		snprintf(why, whylen, "boot protocol %u.%02u is older than 2.12", (unsigned int)ver >> 8,
+			 (unsigned int)ver & 0xff);
 		return -EINVAL;
 	}
 	if (!(get16(d + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
