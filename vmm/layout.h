@@ -30,7 +30,11 @@
 #define PCI_MMIO32_START 0xc0000000ULL
 #define PCI_MMIO32_SIZE 0x20000000ULL
 #define PCI_ECAM_START 0xe0000000ULL
-#define PCI_ECAM_SIZE 0x10000000ULL /* buses 0..255 */
+/* Only bus 0 exists.  Firmware that advertises more buses makes Linux probe
+ * all 32 slots of each of them at boot (pcibios_fixup_peer_bridges), which
+ * costs thousands of VM exits. */
+#define PCI_LAST_BUS 0
+#define PCI_ECAM_SIZE ((PCI_LAST_BUS + 1ULL) << 20)
 #define IOAPIC_GPA 0xfec00000ULL
 #define LAPIC_GPA 0xfee00000ULL
 #define RAM_ABOVE_4G 0x100000000ULL
