@@ -1,0 +1,2 @@
+# Prints the guest's wall clock (seconds since the epoch), set from the CMOS RTC.
+echo "VMMD-CLOCK $(date +%s)"

@@ -1,0 +1,2 @@
+# Prints the number of online CPUs.
+echo "VMMD-CPUS $(nproc)"
