@@ -49,7 +49,7 @@ for t in $direct; do
 done
 if [ -n "$lab" ]; then
 	# shellcheck disable=SC2086
-	"$VMMD_SRCDIR/tests/lab/run" --timeout 1500 -- \
+	"$VMMD_SRCDIR/tests/lab/run" --memory 4096 --timeout 1500 -- \
 		env VMMD_SRCDIR="$VMMD_SRCDIR" VMMD_BUILDDIR="$VMMD_BUILDDIR" VMMD_CACHE="$VMMD_CACHE" \
 		sh "$here/run-list.sh" $lab >"$WORK/lab.tap" 2>&1
 	rc=$?

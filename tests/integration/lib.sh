@@ -48,7 +48,7 @@ run_vmm() {
 }
 
 has() {
-	grep -q -- "$2" "$1"
+	grep -q -- "$2" "$1" 2>/dev/null
 }
 
 # Shows a failed run's output as TAP comments.

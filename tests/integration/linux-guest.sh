@@ -36,7 +36,7 @@ if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ]; then
 fi
 
 # One boot checks several things: 2 vCPUs, the UART's IRQ, the clock.
-probe='echo VMMD-CPUS $(grep -c ^processor /proc/cpuinfo); echo VMMD-CLOCK $(date +%s); dmesg | grep -m1 "ttyS0 at I/O"; grep -E "^ *4:" /proc/interrupts | tr -s " "'
+probe='echo VMMD-CPUS $(grep -c ^processor /proc/cpuinfo); echo VMMD-CLOCK $(date +%s); dmesg | grep -m1 "ttyS0 at I/O"; grep -E "^ *4:" /proc/interrupts | tr -s " "; echo VMMD-CLOCKSOURCE $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)'
 start=$(date +%s)
 boot smp 300 "vmmd.run64=$(b64 "$probe")" --cpus 2
 host_end=$(date +%s)
@@ -44,6 +44,7 @@ result "Linux boots to its init with 2 vCPUs and powers off with exit 0" smp 0 \
 	"VMMD-GUEST-READY" "VMMD-GUEST-EXIT rc=0"
 result "the guest sees both vCPUs" smp 0 "VMMD-CPUS 2" "cpus=2"
 result "Linux's 8250 driver finds a 16550A on IRQ 4" smp 0 "ttyS0 at I/O 0x3f8 (irq = 4" "16550A"
+result "the guest uses kvmclock (KVM paravirt CPUID leaves work)" smp 0 "VMMD-CLOCKSOURCE kvm-clock"
 irqs=$(sed -n 's/^ *4: \([0-9]*\) \([0-9]*\).*/\1 \2/p' "$WORK/smp" | head -n1)
 total=0
 for n in $irqs; do total=$((total + n)); done

@@ -43,9 +43,9 @@ tiny memmap 30 "test=memmap" --memory 64M
 expect_run "e820 shows RAM from 1 MiB and the memory size" memmap 0 \
 	"tiny: e820 0x100000 " "tiny: memtotal 6[34]"
 
-tiny memmap4g 30 "test=memmap" --memory 4G
+tiny memmap4g 30 "test=memmap" --memory 3584M
 expect_run "RAM above the PCI hole is mapped above 4 GiB" memmap4g 0 \
-	"tiny: e820 0x100000000 0x40000000 1"
+	"tiny: e820 0x100000000 0x20000000 1"
 
 tiny rtc 30 "test=rtc"
 host=$(date -u +%s)
