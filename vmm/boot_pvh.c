@@ -51,7 +51,7 @@ static int pvh__phdr(const struct boot_image *k, int i, struct pvh_phdr *ph)
 
 		memcpy(&eh, d, sizeof(eh));
 		at = eh.e_phoff + (uint64_t)i * sizeof(p);
-		if (at < eh.e_phoff || at + sizeof(p) > k->size)
+		if (at < eh.e_phoff || at > k->size || k->size - at < sizeof(p))
 			return -EINVAL;
 		memcpy(&p, d + at, sizeof(p));
 		*ph = (struct pvh_phdr){ p.p_type, p.p_offset, p.p_paddr, p.p_filesz, p.p_memsz };
@@ -115,6 +115,7 @@ static bool pvh__find_entry(const uint8_t *note, uint64_t len, uint32_t *entry)
 int pvh__check(const struct boot_image *k, uint32_t *entry, char *why, size_t whylen)
 {
 	const uint8_t *d = k->data;
+	bool found = false;
 	size_t ehsize;
 	int n;
 
@@ -144,9 +145,12 @@ int pvh__check(const struct boot_image *k, uint32_t *entry, char *why, size_t wh
 				 i, k->size);
 			return -EINVAL;
 		}
-		if (ph.type == PT_NOTE && pvh__find_entry(d + ph.offset, ph.filesz, entry))
-			return 0;
+		/* Keep going after the note: pvh__load uses every header. */
+		if (!found && ph.type == PT_NOTE)
+			found = pvh__find_entry(d + ph.offset, ph.filesz, entry);
 	}
+	if (found)
+		return 0;
 	snprintf(why, whylen, "no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); a kernel needs CONFIG_PVH");
 	return -ENOEXEC;
 }
@@ -200,7 +204,8 @@ int pvh__load(struct vm *vm, const struct boot_image *k,
 		struct pvh_phdr ph;
 		uint8_t *dst;
 
-		pvh__phdr(k, i, &ph);
+		if (pvh__phdr(k, i, &ph))
+			return -EINVAL; /* pvh__check has already refused this */
 		if (ph.type != PT_LOAD || !ph.memsz)
 			continue;
 		dst = ph.paddr >= HIGH_MEMORY_START ?

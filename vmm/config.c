@@ -68,10 +68,20 @@ int config__parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+static void kv_opt__free(struct kv_opt *o)
+{
+	free(o->kind);
+	for (int i = 0; i < o->n; i++) {
+		free(o->key[i]);
+		free(o->val[i]);
+	}
+	memset(o, 0, sizeof(*o));
+}
+
 int kv_opt__parse(struct kv_opt *o, const char *s)
 {
 	char *dup = strdup(s), *save = NULL, *tok;
-	int first = 1;
+	int first = 1, err;
 
 	if (!dup)
 		return -ENOMEM;
@@ -83,21 +93,25 @@ int kv_opt__parse(struct kv_opt *o, const char *s)
 			o->kind = strdup(tok);
 		} else if (eq && eq != tok) {
 			if (o->n == VMM_MAX_KV) {
-				free(dup);
-				return -E2BIG;
+				err = -E2BIG;
+				goto out_free;
 			}
 			*eq = 0;
 			o->key[o->n] = strdup(tok);
 			o->val[o->n] = strdup(eq + 1);
 			o->n++;
 		} else {
-			free(dup);
-			return -EINVAL;
+			err = -EINVAL;
+			goto out_free;
 		}
 		first = 0;
 	}
 	free(dup);
 	return 0;
+out_free:
+	kv_opt__free(o);
+	free(dup);
+	return err;
 }
 
 const char *kv_opt__get(const struct kv_opt *o, const char *key)
@@ -106,16 +120,6 @@ const char *kv_opt__get(const struct kv_opt *o, const char *key)
 		if (!strcmp(o->key[i], key))
 			return o->val[i];
 	return NULL;
-}
-
-static void kv_opt__free(struct kv_opt *o)
-{
-	free(o->kind);
-	for (int i = 0; i < o->n; i++) {
-		free(o->key[i]);
-		free(o->val[i]);
-	}
-	memset(o, 0, sizeof(*o));
 }
 
 void config__free(struct vm_config *cfg)

@@ -56,7 +56,7 @@ void cpuid__fixup(struct kvm_cpuid2 *cpuid, unsigned int id, unsigned int nr)
 			break;
 		case 4:
 			/* Intel deterministic cache: cores per package - 1. */
-			e->eax = (e->eax & 0x03ffffff) | ((nr - 1) << 26);
+			e->eax = (e->eax & 0x03ffffff) | (((nr > 64 ? 64 : nr) - 1) << 26);
 			/* threads sharing this cache: 1 for L1/L2, all for L3 */
 			e->eax &= ~(0xfffu << 14);
 			if (((e->eax >> 5) & 7) >= 3)
