@@ -34,7 +34,7 @@ void log__msg(enum log_level level, const char *fmt, ...)
 		return;
 	n = snprintf(line, sizeof(line), "%s: %s: ", cur_prefix, names[level]);
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
 	va_end(ap);
 	/* One write per event so lines from vCPU threads never interleave. */
 	n = (int)strlen(line);

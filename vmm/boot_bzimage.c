@@ -38,7 +38,7 @@ int bzimage__check(const struct boot_image *k, char *why, size_t whylen)
 			 k->size);
 		return -EINVAL;
 	}
-	if (get16(d + HDR_BOOT_FLAG) != 0xaa55 || memcmp(d + HDR_MAGIC, "HdrS", 4)) {
+	if (get16(d + HDR_BOOT_FLAG) != 0xaa55 || memcmp(d + HDR_MAGIC, "HdrS", 4) != 0) {
 		snprintf(why, whylen, "no boot sector signature or HdrS setup header");
 		return -EINVAL;
 	}
@@ -67,7 +67,7 @@ static int bzimage__write_e820(struct vm *vm, uint8_t *zp)
 	int n = e820__build(vm->ram_size, map, E820_MAX_ENTRIES);
 
 	for (int i = 0; i < n; i++) {
-		uint8_t *e = zp + BP_E820_TABLE + i * 20;
+		uint8_t *e = zp + BP_E820_TABLE + (size_t)i * 20;
 
 		put64(e, map[i].addr);
 		put64(e + 8, map[i].size);

@@ -103,7 +103,7 @@ static bool pvh__find_entry(const uint8_t *note, uint64_t len, uint32_t *entry)
 		if (next > len || next <= off)
 			return false;
 		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 &&
-		    !memcmp(note + name_off, "Xen", 4) && descsz >= 4) {
+		    memcmp(note + name_off, "Xen", 4) == 0 && descsz >= 4) {
 			memcpy(entry, note + desc_off, 4);
 			return true;
 		}
@@ -119,7 +119,7 @@ int pvh__check(const struct boot_image *k, uint32_t *entry, char *why, size_t wh
 	size_t ehsize;
 	int n;
 
-	if (k->size < EI_NIDENT || memcmp(d, ELFMAG, SELFMAG)) {
+	if (k->size < EI_NIDENT || memcmp(d, ELFMAG, SELFMAG) != 0) {
 		snprintf(why, whylen, "not an ELF file");
 		return -EINVAL;
 	}

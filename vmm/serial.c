@@ -277,7 +277,7 @@ static int serial__listen(struct serial *s, const char *path)
 
 	if (!path || strlen(path) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
+	memcpy(addr.sun_path, path, strlen(path) + 1);
 	/* A socket left by a previous run is stale; anything else is not ours. */
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);

@@ -252,7 +252,7 @@ static void uart__write_locked(struct uart16550 *u, unsigned int off, uint8_t va
 		u->mcr = val & 0x1f;
 		uart__update_msr(u);
 		break;
-	case LSR: break; /* read-only (factory test mode not modelled) */
+	case LSR: /* read-only (factory test mode not modelled) */
 	case MSR: break;
 	default: u->scr = val; break;
 	}

@@ -144,7 +144,7 @@ int vcpus__create(struct vm *vm)
 	int err = 0;
 
 	sigaction(SIG_VCPU_KICK, &sa, NULL);
-	vm->vcpus = calloc(vm->nr_cpus, sizeof(*vm->vcpus));
+	vm->vcpus = calloc(vm->nr_cpus, sizeof(struct vcpu *));
 	if (!vm->vcpus)
 		return -ENOMEM;
 	supported = cpuid__get_supported(vm->kvm_fd);
@@ -181,7 +181,7 @@ static int vcpu__write_page_tables(struct vm *vm)
 {
 	uint64_t *pml4 = guest_mem__translate(vm, BOOT_PML4_GPA, 4096);
 	uint64_t *pdpt = guest_mem__translate(vm, BOOT_PDPT_GPA, 4096);
-	uint64_t *pd = guest_mem__translate(vm, BOOT_PD_GPA, 4 * 4096);
+	uint64_t *pd = guest_mem__translate(vm, BOOT_PD_GPA, 4ULL * 4096);
 
 	if (!pml4 || !pdpt || !pd)
 		return -EFAULT;
@@ -190,7 +190,7 @@ static int vcpu__write_page_tables(struct vm *vm)
 	pml4[0] = BOOT_PDPT_GPA | 3;
 	for (int i = 0; i < 4; i++)
 		pdpt[i] = (BOOT_PD_GPA + (uint64_t)i * 4096) | 3;
-	for (uint64_t i = 0; i < 4 * 512; i++)
+	for (uint64_t i = 0; i < 4ULL * 512; i++)
 		pd[i] = (i << 21) | 0x83; /* present, writable, 2 MiB */
 	return 0;
 }
