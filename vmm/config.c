@@ -29,6 +29,8 @@ void config__usage(FILE *out)
 	      "  --stop-timeout SECS  grace period after SIGTERM presses the power button (default 30)\n"
 	      "  --disk path=FILE[,readonly=on][,cache=none|writeback][,queues=N][,id=NAME]\n"
 	      "  --net slirp[,hostfwd=...][,mac=...] | tap=NAME[,mac=...]\n"
+	      "  --console KIND       virtio-console: stdio | file:PATH | unix:PATH | none (default none)\n"
+	      "  --rng                virtio-rng device fed from the host's getrandom()\n"
 	      "  -v, --verbose        debug logging\n"
 	      "  -h, --help           this text\n"
 	      "exit codes: 0 guest powered off, 1 VM failed, 2 bad usage or input,\n"
@@ -131,16 +133,16 @@ void config__free(struct vm_config *cfg)
 	cfg->nr_disks = cfg->nr_nics = 0;
 }
 
-static int config__parse_serial(struct vm_config *cfg, const char *arg)
+static int config__parse_chardev(const char *arg, enum serial_kind *kind, const char **path)
 {
 	if (!strcmp(arg, "stdio"))
-		cfg->serial = SERIAL_STDIO;
+		*kind = SERIAL_STDIO;
 	else if (!strcmp(arg, "none"))
-		cfg->serial = SERIAL_NONE;
+		*kind = SERIAL_NONE;
 	else if (!strncmp(arg, "file:", 5) && arg[5])
-		cfg->serial = SERIAL_FILE, cfg->serial_path = arg + 5;
+		*kind = SERIAL_FILE, *path = arg + 5;
 	else if (!strncmp(arg, "unix:", 5) && arg[5])
-		cfg->serial = SERIAL_UNIX, cfg->serial_path = arg + 5;
+		*kind = SERIAL_UNIX, *path = arg + 5;
 	else
 		return -EINVAL;
 	return 0;
@@ -153,7 +155,8 @@ static int config__bad(const char *opt, const char *arg, const char *why)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
-       OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET };
+       OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET, OPT_CONSOLE,
+       OPT_RNG };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -166,6 +169,8 @@ static const struct option long_opts[] = {
 	{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "net", required_argument, NULL, OPT_NET },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -216,9 +221,14 @@ static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
 			return config__bad("--cpus", arg, "must be a whole number from 1 to 255");
 		return 0;
 	case OPT_SERIAL:
-		if (config__parse_serial(cfg, arg))
+		if (config__parse_chardev(arg, &cfg->serial, &cfg->serial_path))
 			return config__bad("--serial", arg, "expected stdio, none, file:PATH or unix:PATH");
 		return 0;
+	case OPT_CONSOLE:
+		if (config__parse_chardev(arg, &cfg->console, &cfg->console_path))
+			return config__bad("--console", arg, "expected stdio, none, file:PATH or unix:PATH");
+		return 0;
+	case OPT_RNG: cfg->rng = true; return 0;
 	case OPT_ON_REBOOT:
 		if (!strcmp(arg, "exit"))
 			cfg->on_reboot = ON_REBOOT_EXIT;
@@ -258,6 +268,7 @@ int config__parse(struct vm_config *cfg, int argc, char **argv)
 	cfg->mem_size = DEFAULT_MEM_SIZE;
 	cfg->nr_cpus = 1;
 	cfg->serial = SERIAL_STDIO;
+	cfg->console = SERIAL_NONE;
 	cfg->stop_timeout_s = DEFAULT_STOP_TIMEOUT;
 
 	opterr = 0; /* our own messages, one line each */
@@ -283,6 +294,10 @@ int config__parse(struct vm_config *cfg, int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "vmm: unexpected argument '%s' (see vmm --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (cfg->serial == SERIAL_STDIO && cfg->console == SERIAL_STDIO) {
+		fprintf(stderr, "vmm: --serial and --console cannot both use stdio\n");
 		return -EINVAL;
 	}
 	if (!cfg->kernel) {

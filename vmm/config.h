@@ -35,6 +35,10 @@ struct vm_config {
 	struct kv_opt disks[VMM_MAX_DISKS];
 	int nr_nics;
 	struct kv_opt nics[VMM_MAX_NICS];
+	/* --console: a virtio-console port as a second console */
+	enum serial_kind console;
+	const char *console_path;
+	bool rng; /* --rng: virtio-rng fed from getrandom() */
 	bool verbose;
 };
 

@@ -110,9 +110,14 @@ static int vm__init_ram(struct vm *vm)
 	err = vm__set_slot(vm, 0, 0, vm->low_ram_size, vm->ram);
 	if (err)
 		return err;
-	if (vm->ram_size > vm->low_ram_size)
-		err = vm__set_slot(vm, 1, RAM_ABOVE_4G, vm->ram_size - vm->low_ram_size,
-				   vm->ram + vm->low_ram_size);
+	vm->mem.r[vm->mem.nr++] = (struct guest_mem_region){ 0, vm->low_ram_size, vm->ram };
+	if (vm->ram_size > vm->low_ram_size) {
+		uint64_t high = vm->ram_size - vm->low_ram_size;
+
+		err = vm__set_slot(vm, 1, RAM_ABOVE_4G, high, vm->ram + vm->low_ram_size);
+		vm->mem.r[vm->mem.nr++] =
+			(struct guest_mem_region){ RAM_ABOVE_4G, high, vm->ram + vm->low_ram_size };
+	}
 	return err;
 }
 
@@ -249,7 +254,7 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason why, const char *fmt, .
 	if (vm->stop_reason == VM_RUNNING) {
 		vm->stop_reason = why;
 		va_start(ap, fmt);
-		vsnprintf(vm->stop_message, sizeof(vm->stop_message), fmt, ap);
+		vsnprintf(vm->stop_message, sizeof(vm->stop_message), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
 		va_end(ap);
 		pthread_cond_broadcast(&vm->stop_cond);
 		if (write(vm->stop_efd, &(uint64_t){ 1 }, 8) < 0)

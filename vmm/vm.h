@@ -6,6 +6,7 @@
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/device.h"
+#include "virtio/mem.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -37,6 +38,7 @@ struct vm {
 	uint8_t *ram;
 	uint64_t ram_size;
 	uint64_t low_ram_size; /* min(ram_size, PCI_HOLE_START) */
+	struct guest_mem mem;  /* the same RAM as regions, for device models */
 
 	unsigned int nr_cpus;
 	struct vcpu **vcpus;
