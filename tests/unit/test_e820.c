@@ -163,9 +163,14 @@ static void test_e820_respects_max(void **state)
 	for (int max = 0; max <= all; max++) {
 		memset(map, 0xa5, sizeof(map));
 		assert_int_equal(e820__build(4 * SZ_1G, map, max), max);
-		assert_memory_equal(map, full, sizeof(map[0]) * (size_t)max);
+		/* Field by field: struct assignment leaves the tail padding undefined. */
+		for (int i = 0; i < max; i++) {
+			assert_int_equal(map[i].addr, full[i].addr);
+			assert_int_equal(map[i].size, full[i].size);
+			assert_int_equal(map[i].type, full[i].type);
+		}
 		/* Nothing written past max. */
-		for (size_t b = 0; b < sizeof(map[0]); b++)
+		for (size_t b = 0; b < offsetof(struct e820_entry, type) + sizeof(uint32_t); b++)
 			assert_int_equal(((const uint8_t *)&map[max])[b], 0xa5);
 	}
 	/* A larger max changes nothing. */
