@@ -20,7 +20,8 @@ TINY_CFLAGS="-m32 -march=i686 -ffreestanding -nostdlib -fno-pic -fno-pie \
 -Wall -Wextra -Werror"
 
 objs=
-for f in start.S tiny.c cmdline.c memory.c uart.c rtc.c lib.c; do
+for f in start.S tiny.c cmdline.c memory.c uart.c rtc.c lib.c pci.c virtio.c \
+	vblk.c vnet.c vrng.c; do
 	obj="$out/tiny-${f%.*}.o"
 	$CC $TINY_CFLAGS -I"$src" -c "$src/$f" -o "$obj"
 	objs="$objs $obj"

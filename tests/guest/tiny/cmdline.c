@@ -108,6 +108,27 @@ static bool opt_verify(const char *val)
 	return tiny_opts.verify;
 }
 
+static bool opt_virtio(const char *val)
+{
+	static const struct {
+		const char *name;
+		enum tiny_virtio mode;
+	} modes[] = {
+		{ "blk", VIRTIO_BLK },		   { "net", VIRTIO_NET },
+		{ "rng", VIRTIO_RNG },		   { "blk-loop", VIRTIO_BLK_LOOP },
+		{ "blk-oob", VIRTIO_BLK_OOB },	   { "blk-zero", VIRTIO_BLK_ZERO },
+		{ "blk-qsize", VIRTIO_BLK_QSIZE },
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (str_eq(val, modes[i].name)) {
+			tiny_opts.virtio = modes[i].mode;
+			return true;
+		}
+	}
+	return false;
+}
+
 static const struct {
 	const char *key;
 	bool (*set)(const char *val);
@@ -115,6 +136,7 @@ static const struct {
 	{ "test", opt_test },		  { "heartbeat", opt_heartbeat },
 	{ "dirty", opt_dirty },		  { "dirty_size", opt_dirty_size },
 	{ "pattern", opt_pattern },	  { "verify", opt_verify },
+	{ "virtio", opt_virtio },
 };
 
 /* token is "key=value", NUL-terminated, and may be modified. */

@@ -42,13 +42,58 @@
  *                  the region).
  *   verify=SEED    check the region: "tiny: verify ok" or
  *                  "tiny: verify BAD at 0x<addr>" (first bad word).
+ *   virtio=MODE    drive a virtio-pci device (below), then power off.
  *   Anything else, or a known key with a bad value:
  *                  "tiny: unknown option <token>", and carry on.
  * If the region is not wholly RAM below 4 GiB per the memmap, pattern,
  * verify and dirty are skipped with "tiny: dirty region beyond RAM".
  *
+ * virtio: modern (1.x) virtio-pci only, vendor 0x1af4, device 0x1040 + id,
+ * found on bus 0 through ports 0xcf8/0xcfc, polled (no MSI-X vector, no
+ * interrupts); only VIRTIO_F_VERSION_1 is accepted.  Memory BARs that are
+ * unassigned (0) or above 4 GiB are moved into 0xc0000000-0xdfffffff above
+ * any BAR already there; memory decode and bus mastering get enabled.
+ * Rings (queue size min(16, device maximum)) and buffers are at fixed
+ * guest-physical addresses: 64 KiB per device found, from 0x200000.
+ * Timeouts (5 s per request) count CMOS RTC seconds.  For each device found:
+ *   tiny: virtio-<blk|net|rng> at 00:<dev>.<fn> common 0x<addr>
+ * and on a failed setup "tiny: virtio-<name>: <why>, status 0x<status>".
+ * A missing device: "tiny: no virtio-<name> device".  Modes:
+ *   blk        first virtio-blk: write a 4 KiB pattern at sector 8, read
+ *              it back, compare, flush:
+ *                tiny: virtio-blk capacity <sectors> write ok read ok match
+ *              ("<op> timeout" / "<op> status N" / "MISMATCH at byte N"
+ *              instead, "too small" below 16 sectors), then
+ *                tiny: virtio-blk flush <status N|timeout>
+ *   net        first virtio-net, rx queue 0 (four 2 KiB buffers), tx
+ *              queue 1: one DHCP DISCOVER (UDP 68 -> 255.255.255.255:67,
+ *              590-byte frame) from the config MAC (52:54:00:12:34:56 if it
+ *              reads all zero), then waits for one received frame:
+ *                tiny: virtio-net mac <mac>
+ *                tiny: virtio-net sent <n> bytes, received <m> bytes
+ *                tiny: virtio-net rx from <mac> type 0x<ethertype>
+ *                      [udp <sport>-><dport>]   (only if m > 0)
+ *              n, m without the 12-byte virtio_net_hdr_v1; m = 0 if
+ *              nothing came within 5 s.
+ *   rng        32 bytes from the first virtio-rng:
+ *                tiny: virtio-rng 32 bytes <64 hex digits>
+ *              (fewer if the device keeps returning short reads)
+ *   blk-loop, blk-oob, blk-zero, blk-qsize: malicious requests to the
+ *              first virtio-blk, which a VMM must survive (log, set
+ *              DEVICE_NEEDS_RESET, keep running): a descriptor loop
+ *              (0 -> 1 -> 0, both NEXT); a read into 0xfff00000 (4 KiB,
+ *              outside RAM); one zero-length header descriptor; queue_size
+ *              3 (not a power of two), then an honest write.  Prints
+ *                tiny: virtio-blk sending a bad request: <what>
+ *                tiny: device status 0x<status> needs-reset=<yes|no>
+ *              (polled up to 2 s for bit 0x40), "tiny: virtio-blk bad
+ *              request completed, status byte N" if the device used it,
+ *              then runs the blk mode on the SECOND virtio-blk (or "tiny:
+ *              no second virtio-blk device").
+ *
  * Order: hello, cmdline, heartbeat magic, option parsing, pattern, verify,
- * the test= mode, then dirty= or (default) the heartbeat loop forever.  In
+ * the test= mode, the virtio= mode, then dirty= or (default) the heartbeat
+ * loop forever.  In
  * the heartbeat loop, if pattern= or verify= gave a seed, a 'v' byte on
  * COM1 re-runs the verify (e.g. after a migration or a restore).
  *
@@ -67,6 +112,7 @@
 #include "io.h"
 #include "rtc.h"
 #include "uart.h"
+#include "virtio.h"
 
 #define HVM_START_MAGIC 0x336ec578u
 #define ECHO_LINE_MAX 256
@@ -259,6 +305,24 @@ static void tiny__run_test(void)
 	}
 }
 
+static void tiny__run_virtio(void)
+{
+	switch (tiny_opts.virtio) {
+	case VIRTIO_NONE:
+		return;
+	case VIRTIO_NET:
+		vnet__run();
+	case VIRTIO_RNG:
+		vrng__run();
+	case VIRTIO_BLK:
+	case VIRTIO_BLK_LOOP:
+	case VIRTIO_BLK_OOB:
+	case VIRTIO_BLK_ZERO:
+	case VIRTIO_BLK_QSIZE:
+		vblk__run(tiny_opts.virtio);
+	}
+}
+
 /* Polling COM1 costs a VM exit, so only every IDLE_POLL_TICKS beats. */
 static void __attribute__((noreturn)) tiny__idle_loop(void)
 {
@@ -294,6 +358,7 @@ void __attribute__((noreturn)) tiny_main(uint32_t start_info_pa)
 	if (tiny_opts.verify)
 		memory__pattern_verify(tiny_opts.verify_seed, tiny_opts.dirty_size);
 	tiny__run_test();
+	tiny__run_virtio();
 
 	if (tiny_opts.dirty) {
 		uart__puts("tiny: dirtying ");

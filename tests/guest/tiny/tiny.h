@@ -39,6 +39,18 @@ enum tiny_test {
 	TEST_MEMMAP,
 };
 
+/* virtio= modes (vblk.c, vnet.c, vrng.c); the blk-* ones are malicious. */
+enum tiny_virtio {
+	VIRTIO_NONE,
+	VIRTIO_BLK,
+	VIRTIO_NET,
+	VIRTIO_RNG,
+	VIRTIO_BLK_LOOP,
+	VIRTIO_BLK_OOB,
+	VIRTIO_BLK_ZERO,
+	VIRTIO_BLK_QSIZE,
+};
+
 /* The parsed command line (cmdline.c). */
 struct tiny_opts {
 	enum tiny_test test;
@@ -52,6 +64,7 @@ struct tiny_opts {
 	const char *pattern_text; /* the seed as written, for the report line */
 	bool verify;
 	uint32_t verify_seed;
+	enum tiny_virtio virtio;
 };
 
 extern struct tiny_opts tiny_opts;
