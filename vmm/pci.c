@@ -345,6 +345,51 @@ int pci__register_device(struct vm *vm, struct pci_device *dev)
 	return pci__register_device_at(vm, dev, -1);
 }
 
+/* Bump allocators over the two windows: devices are never unplugged. */
+static uint64_t mmio32_next = PCI_MMIO32_START, mmio64_next = PCI_MMIO64_START;
+
+int pci__assign_bars(struct vm *vm, struct pci_device *dev)
+{
+	uint64_t addr[PCI_NR_BARS] = {0}, next32 = mmio32_next, next64 = mmio64_next;
+
+	if (vm_host.vm != vm)
+		return -ENODEV;
+	for (int i = 0; i < PCI_NR_BARS; i++) {
+		const struct pci_bar *bar = &dev->bars[i];
+		bool high = (bar->flags & (PCI_BAR_MEM64 | PCI_BAR_PREFETCH)) ==
+			    (PCI_BAR_MEM64 | PCI_BAR_PREFETCH);
+		uint64_t *next = high ? &next64 : &next32;
+		uint64_t end = high ? PCI_MMIO64_START + PCI_MMIO64_SIZE :
+				      PCI_MMIO32_START + PCI_MMIO32_SIZE;
+
+		if (!bar->size)
+			continue;
+		addr[i] = (*next + bar->size - 1) & ~(bar->size - 1);
+		if (addr[i] > end || bar->size > end - addr[i])
+			return -ENOSPC;
+		*next = addr[i] + bar->size;
+	}
+	pthread_rwlock_wrlock(&vm_host.lock);
+	for (int i = 0; i < PCI_NR_BARS; i++) {
+		uint32_t off = PCI_BAR0 + 4 * (uint32_t)i;
+
+		if (!addr[i])
+			continue;
+		pci_cfg__set32(dev, off, (uint32_t)addr[i] | (pci_cfg__get32(dev, off) & 0xf));
+		if (dev->bars[i].flags & PCI_BAR_MEM64)
+			pci_cfg__set32(dev, off + 4, (uint32_t)(addr[i] >> 32));
+	}
+	pci_cfg__set16(dev, PCI_COMMAND, pci_cfg__get16(dev, PCI_COMMAND) | PCI_COMMAND_MEMORY |
+						 PCI_COMMAND_MASTER);
+	pci_device__check_bars(dev);
+	if (dev->config_write)
+		dev->config_write(dev, PCI_COMMAND, 2);
+	pthread_rwlock_unlock(&vm_host.lock);
+	mmio32_next = next32;
+	mmio64_next = next64;
+	return 0;
+}
+
 static int pci__save(void *opaque, uint8_t **buf, size_t *len)
 {
 	struct pci_host *host = opaque;

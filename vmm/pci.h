@@ -133,6 +133,10 @@ bool pci_host__mmio(struct pci_host *host, uint64_t addr, uint8_t *data, uint32_
 
 /* Registers dev at the next free slot of the VM's bus 0 (function 0). */
 int pci__register_device(struct vm *vm, struct pci_device *dev);
+/* What firmware would do, for a registered device: place each implemented
+ * BAR in the MMIO window (64-bit prefetchable ones above 4 GiB), naturally
+ * aligned, and enable memory decode and bus mastering. */
+int pci__assign_bars(struct vm *vm, struct pci_device *dev);
 /* At a fixed devfn, for the chipset's own functions. */
 int pci__register_device_at(struct vm *vm, struct pci_device *dev, int devfn);
 
