@@ -31,6 +31,8 @@ void config__usage(FILE *out)
 	      "  --net slirp[,hostfwd=...][,mac=...] | tap=NAME[,mac=...]\n"
 	      "  --console KIND       virtio-console: stdio | file:PATH | unix:PATH | none (default none)\n"
 	      "  --rng                virtio-rng device fed from the host's getrandom()\n"
+	      "  --control PATH       control socket (JSON lines: status, powerdown, stop, pause, resume)\n"
+	      "  --status-file PATH   on exit, write why the VM stopped there (JSON)\n"
 	      "  -v, --verbose        debug logging\n"
 	      "  -h, --help           this text\n"
 	      "exit codes: 0 guest powered off, 1 VM failed, 2 bad usage or input,\n"
@@ -156,7 +158,7 @@ static int config__bad(const char *opt, const char *arg, const char *why)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
        OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET, OPT_CONSOLE,
-       OPT_RNG };
+       OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -171,6 +173,8 @@ static const struct option long_opts[] = {
 	{ "net", required_argument, NULL, OPT_NET },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "status-file", required_argument, NULL, OPT_STATUS_FILE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -229,6 +233,8 @@ static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
 			return config__bad("--console", arg, "expected stdio, none, file:PATH or unix:PATH");
 		return 0;
 	case OPT_RNG: cfg->rng = true; return 0;
+	case OPT_CONTROL: cfg->control_path = arg; return 0;
+	case OPT_STATUS_FILE: cfg->status_path = arg; return 0;
 	case OPT_ON_REBOOT:
 		if (!strcmp(arg, "exit"))
 			cfg->on_reboot = ON_REBOOT_EXIT;

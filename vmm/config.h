@@ -39,6 +39,8 @@ struct vm_config {
 	enum serial_kind console;
 	const char *console_path;
 	bool rng; /* --rng: virtio-rng fed from getrandom() */
+	const char *control_path; /* --control: vmmd's unix socket */
+	const char *status_path;  /* --status-file: why the VM stopped, as JSON */
 	bool verbose;
 };
 

@@ -77,6 +77,34 @@ static int main__exit_code(struct vm *vm)
 	}
 }
 
+/* Atomically records why the VM stopped, for a vmmd that re-attaches later
+ * and can no longer waitpid() the worker. */
+static void main__write_status(const struct vm_config *cfg, const struct vm *vm, int code)
+{
+	static const char *const reasons[] = { "running", "poweroff", "reboot", "error", "killed" };
+	char tmp[4096];
+	FILE *f;
+	int bad;
+
+	if (!cfg->status_path)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", cfg->status_path);
+	f = fopen(tmp, "w");
+	if (!f) {
+		pr_warn("--status-file %s: %s", tmp, strerror(errno));
+		return;
+	}
+	fprintf(f, "{\"reason\":\"%s\",\"exit_code\":%d,\"message\":\"",
+		reasons[vm->stop_reason], code);
+	for (const char *p = vm->stop_message; *p; p++)
+		fprintf(f, (*p == '"' || *p == '\\') ? "\\%c" : ((unsigned char)*p < 0x20 ? "?" : "%c"), *p);
+	fprintf(f, "\"}\n");
+	bad = fflush(f) || fsync(fileno(f));
+	bad |= fclose(f);
+	if (bad || rename(tmp, cfg->status_path))
+		pr_warn("--status-file %s: %s", cfg->status_path, strerror(errno));
+}
+
 static int main__run(struct vm_config *cfg, int sfd)
 {
 	struct boot_files bf;
@@ -122,6 +150,7 @@ out_stop:
 	vcpus__join(&vm);
 	evloop__stop(&vm.loop);
 	code = main__exit_code(&vm);
+	main__write_status(cfg, &vm, code);
 out_destroy:
 	if (hooks_ran)
 		init_hooks__exit(&vm);
@@ -142,8 +171,9 @@ int main(int argc, char **argv)
 		return err > 0 ? 0 : VMM_EXIT_USAGE;
 	if (cfg.verbose)
 		log__set_level(LOG_DEBUG);
+	/* Until the virtio-blk and virtio-net devices land. */
 	if (cfg.nr_disks || cfg.nr_nics) {
-		fprintf(stderr, "vmm: %s: virtio devices are not implemented yet\n",
+		fprintf(stderr, "vmm: %s: this virtio device is not implemented yet\n",
 			cfg.nr_disks ? "--disk" : "--net");
 		config__free(&cfg);
 		return VMM_EXIT_USAGE;

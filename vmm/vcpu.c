@@ -320,6 +320,22 @@ static bool vcpu__handle_exit(struct vcpu *v)
 	}
 }
 
+/* Paused vCPUs wait here, outside KVM_RUN, until resumed or stopped. */
+static void vcpu__park_if_paused(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	if (vm->paused) {
+		vm->nr_parked++;
+		pthread_cond_broadcast(&vm->pause_cond);
+		while (vm->paused && vm->stop_reason == VM_RUNNING)
+			pthread_cond_wait(&vm->pause_cond, &vm->stop_lock);
+		vm->nr_parked--;
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
+}
+
 static void *vcpu__thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -332,6 +348,7 @@ static void *vcpu__thread(void *arg)
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
 
 	while (vm__stop_reason(vm) == VM_RUNNING) {
+		vcpu__park_if_paused(v);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;

@@ -157,6 +157,7 @@ int vm__create(struct vm *vm, struct vm_config *cfg)
 	vm->mmio_bus.name = "mmio";
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0)
 		return -errno;
@@ -257,6 +258,7 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason why, const char *fmt, .
 		vsnprintf(vm->stop_message, sizeof(vm->stop_message), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
 		va_end(ap);
 		pthread_cond_broadcast(&vm->stop_cond);
+		pthread_cond_broadcast(&vm->pause_cond);
 		if (write(vm->stop_efd, &(uint64_t){ 1 }, 8) < 0)
 			pr_debug("stop eventfd: %s", strerror(errno));
 	}
@@ -272,4 +274,44 @@ enum vm_stop_reason vm__stop_reason(struct vm *vm)
 	r = vm->stop_reason;
 	pthread_mutex_unlock(&vm->stop_lock);
 	return r;
+}
+
+int vm__pause(struct vm *vm)
+{
+	unsigned int started = 0;
+
+	for (unsigned int i = 0; vm->vcpus && i < vm->nr_cpus; i++)
+		started += vm->vcpus[i] && vm->vcpus[i]->started;
+	pthread_mutex_lock(&vm->stop_lock);
+	vm->paused = true;
+	pthread_mutex_unlock(&vm->stop_lock);
+	vcpus__kick(vm);
+	pthread_mutex_lock(&vm->stop_lock);
+	while (vm->nr_parked < started && vm->stop_reason == VM_RUNNING)
+		pthread_cond_wait(&vm->pause_cond, &vm->stop_lock);
+	pthread_mutex_unlock(&vm->stop_lock);
+	/* Tell the guest's kvmclock it was stopped, so it does not report
+	 * soft lockups for the time spent paused. */
+	for (unsigned int i = 0; vm->vcpus && i < vm->nr_cpus; i++)
+		if (vm->vcpus[i])
+			ioctl(vm->vcpus[i]->fd, KVM_KVMCLOCK_CTRL, 0);
+	return vm__stop_reason(vm) == VM_RUNNING ? 0 : -ESHUTDOWN;
+}
+
+void vm__resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	vm->paused = false;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->stop_lock);
+}
+
+bool vm__is_paused(struct vm *vm)
+{
+	bool p;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	p = vm->paused;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return p;
 }

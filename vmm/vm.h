@@ -65,6 +65,10 @@ struct vm {
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 	int stop_efd; /* eventfd: readable once a stop was requested */
+	/* Pause: vCPUs park on pause_cond (under stop_lock) outside KVM_RUN. */
+	bool paused;
+	unsigned int nr_parked;
+	pthread_cond_t pause_cond;
 	enum vm_stop_reason stop_reason;
 	char stop_message[256];
 };
@@ -84,5 +88,10 @@ int vm__set_irq(struct vm *vm, unsigned int gsi, int level);
 void vm__request_stop(struct vm *vm, enum vm_stop_reason why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 enum vm_stop_reason vm__stop_reason(struct vm *vm);
+/* Stops every vCPU outside KVM_RUN and returns once all are parked (or the
+ * VM stopped); device threads keep running.  Idempotent. */
+int vm__pause(struct vm *vm);
+void vm__resume(struct vm *vm);
+bool vm__is_paused(struct vm *vm);
 
 #endif

@@ -16,9 +16,9 @@ mode=${mode_line%% *}
 direct=
 lab=
 case $mode in
-native) direct="tiny-guest.sh linux-guest.sh virtio-small.sh" ;;
-emulated) direct="tiny-guest.sh"; lab="linux-guest.sh virtio-small.sh" ;;
-*) lab="tiny-guest.sh linux-guest.sh virtio-small.sh" ;;
+native) direct="tiny-guest.sh control.sh linux-guest.sh virtio-small.sh" ;;
+emulated) direct="tiny-guest.sh control.sh"; lab="linux-guest.sh virtio-small.sh" ;;
+*) lab="tiny-guest.sh control.sh linux-guest.sh virtio-small.sh" ;;
 esac
 diag "host KVM: $mode_line"
 [ -n "$direct" ] && diag "running directly: $direct"
