@@ -123,8 +123,11 @@ static int main__run(struct vm_config *cfg, int sfd)
 	if (err)
 		goto out_destroy;
 	err = init_hooks__run(&vm);
-	if (err)
+	if (err) {
+		/* -EINVAL: a device refused its options (already reported). */
+		code = err == -EINVAL ? VMM_EXIT_USAGE : VMM_EXIT_ERROR;
 		goto out_destroy;
+	}
 	hooks_ran = true;
 	err = boot__load(&vm, &bf);
 	boot__close_files(&bf);
@@ -171,13 +174,6 @@ int main(int argc, char **argv)
 		return err > 0 ? 0 : VMM_EXIT_USAGE;
 	if (cfg.verbose)
 		log__set_level(LOG_DEBUG);
-	/* Until the virtio-blk and virtio-net devices land. */
-	if (cfg.nr_disks || cfg.nr_nics) {
-		fprintf(stderr, "vmm: %s: this virtio device is not implemented yet\n",
-			cfg.nr_disks ? "--disk" : "--net");
-		config__free(&cfg);
-		return VMM_EXIT_USAGE;
-	}
 
 	/* Blocked in every thread; main reads them from a signalfd. */
 	sigemptyset(&set);

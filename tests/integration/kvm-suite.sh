@@ -15,10 +15,12 @@ mode_line=$("$VMMD_SRCDIR/tests/lab/kvm-mode")
 mode=${mode_line%% *}
 direct=
 lab=
+tiny="tiny-guest.sh control.sh virtio-malicious.sh"
+linux="linux-guest.sh virtio-small.sh virtio-blk.sh virtio-net.sh"
 case $mode in
-native) direct="tiny-guest.sh control.sh linux-guest.sh virtio-small.sh" ;;
-emulated) direct="tiny-guest.sh control.sh"; lab="linux-guest.sh virtio-small.sh" ;;
-*) lab="tiny-guest.sh control.sh linux-guest.sh virtio-small.sh" ;;
+native) direct="$tiny $linux" ;;
+emulated) direct="$tiny"; lab="$linux" ;;
+*) lab="$tiny $linux" ;;
 esac
 diag "host KVM: $mode_line"
 [ -n "$direct" ] && diag "running directly: $direct"
