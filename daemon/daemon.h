@@ -1,0 +1,163 @@
+/* daemon/daemon.h — vmmd's core: the registry of VMs and operations, their
+ * persistence, the vmm workers, events, consoles and metrics.  One mutex
+ * (d->lock) guards the registry; I/O with workers happens outside it. */
+#ifndef VMMD_DAEMON_H
+#define VMMD_DAEMON_H
+
+#include "api/service.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define DAEMON_MAX_ALLOW 16
+#define DAEMON_ID_LEN 37 /* UUID text + NUL */
+#define CONSOLE_RING (64 * 1024)
+
+struct daemon_config {
+	char state_dir[256]; /* absolute */
+	char run_dir[256];   /* absolute */
+	char vmm_path[512];
+	char allow[DAEMON_MAX_ALLOW][256]; /* absolute, resolved */
+	int nr_allow;
+	unsigned int default_stop_timeout_s;
+	/* Seconds a starting worker has to answer on its control socket. */
+	unsigned int start_timeout_s;
+};
+
+struct console;
+struct events;
+struct metrics;
+
+struct vm {
+	struct vm *next;
+	char id[DAEMON_ID_LEN];
+	Vmmd__V1__VmSpec *spec; /* owned, protobuf-c unpacked */
+	Vmmd__V1__VmState state;
+	char reason[256];
+	int64_t created_at_ms, started_at_ms, updated_at_ms;
+	pid_t pid;
+	bool child;	   /* our child (waitpid) rather than re-attached (poll pid) */
+	bool stop_wanted;  /* an operation stops it: exit code 3 does not restart */
+	bool deleted;	   /* removed from the list; freed when the last op ends */
+	char op_id[DAEMON_ID_LEN];
+	struct console *console;
+};
+
+struct op {
+	struct op *next;
+	char id[DAEMON_ID_LEN];
+	Vmmd__V1__OperationKind kind;
+	char vm_id[DAEMON_ID_LEN];
+	Vmmd__V1__OperationState state;
+	uint32_t progress;
+	struct api_error error;
+	int64_t created_at_ms, finished_at_ms;
+	char message[256];
+	bool cancel; /* CancelOperation asked */
+	/* arguments */
+	uint32_t timeout_s;
+	bool force;
+	bool start_after; /* CreateVm with start */
+};
+
+struct daemon {
+	struct daemon_config cfg;
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* broadcast on every VM state change */
+	struct vm *vms;
+	struct op *ops; /* newest first */
+	struct events *events;
+	struct metrics *metrics;
+	pthread_t supervisor;
+	bool stopping;
+	int nr_threads; /* operation threads running */
+	struct api_service svc;
+};
+
+/* daemon/registry.c */
+int64_t now_ms(void);
+void daemon__gen_id(char id[DAEMON_ID_LEN]);
+struct vm *registry__find(struct daemon *d, const char *id_or_name);
+const char *vm_state__name(Vmmd__V1__VmState s); /* "running" */
+/* Sets state and reason, persists, emits an event; call under d->lock. */
+void registry__set_state(struct daemon *d, struct vm *vm, Vmmd__V1__VmState s, const char *fmt,
+			 ...) __attribute__((format(printf, 4, 5)));
+int registry__validate_spec(const struct daemon_config *cfg, Vmmd__V1__VmSpec *spec,
+			    struct api_error *err);
+/* Builds the Vm message for vm (free with protobuf_c_message_free_unpacked). */
+Vmmd__V1__Vm *registry__vm_message(const struct vm *vm);
+Vmmd__V1__Operation *registry__op_message(const struct op *op);
+/* Message copy through pack/unpack: the result frees with free_unpacked. */
+ProtobufCMessage *msg__dup(const ProtobufCMessage *m);
+void vm__free(struct vm *vm);
+
+/* daemon/ops.c */
+struct op *ops__find(struct daemon *d, const char *id);
+/* Begins an operation on vm (under d->lock): FAILED_PRECONDITION if one runs. */
+int ops__begin(struct daemon *d, struct vm *vm, Vmmd__V1__OperationKind kind, struct op **out,
+	       struct api_error *err);
+void ops__update(struct daemon *d, struct op *op, Vmmd__V1__OperationState st, uint32_t progress,
+		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void ops__fail(struct daemon *d, struct op *op, enum api_code code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Runs op in its own thread. */
+int ops__launch(struct daemon *d, struct op *op);
+void ops__reconcile(struct daemon *d);
+
+/* daemon/store.c */
+int store__write_atomic(const char *dir, const char *name, const char *data, size_t len);
+int store__save_vm(struct daemon *d, const struct vm *vm);
+int store__remove_vm(struct daemon *d, const struct vm *vm);
+int store__save_op(struct daemon *d, const struct op *op);
+int store__remove_op(struct daemon *d, const struct op *op);
+/* Loads vms/ and operations/; bad files are logged and left out. */
+int store__load(struct daemon *d);
+struct vm *store__parse_vm(const char *text, size_t len, char *why, size_t whylen);
+
+/* daemon/worker.c */
+void worker__paths(const struct daemon *d, const char *id, const char *what, char *buf,
+		   size_t len);
+int worker__spawn(struct daemon *d, struct vm *vm, char *why, size_t whylen);
+/* One control request; reply copied into reply. 0 or -errno. */
+int worker__control(const struct daemon *d, const char *id, const char *cmd, char *reply,
+		    size_t len, int timeout_ms);
+int worker__supervise_start(struct daemon *d);
+/* Startup: re-attach to live workers or settle the state of dead ones. */
+void worker__reattach(struct daemon *d);
+
+/* daemon/events.c */
+struct events *events__new(size_t keep);
+void events__free(struct events *ev);
+void events__emit(struct events *ev, const char *vm_id, Vmmd__V1__EventKind kind,
+		  Vmmd__V1__VmState state, const char *op_id, Vmmd__V1__OperationState op_state,
+		  const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+int events__watch(struct events *ev, const char *vm_id, uint64_t after_seq, api_event_sink sink,
+		  void *opaque, uint64_t *handle);
+void events__unwatch(struct events *ev, uint64_t handle);
+
+/* daemon/console.c */
+void console__start(struct daemon *d, struct vm *vm);
+void console__free(struct console *c);
+int console__tail(struct console *c, size_t max, uint8_t **data, size_t *len, bool *truncated);
+int console__attach(struct daemon *d, const char *vm_id, api_bytes_sink sink, void *opaque,
+		    uint64_t *handle, struct api_error *err);
+int console__write(struct daemon *d, uint64_t handle, const uint8_t *data, size_t len);
+void console__detach(struct daemon *d, uint64_t handle);
+
+/* daemon/metrics.c */
+struct metrics *metrics__new(void);
+void metrics__free(struct metrics *m);
+void metrics__observe(struct metrics *m, const char *transport, const char *route, int status,
+		      uint64_t usec);
+int metrics__render(struct daemon *d, char **text, size_t *len);
+
+/* daemon/service.c */
+struct api_service *daemon_service(struct daemon *d);
+
+/* daemon/daemon.c */
+int daemon__init(struct daemon *d, const struct daemon_config *cfg);
+void daemon__fini(struct daemon *d);
+
+#endif

@@ -1,0 +1,334 @@
+/* daemon/registry.c — the VMs vmmd knows: lookup, the state machine's
+ * transitions (each persisted and announced as an event), spec validation. */
+#include "daemon/daemon.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A random (version 4) UUID: ids are never reused, even across restarts. */
+void daemon__gen_id(char id[DAEMON_ID_LEN])
+{
+	uint8_t b[16];
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b)) {
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (uint8_t)rand();
+	}
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(id, DAEMON_ID_LEN,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+		 b[15]);
+}
+
+struct vm *registry__find(struct daemon *d, const char *id_or_name)
+{
+	if (!id_or_name || !*id_or_name)
+		return NULL;
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		if (!strcmp(vm->id, id_or_name) || !strcmp(vm->spec->name, id_or_name))
+			return vm;
+	return NULL;
+}
+
+const char *vm_state__name(Vmmd__V1__VmState s)
+{
+	static const char *const names[] = { "unspecified", "creating", "stopped",   "starting",
+					     "running",	    "paused",	"stopping",  "migrating",
+					     "servicing",   "failed" };
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+void registry__set_state(struct daemon *d, struct vm *vm, Vmmd__V1__VmState s, const char *fmt,
+			 ...)
+{
+	va_list ap;
+	bool changed = vm->state != s;
+
+	va_start(ap, fmt);
+	vsnprintf(vm->reason, sizeof(vm->reason), fmt, ap);
+	va_end(ap);
+	if (s == VMMD__V1__VM_STATE__VM_STATE_RUNNING &&
+	    (vm->state == VMMD__V1__VM_STATE__VM_STATE_STARTING || !vm->started_at_ms))
+		vm->started_at_ms = now_ms();
+	vm->state = s;
+	vm->updated_at_ms = now_ms();
+	if (store__save_vm(d, vm))
+		pr_warn("vm \"%s\": state %s not persisted", vm->spec->name, vm_state__name(s));
+	if (changed)
+		pr_info("vm \"%s\": %s%s%s", vm->spec->name, vm_state__name(s),
+			vm->reason[0] ? ": " : "", vm->reason);
+	events__emit(d->events, vm->id, VMMD__V1__EVENT_KIND__EVENT_KIND_VM_STATE_CHANGED, s,
+		     vm->op_id, 0, "vm \"%s\" is %s%s%s", vm->spec->name, vm_state__name(s),
+		     vm->reason[0] ? ": " : "", vm->reason);
+	pthread_cond_broadcast(&d->changed);
+}
+
+ProtobufCMessage *msg__dup(const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(len ? len : 1);
+	ProtobufCMessage *out;
+
+	if (!buf)
+		return NULL;
+	protobuf_c_message_pack(m, buf);
+	out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	free(buf);
+	return out;
+}
+
+Vmmd__V1__Vm *registry__vm_message(const struct vm *vm)
+{
+	Vmmd__V1__Vm m = VMMD__V1__VM__INIT;
+	Vmmd__V1__VmStatus st = VMMD__V1__VM_STATUS__INIT;
+
+	m.id = (char *)vm->id;
+	m.spec = vm->spec;
+	m.status = &st;
+	st.state = vm->state;
+	st.reason = (char *)vm->reason;
+	st.created_at_ms = vm->created_at_ms;
+	st.started_at_ms = vm->started_at_ms;
+	st.updated_at_ms = vm->updated_at_ms;
+	st.pid = vm->pid;
+	st.operation_id = (char *)vm->op_id;
+	return (Vmmd__V1__Vm *)msg__dup(&m.base);
+}
+
+Vmmd__V1__Operation *registry__op_message(const struct op *op)
+{
+	Vmmd__V1__Operation m = VMMD__V1__OPERATION__INIT;
+	Vmmd__V1__Error e = VMMD__V1__ERROR__INIT;
+
+	m.id = (char *)op->id;
+	m.kind = op->kind;
+	m.vm_id = (char *)op->vm_id;
+	m.state = op->state;
+	m.progress_percent = op->progress;
+	if (op->state == VMMD__V1__OPERATION_STATE__OPERATION_STATE_FAILED) {
+		e.code = (char *)op->error.code;
+		e.message = (char *)op->error.message;
+		e.field = (char *)op->error.field;
+		m.error = &e;
+	}
+	m.created_at_ms = op->created_at_ms;
+	m.finished_at_ms = op->finished_at_ms;
+	m.message = (char *)op->message;
+	return (Vmmd__V1__Operation *)msg__dup(&m.base);
+}
+
+void vm__free(struct vm *vm)
+{
+	if (!vm)
+		return;
+	console__free(vm->console);
+	if (vm->spec)
+		protobuf_c_message_free_unpacked(&vm->spec->base, NULL);
+	free(vm);
+}
+
+/* ------------------------------------------------------------ validation -- */
+
+#define INVALID(field, ...) api_error__set(err, API_INVALID_ARGUMENT, field, __VA_ARGS__)
+
+static bool path__inside(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+/* A file the spec names must exist and resolve (symlinks followed) inside
+ * one of the allowed directories: a caller of the API must not make vmmd
+ * open the host's files for a guest. */
+static int check_path(const struct daemon_config *cfg, const char *field, const char *path,
+		      bool must_exist, struct api_error *err)
+{
+	char real[PATH_MAX], parent[PATH_MAX];
+	struct stat st;
+	const char *slash;
+
+	if (!path || !*path)
+		return INVALID(field, "is required");
+	if (path[0] != '/')
+		return INVALID(field, "%s: must be an absolute path", path);
+	if (strlen(path) >= sizeof(parent))
+		return INVALID(field, "path too long");
+	if (must_exist) {
+		if (!realpath(path, real))
+			return INVALID(field, "%s: %s", path, strerror(errno));
+		if (stat(real, &st) || !S_ISREG(st.st_mode))
+			return INVALID(field, "%s: not a regular file", path);
+	} else {
+		/* A file or socket the worker creates: its directory must exist. */
+		slash = strrchr(path, '/');
+		snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+		if (!realpath(parent[0] ? parent : "/", real))
+			return INVALID(field, "%s: %s", parent, strerror(errno));
+		if (strlen(real) + strlen(slash) >= sizeof(real))
+			return INVALID(field, "path too long");
+		strcat(real, slash);
+	}
+	for (int i = 0; i < cfg->nr_allow; i++)
+		if (path__inside(real, cfg->allow[i]))
+			return 0;
+	return api_error__set(err, API_INVALID_ARGUMENT, field,
+			      "%s is outside the directories vmmd may use (--allow-dir)", path);
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 63 || s[0] < 'a' || s[0] > 'z')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static bool valid_mac(const char *s)
+{
+	unsigned int b[6];
+	char tail;
+
+	return strlen(s) == 17 && sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
+					 &b[4], &b[5], &tail) == 6;
+}
+
+static int check_serial(const struct daemon_config *cfg, const char *field, Vmmd__V1__Serial *s,
+			struct api_error *err)
+{
+	char f[128];
+
+	if (!s)
+		return 0;
+	snprintf(f, sizeof(f), "%s.path", field);
+	switch (s->kind) {
+	case VMMD__V1__SERIAL_KIND__SERIAL_KIND_CAPTURED:
+	case VMMD__V1__SERIAL_KIND__SERIAL_KIND_NONE:
+		if (s->path && *s->path)
+			return INVALID(f, "must be empty for this kind");
+		return 0;
+	case VMMD__V1__SERIAL_KIND__SERIAL_KIND_FILE:
+	case VMMD__V1__SERIAL_KIND__SERIAL_KIND_UNIX:
+		return check_path(cfg, f, s->path, false, err);
+	default:
+		snprintf(f, sizeof(f), "%s.kind", field);
+		return INVALID(f, "unknown kind %d", s->kind);
+	}
+}
+
+int registry__validate_spec(const struct daemon_config *cfg, Vmmd__V1__VmSpec *spec,
+			    struct api_error *err)
+{
+	char f[128];
+	int r;
+
+	if (!spec)
+		return INVALID("spec", "is required");
+	if (!valid_name(spec->name))
+		return INVALID("spec.name",
+			       "\"%.64s\": must be 1-63 characters of a-z, 0-9 and '-', starting "
+			       "with a letter",
+			       spec->name);
+	if (spec->vcpus == 0)
+		spec->vcpus = 1;
+	if (spec->vcpus > 255)
+		return INVALID("spec.vcpus", "%u: must be 1-255", spec->vcpus);
+	if (spec->memory_mib < 16)
+		return INVALID("spec.memory_mib", "must be at least 16 (MiB)");
+	if (spec->memory_mib > 1024 * 1024)
+		return INVALID("spec.memory_mib", "%llu: more than 1 TiB",
+			       (unsigned long long)spec->memory_mib);
+	if ((r = check_path(cfg, "spec.kernel", spec->kernel, true, err)))
+		return r;
+	if (spec->initrd && *spec->initrd &&
+	    (r = check_path(cfg, "spec.initrd", spec->initrd, true, err)))
+		return r;
+	if (strlen(spec->cmdline) > 4096)
+		return INVALID("spec.cmdline", "longer than 4096 bytes");
+	if (spec->n_disks > 16)
+		return INVALID("spec.disks", "at most 16 disks");
+	for (size_t i = 0; i < spec->n_disks; i++) {
+		Vmmd__V1__Disk *dk = spec->disks[i];
+
+		snprintf(f, sizeof(f), "spec.disks[%zu].path", i);
+		if ((r = check_path(cfg, f, dk->path, true, err)))
+			return r;
+		snprintf(f, sizeof(f), "spec.disks[%zu].queues", i);
+		if (dk->queues > 64)
+			return INVALID(f, "%u: at most 64", dk->queues);
+		snprintf(f, sizeof(f), "spec.disks[%zu].id", i);
+		if (strlen(dk->id) > 32 || strpbrk(dk->id, ",= "))
+			return INVALID(f, "\"%.40s\": at most 32 characters, no ',', '=' or ' '",
+				       dk->id);
+		for (size_t j = 0; j < i && *dk->id; j++)
+			if (!strcmp(spec->disks[j]->id, dk->id))
+				return INVALID(f, "\"%s\" is used twice", dk->id);
+	}
+	if (spec->n_nics > 8)
+		return INVALID("spec.nics", "at most 8 network interfaces");
+	for (size_t i = 0; i < spec->n_nics; i++) {
+		Vmmd__V1__Nic *n = spec->nics[i];
+
+		snprintf(f, sizeof(f), "spec.nics[%zu]", i);
+		if (n->backend_case == VMMD__V1__NIC__BACKEND__NOT_SET)
+			return INVALID(f, "one of slirp or tap is required");
+		if (n->backend_case == VMMD__V1__NIC__BACKEND_TAP) {
+			snprintf(f, sizeof(f), "spec.nics[%zu].tap.name", i);
+			if (!*n->tap->name || strlen(n->tap->name) > 15 ||
+			    strpbrk(n->tap->name, ",=/ "))
+				return INVALID(f, "\"%.20s\": a tap interface name (1-15 characters)",
+					       n->tap->name);
+		} else {
+			for (size_t j = 0; j < n->slirp->n_host_forwards; j++) {
+				Vmmd__V1__HostFwd *h = n->slirp->host_forwards[j];
+
+				snprintf(f, sizeof(f), "spec.nics[%zu].slirp.host_forwards[%zu]", i,
+					 j);
+				if (!h->host_port || h->host_port > 65535 || !h->guest_port ||
+				    h->guest_port > 65535)
+					return INVALID(f, "ports must be 1-65535");
+				if (strpbrk(h->host_addr, ",-: "))
+					return INVALID(f, "\"%.40s\": not an IPv4 address",
+						       h->host_addr);
+			}
+		}
+		snprintf(f, sizeof(f), "spec.nics[%zu].mac", i);
+		if (*n->mac && !valid_mac(n->mac))
+			return INVALID(f, "\"%.20s\": expected six hex pairs like 52:54:00:12:34:56",
+				       n->mac);
+	}
+	if ((r = check_serial(cfg, "spec.serial", spec->serial, err)) ||
+	    (r = check_serial(cfg, "spec.console", spec->console, err)))
+		return r;
+	if (spec->on_reboot != VMMD__V1__ON_REBOOT__ON_REBOOT_RESTART &&
+	    spec->on_reboot != VMMD__V1__ON_REBOOT__ON_REBOOT_STOP)
+		return INVALID("spec.on_reboot", "unknown value %d", spec->on_reboot);
+	if (spec->stop_timeout_s > 3600)
+		return INVALID("spec.stop_timeout_s", "%u: at most 3600", spec->stop_timeout_s);
+	return 0;
+}

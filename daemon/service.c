@@ -1,0 +1,430 @@
+/* daemon/service.c — the Vmm service behind api/service.h: one handler per
+ * unary route.  Handlers check and answer at once; anything slow is an
+ * operation run by daemon/ops.c. */
+#include "daemon/daemon.h"
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define ST(s) VMMD__V1__VM_STATE__VM_STATE_##s
+#define REQ(type, name) const type *name = (const type *)req_
+#define HANDLER(n)                                                                          \
+	static int h_##n(void *ctx, const ProtobufCMessage *req_, ProtobufCMessage **resp, \
+			 struct api_error *err)
+
+static int not_found(struct api_error *err, const char *field, const char *id)
+{
+	return api_error__set(err, API_NOT_FOUND, field, "no vm \"%s\"", id);
+}
+
+static int wrong_state(struct api_error *err, const struct vm *vm, const char *hint)
+{
+	return api_error__set(err, API_FAILED_PRECONDITION, NULL, "vm \"%s\" is %s%s",
+			      vm->spec->name, vm_state__name(vm->state), hint);
+}
+
+static int reply_op(struct daemon *d, struct op *op, ProtobufCMessage **resp,
+		    struct api_error *err)
+{
+	int r = ops__launch(d, op);
+
+	if (r) {
+		ops__fail(d, op, API_INTERNAL, "cannot start a thread: %s", strerror(-r));
+		return api_error__set(err, API_INTERNAL, NULL, "cannot run the operation");
+	}
+	*resp = &registry__op_message(op)->base;
+	return *resp ? 0 : api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+}
+
+HANDLER(CreateVm)
+{
+	REQ(Vmmd__V1__CreateVmRequest, req);
+	struct daemon *d = ctx;
+	Vmmd__V1__VmSpec *spec;
+	struct vm *vm, *other;
+	struct op *op;
+	int r;
+
+	if (!req->spec)
+		return api_error__set(err, API_INVALID_ARGUMENT, "spec", "is required");
+	spec = (Vmmd__V1__VmSpec *)msg__dup(&req->spec->base);
+	if (!spec)
+		return api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+	if ((r = registry__validate_spec(&d->cfg, spec, err))) {
+		protobuf_c_message_free_unpacked(&spec->base, NULL);
+		return r;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		protobuf_c_message_free_unpacked(&spec->base, NULL);
+		return api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+	}
+	vm->spec = spec;
+	daemon__gen_id(vm->id);
+	vm->state = ST(CREATING);
+	vm->created_at_ms = vm->updated_at_ms = now_ms();
+	pthread_mutex_lock(&d->lock);
+	if ((other = registry__find(d, spec->name))) {
+		r = api_error__set(err, API_ALREADY_EXISTS, "spec.name",
+				   "vm \"%s\" already exists (id %s)", spec->name, other->id);
+		goto fail;
+	}
+	if (store__save_vm(d, vm)) {
+		r = api_error__set(err, API_UNAVAILABLE, NULL, "cannot persist the VM in %s/vms",
+				   d->cfg.state_dir);
+		goto fail;
+	}
+	vm->next = d->vms;
+	d->vms = vm;
+	events__emit(d->events, vm->id, VMMD__V1__EVENT_KIND__EVENT_KIND_VM_CREATED, vm->state,
+		     NULL, 0, "vm \"%s\" created", spec->name);
+	ops__begin(d, vm, VMMD__V1__OPERATION_KIND__OPERATION_KIND_CREATE, &op, err);
+	op->start_after = req->start;
+	r = reply_op(d, op, resp, err);
+	pthread_mutex_unlock(&d->lock);
+	return r;
+fail:
+	pthread_mutex_unlock(&d->lock);
+	vm__free(vm);
+	return r;
+}
+
+static int cmp_vm(const void *a, const void *b)
+{
+	return strcmp((*(struct vm *const *)a)->spec->name, (*(struct vm *const *)b)->spec->name);
+}
+
+HANDLER(ListVms)
+{
+	REQ(Vmmd__V1__ListVmsRequest, req);
+	struct daemon *d = ctx;
+	Vmmd__V1__ListVmsResponse m = VMMD__V1__LIST_VMS_RESPONSE__INIT;
+	struct vm **vms;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		cap++;
+	vms = calloc(cap + 1, sizeof(*vms));
+	m.vms = calloc(cap + 1, sizeof(*m.vms));
+	for (struct vm *vm = d->vms; vms && m.vms && vm; vm = vm->next)
+		if (!req->state || vm->state == req->state)
+			vms[n++] = vm;
+	if (vms && m.vms) {
+		qsort(vms, n, sizeof(*vms), cmp_vm);
+		for (size_t i = 0; i < n; i++)
+			m.vms[m.n_vms++] = registry__vm_message(vms[i]);
+	}
+	pthread_mutex_unlock(&d->lock);
+	*resp = vms && m.vms ? msg__dup(&m.base) : NULL;
+	for (size_t i = 0; i < m.n_vms; i++)
+		if (m.vms[i])
+			protobuf_c_message_free_unpacked(&m.vms[i]->base, NULL);
+	free(m.vms);
+	free(vms);
+	return *resp ? 0 : api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+}
+
+HANDLER(GetVm)
+{
+	REQ(Vmmd__V1__GetVmRequest, req);
+	struct daemon *d = ctx;
+	struct vm *vm;
+
+	pthread_mutex_lock(&d->lock);
+	vm = registry__find(d, req->id);
+	*resp = vm ? &registry__vm_message(vm)->base : NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (!vm)
+		return not_found(err, "id", req->id);
+	return *resp ? 0 : api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+}
+
+/* The shared shape of the VM actions: find, one operation at a time, the
+ * states the action is allowed in, then the operation. */
+static int action(struct daemon *d, const char *id, Vmmd__V1__OperationKind kind,
+		  unsigned int allowed, const char *hint, uint32_t timeout_s, bool force,
+		  ProtobufCMessage **resp, struct api_error *err)
+{
+	struct vm *vm;
+	struct op *op;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	vm = registry__find(d, id);
+	if (!vm) {
+		r = not_found(err, "id", id);
+	} else if (vm->op_id[0]) {
+		r = ops__begin(d, vm, kind, &op, err); /* names the running one */
+	} else if (!(allowed & (1u << vm->state))) {
+		r = wrong_state(err, vm, hint);
+	} else if (!(r = ops__begin(d, vm, kind, &op, err))) {
+		op->timeout_s = timeout_s;
+		op->force = force;
+		r = reply_op(d, op, resp, err);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+#define M(s) (1u << ST(s))
+
+HANDLER(DeleteVm)
+{
+	REQ(Vmmd__V1__DeleteVmRequest, req);
+	unsigned int ok = M(STOPPED) | M(FAILED);
+
+	if (req->force)
+		ok |= M(RUNNING) | M(PAUSED) | M(STARTING) | M(STOPPING) | M(CREATING);
+	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_DELETE, ok,
+		      ": stop it first or delete with force", 0, req->force, resp, err);
+}
+
+HANDLER(StartVm)
+{
+	REQ(Vmmd__V1__StartVmRequest, req);
+
+	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_START,
+		      M(STOPPED) | M(FAILED), "", 0, false, resp, err);
+}
+
+HANDLER(StopVm)
+{
+	REQ(Vmmd__V1__StopVmRequest, req);
+
+	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_STOP,
+		      M(RUNNING) | M(PAUSED) | M(STARTING) | M(STOPPING), "", req->timeout_s,
+		      req->force, resp, err);
+}
+
+HANDLER(RebootVm)
+{
+	REQ(Vmmd__V1__RebootVmRequest, req);
+
+	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_REBOOT,
+		      M(RUNNING) | M(PAUSED), "", req->timeout_s, req->force, resp, err);
+}
+
+HANDLER(PauseVm)
+{
+	REQ(Vmmd__V1__PauseVmRequest, req);
+
+	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_PAUSE, M(RUNNING), "",
+		      0, false, resp, err);
+}
+
+HANDLER(ResumeVm)
+{
+	REQ(Vmmd__V1__ResumeVmRequest, req);
+
+	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESUME, M(PAUSED),
+		      "", 0, false, resp, err);
+}
+
+HANDLER(GetOperation)
+{
+	REQ(Vmmd__V1__GetOperationRequest, req);
+	struct daemon *d = ctx;
+	struct op *op;
+
+	pthread_mutex_lock(&d->lock);
+	op = ops__find(d, req->id);
+	*resp = op ? &registry__op_message(op)->base : NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (!op)
+		return api_error__set(err, API_NOT_FOUND, "id", "no operation \"%s\"", req->id);
+	return *resp ? 0 : api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+}
+
+HANDLER(ListOperations)
+{
+	REQ(Vmmd__V1__ListOperationsRequest, req);
+	struct daemon *d = ctx;
+	Vmmd__V1__ListOperationsResponse m = VMMD__V1__LIST_OPERATIONS_RESPONSE__INIT;
+	const char *vm_id = req->vm_id;
+	size_t cap = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (*vm_id && registry__find(d, vm_id))
+		vm_id = registry__find(d, vm_id)->id;
+	for (struct op *op = d->ops; op; op = op->next)
+		cap++;
+	m.operations = calloc(cap + 1, sizeof(*m.operations));
+	for (struct op *op = d->ops; m.operations && op; op = op->next)
+		if ((!*vm_id || !strcmp(op->vm_id, vm_id)) && (!req->state || op->state == req->state))
+			m.operations[m.n_operations++] = registry__op_message(op);
+	pthread_mutex_unlock(&d->lock);
+	*resp = m.operations ? msg__dup(&m.base) : NULL;
+	for (size_t i = 0; i < m.n_operations; i++)
+		if (m.operations[i])
+			protobuf_c_message_free_unpacked(&m.operations[i]->base, NULL);
+	free(m.operations);
+	return *resp ? 0 : api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+}
+
+HANDLER(CancelOperation)
+{
+	REQ(Vmmd__V1__CancelOperationRequest, req);
+	struct daemon *d = ctx;
+	struct op *op;
+	int r = 0;
+
+	pthread_mutex_lock(&d->lock);
+	op = ops__find(d, req->id);
+	if (!op)
+		r = api_error__set(err, API_NOT_FOUND, "id", "no operation \"%s\"", req->id);
+	else if (op->state >= VMMD__V1__OPERATION_STATE__OPERATION_STATE_SUCCEEDED)
+		r = api_error__set(err, API_FAILED_PRECONDITION, "id", "operation %s has finished",
+				   op->id);
+	else if (op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_START &&
+		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_REBOOT &&
+		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_CREATE)
+		/* Stop, pause, resume and delete are quick or cannot be undone. */
+		r = api_error__set(err, API_FAILED_PRECONDITION, "id",
+				   "operation %s cannot be cancelled (only starting is)", op->id);
+	else {
+		op->cancel = true;
+		pthread_cond_broadcast(&d->changed);
+		*resp = &registry__op_message(op)->base;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+HANDLER(GetConsoleLog)
+{
+	REQ(Vmmd__V1__GetConsoleLogRequest, req);
+	struct daemon *d = ctx;
+	Vmmd__V1__GetConsoleLogResponse m = VMMD__V1__GET_CONSOLE_LOG_RESPONSE__INIT;
+	struct vm *vm;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	bool trunc = false;
+
+	pthread_mutex_lock(&d->lock);
+	vm = registry__find(d, req->id);
+	if (vm)
+		console__tail(vm->console, (size_t)req->tail_kib * 1024, &data, &len, &trunc);
+	pthread_mutex_unlock(&d->lock);
+	if (!vm)
+		return not_found(err, "id", req->id);
+	m.data.data = data;
+	m.data.len = len;
+	m.truncated = trunc;
+	*resp = msg__dup(&m.base);
+	free(data);
+	return *resp ? 0 : api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+}
+
+HANDLER(GetVersion)
+{
+	Vmmd__V1__GetVersionResponse m = VMMD__V1__GET_VERSION_RESPONSE__INIT;
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	m.version = (char *)PACKAGE_VERSION;
+	m.api = (char *)"vmmd.v1";
+	if (fd >= 0) {
+		int v = ioctl(fd, KVM_GET_API_VERSION, 0);
+
+		m.kvm_api_version = v > 0 ? (uint32_t)v : 0;
+		close(fd);
+	}
+	*resp = msg__dup(&m.base);
+	return *resp ? 0 : api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+}
+
+static const struct {
+	const char *name;
+	api_unary_fn fn;
+} handlers[] = {
+#define H(n) { #n, h_##n }
+	H(CreateVm),	 H(ListVms),	    H(GetVm),	       H(DeleteVm),	H(StartVm),
+	H(StopVm),	 H(RebootVm),	    H(PauseVm),	       H(ResumeVm),	H(GetOperation),
+	H(ListOperations), H(CancelOperation), H(GetConsoleLog), H(GetVersion),
+#undef H
+};
+
+static api_unary_fn svc_handler(void *ctx, const char *name)
+{
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (!strcmp(handlers[i].name, name))
+			return handlers[i].fn;
+	return NULL;
+}
+
+static int svc_watch(void *ctx, const Vmmd__V1__WatchEventsRequest *req, api_event_sink sink,
+		     void *opaque, uint64_t *handle, struct api_error *err)
+{
+	struct daemon *d = ctx;
+	char id[DAEMON_ID_LEN] = "";
+	struct vm *vm;
+
+	pthread_mutex_lock(&d->lock);
+	if (*req->vm_id) {
+		vm = registry__find(d, req->vm_id);
+		/* A deleted VM's events are still kept: accept an id-sized name. */
+		if (!vm && strlen(req->vm_id) != DAEMON_ID_LEN - 1) {
+			pthread_mutex_unlock(&d->lock);
+			return not_found(err, "vm_id", req->vm_id);
+		}
+		snprintf(id, sizeof(id), "%s", vm ? vm->id : req->vm_id);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (events__watch(d->events, id, req->after_seq, sink, opaque, handle))
+		return api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+	return 0;
+}
+
+static void svc_unwatch(void *ctx, uint64_t handle)
+{
+	events__unwatch(((struct daemon *)ctx)->events, handle);
+}
+
+static int svc_console_attach(void *ctx, const char *vm_id, api_bytes_sink sink, void *opaque,
+			      uint64_t *handle, struct api_error *err)
+{
+	return console__attach(ctx, vm_id, sink, opaque, handle, err);
+}
+
+static int svc_console_write(void *ctx, uint64_t handle, const uint8_t *data, size_t len)
+{
+	return console__write(ctx, handle, data, len);
+}
+
+static void svc_console_detach(void *ctx, uint64_t handle)
+{
+	console__detach(ctx, handle);
+}
+
+static int svc_metrics(void *ctx, char **text, size_t *len)
+{
+	return metrics__render(ctx, text, len);
+}
+
+static void svc_observe(void *ctx, const char *transport, const char *route, int status,
+			uint64_t usec)
+{
+	metrics__observe(((struct daemon *)ctx)->metrics, transport, route, status, usec);
+}
+
+struct api_service *daemon_service(struct daemon *d)
+{
+	d->svc = (struct api_service){
+		.ctx = d,
+		.handler = svc_handler,
+		.watch_events = svc_watch,
+		.unwatch_events = svc_unwatch,
+		.console_attach = svc_console_attach,
+		.console_write = svc_console_write,
+		.console_detach = svc_console_detach,
+		.metrics = svc_metrics,
+		.observe_request = svc_observe,
+	};
+	return &d->svc;
+}

@@ -1,0 +1,93 @@
+#!/bin/sh
+# vmmd with real VMs (needs KVM: run in the lab with `--share /usr/bin/curl`):
+# five tiny guests created and started through the REST API, vmmd killed
+# with SIGKILL while they run and while an operation is in flight, a new
+# vmmd re-attaches: every VM still running, the interrupted operation
+# reported failed or completed, never running; then all stopped.
+. "$(dirname "$0")/lib.sh"
+VMMD="$VMMD_BUILDDIR/daemon/vmmd"
+if ! command -v curl >/dev/null 2>&1 || [ ! -e /dev/kvm ]; then
+	echo "1..0 # SKIP needs curl and /dev/kvm"
+	exit 0
+fi
+cd "$WORK" || exit 1
+S=$WORK/run/vmmd.sock
+cp "$TINY" "$WORK/tiny.elf"
+start_vmmd() {
+	VMMD_VMM="$VMM" "$VMMD" --stop-timeout 2 >>"$WORK/vmmd.log" 2>&1 &
+	VPID=$!
+	i=0
+	while [ $i -lt 100 ] && ! curl -s -m 10 --unix-socket "$S" http://v/v1/version >/dev/null 2>&1; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+api() { R=$(curl -s -m 10 --unix-socket "$S" -X "$1" ${3:+-d "$3"} "http://v$2"); }
+state_of() { api GET "/v1/vms/$1"; printf '%s\n' "$R" | sed -n 's/.*"state":"\(VM_STATE_[A-Z]*\)".*/\1/p'; }
+wait_state() { # NAME STATE SECS
+	i=0
+	while [ $i -lt $(($3 * 10)) ]; do
+		[ "$(state_of "$1")" = "$2" ] && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+start_vmmd
+for n in 1 2 3 4 5; do
+	api POST /v1/vms "{\"spec\":{\"name\":\"vm$n\",\"memory_mib\":\"32\",\"kernel\":\"$WORK/tiny.elf\",\"cmdline\":\"heartbeat=16\"},\"start\":true}"
+done
+all=0
+for n in 1 2 3 4 5; do wait_state vm$n VM_STATE_RUNNING 30 && all=$((all + 1)); done
+check "five VMs created and started through the API ($all running)" [ "$all" -eq 5 ]
+sleep 1
+api GET /v1/vms/vm1/console
+check "the console log captures the guest's output" sh -c "echo '$R' | grep -q '\"data\"'"
+pids=$(for n in 1 2 3 4 5; do api GET /v1/vms/vm$n; printf '%s\n' "$R" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; done | tr '\n' ' ')
+diag "worker pids: $pids"
+
+kill -9 $VPID
+wait $VPID 2>/dev/null
+alive=0
+for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+check "SIGKILL of vmmd leaves the five workers running ($alive alive)" [ "$alive" -eq 5 ]
+start_vmmd
+all=0
+for n in 1 2 3 4 5; do [ "$(state_of vm$n)" = VM_STATE_RUNNING ] && all=$((all + 1)); done
+check "a new vmmd re-attaches: all five reported running ($all)" [ "$all" -eq 5 ]
+
+# An operation in flight when vmmd dies: a graceful stop (tiny ignores the
+# power button, so it waits out the timeout) on vm5, killed after 0.5 s.
+api POST /v1/vms/vm5:pause
+wait_state vm5 VM_STATE_PAUSED 10
+check "PauseVm pauses a re-attached VM" [ $? -eq 0 ]
+api POST /v1/vms/vm5:resume
+wait_state vm5 VM_STATE_RUNNING 10
+api POST /v1/vms/vm5:stop '{"timeout_s":20}'
+OP=$(printf '%s' "$R" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
+sleep 0.5
+kill -9 $VPID
+wait $VPID 2>/dev/null
+start_vmmd
+api GET "/v1/operations/$OP"
+diag "interrupted operation: $R"
+check "the interrupted stop is reported failed or completed, not running" \
+	sh -c "echo '$R' | grep -q -E 'OPERATION_STATE_(FAILED|SUCCEEDED)' && ! echo '$R' | grep -q OPERATION_STATE_RUNNING"
+st=$(state_of vm5)
+check "vm5's state is consistent after the restart ($st)" sh -c "[ '$st' = VM_STATE_RUNNING ] || [ '$st' = VM_STATE_STOPPED ]"
+
+for n in 1 2 3 4 5; do api POST /v1/vms/vm$n:stop '{"force":true}'; done
+all=0
+for n in 1 2 3 4 5; do wait_state vm$n VM_STATE_STOPPED 15 && all=$((all + 1)); done
+check "all five stopped through the API ($all)" [ "$all" -eq 5 ]
+alive=0
+for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+check "no worker process is left ($alive)" [ "$alive" -eq 0 ]
+kill -TERM $VPID
+wait $VPID
+RC=$?
+check "vmmd exits 0 on SIGTERM" [ "$RC" -eq 0 ]
+check "no sanitizer report" sanitizer_clean "$WORK/vmmd.log"
+[ "$TAP_FAILED" -eq 0 ] || tail -n 40 "$WORK/vmmd.log" | sed 's/^/# /'
+tap_plan
