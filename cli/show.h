@@ -1,0 +1,30 @@
+/* cli/show.h — the API's JSON replies printed for people. */
+#ifndef VMMD_CLI_SHOW_H
+#define VMMD_CLI_SHOW_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+/* The string at a dotted path ("spec.name"); "" if absent. */
+const char *jstr(json_t *o, const char *path);
+/* The integer at a dotted path: a JSON number or, for 64-bit fields, a
+ * string of digits (api/json.h); 0 if absent. */
+int64_t jint(json_t *o, const char *path);
+
+/* NAME STATE VCPUS MEMORY ID of a ListVmsResponse. */
+void show__vms(json_t *reply, FILE *out);
+/* One Vm, a field per line. */
+void show__vm(json_t *vm, FILE *out);
+/* ID KIND VM STATE PROGRESS MESSAGE of a ListOperationsResponse; names
+ * maps VM ids to names (a ListVmsResponse, may be NULL). */
+void show__ops(json_t *reply, json_t *names, FILE *out);
+/* One Operation, a field per line. */
+void show__op(json_t *op, FILE *out);
+/* One Event on one line: time, seq, VM, kind, state, operation, message. */
+void show__event(json_t *ev, json_t *names, FILE *out);
+/* The VM name for an id in a ListVmsResponse, or the id. */
+const char *show__vm_name(json_t *names, const char *id);
+
+#endif
