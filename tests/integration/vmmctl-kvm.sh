@@ -101,8 +101,17 @@ expect "start --wait, then stop --force --wait" 0 "succeeded" start hb --wait
 expect "stop --force --wait" 0 "succeeded" stop hb --force --wait
 expect "delete --wait" 0 "succeeded" delete hb --wait
 
-expect "a guest that powers off ends stopped" 0 "succeeded" \
-	create --name off --memory 64M --kernel "$KERNEL" --cmdline test=poweroff --start --wait
+# The guest powers off within milliseconds, so the start operation may see it
+# running (succeeded) or already gone ("stopped: guest powered off"); either
+# is right.  What must hold is the end state, checked next.
+"$VMMCTL" create --name off --memory 64M --kernel "$KERNEL" --cmdline test=poweroff \
+	--start --wait >"$WORK/off.out" 2>"$WORK/off.err"
+if grep -q succeeded "$WORK/off.out" || grep -q "guest powered off" "$WORK/off.err"; then
+	ok "a guest that powers off at once: start reports it ran or powered off"
+else
+	not_ok "a guest that powers off at once: start reports it ran or powered off"
+	show "$WORK/off.err"
+fi
 i=0
 while [ $i -lt 50 ]; do
 	c list
