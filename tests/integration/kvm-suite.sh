@@ -15,16 +15,17 @@ mode_line=$("$VMMD_SRCDIR/tests/lab/kvm-mode")
 mode=${mode_line%% *}
 direct=
 lab=
-tiny="tiny-guest.sh control.sh virtio-malicious.sh vmmctl-kvm.sh vmmd-lab.sh"
+tiny="tiny-guest.sh control.sh virtio-malicious.sh"
+daemon="vmmctl-kvm.sh vmmd-lab.sh"
 linux="linux-guest.sh virtio-small.sh"
 devices="virtio-blk.sh virtio-net.sh"
-# Lab runs are groups separated by '|', one L1 boot each: an L1 that has run
-# a few dozen L2 guests has been seen to stall, so the heavy suites get a
-# fresh one.
+# Lab runs are groups separated by '|', one L1 boot each (~6 s): an L1 that
+# has run a few dozen L2 guests has been seen to stall (QEMU idle, nothing
+# progressing), so no L1 gets more than about a dozen.
 case $mode in
-native) direct="$tiny $linux $devices" ;;
-emulated) direct="$tiny"; lab="$linux|$devices" ;;
-*) lab="$tiny $linux|$devices" ;;
+native) direct="$tiny $daemon $linux $devices" ;;
+emulated) direct="$tiny $daemon"; lab="$linux|$devices" ;;
+*) lab="$tiny|$daemon|$linux|$devices" ;;
 esac
 diag "host KVM: $mode_line"
 [ -n "$direct" ] && diag "running directly: $direct"
