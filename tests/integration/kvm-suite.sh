@@ -17,7 +17,7 @@ direct=
 lab=
 tiny="tiny-guest.sh control.sh virtio-malicious.sh"
 daemon="vmmctl-kvm.sh vmmd-lab.sh"
-linux="linux-guest.sh virtio-small.sh"
+linux="linux-guest.sh virtio-small.sh vmmd-linux.sh"
 devices="virtio-blk.sh virtio-net.sh"
 # Lab runs are groups separated by '|', one L1 boot each (~6 s): an L1 that
 # has run a few dozen L2 guests has been seen to stall (QEMU idle, nothing

@@ -62,6 +62,15 @@ sanitizer_clean() {
 	! grep -q -E 'AddressSanitizer|runtime error:|LeakSanitizer' "$1" && [ "$RC" -lt 128 ]
 }
 
+# api_wait SOCKET: waits up to 10 s for vmmd's REST API to answer there.
+api_wait() {
+	_i=0
+	while [ $_i -lt 100 ] && ! curl -s -m 10 --unix-socket "$1" http://v/v1/version >/dev/null 2>&1; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+
 tap_plan() {
 	echo "1..$TAP_N"
 	[ "$TAP_FAILED" -eq 0 ]

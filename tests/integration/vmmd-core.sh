@@ -18,11 +18,7 @@ chmod +x "$WORK/badvmm"
 start_vmmd() {
 	VMMD_VMM="$WORK/badvmm" "$VMMD" --stop-timeout 2 >>"$WORK/vmmd.log" 2>&1 &
 	VPID=$!
-	i=0
-	while [ $i -lt 100 ] && ! curl -s -m 10 --unix-socket "$S" http://v/v1/version >/dev/null 2>&1; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	api_wait "$S"
 }
 # api VERB PATH [BODY]: body into $R, HTTP status into $CODE.
 api() {

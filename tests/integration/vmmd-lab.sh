@@ -16,11 +16,7 @@ cp "$TINY" "$WORK/tiny.elf"
 start_vmmd() {
 	VMMD_VMM="$VMM" "$VMMD" --stop-timeout 2 >>"$WORK/vmmd.log" 2>&1 &
 	VPID=$!
-	i=0
-	while [ $i -lt 100 ] && ! curl -s -m 10 --unix-socket "$S" http://v/v1/version >/dev/null 2>&1; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	api_wait "$S"
 }
 api() { R=$(curl -s -m 10 --unix-socket "$S" -X "$1" ${3:+-d "$3"} "http://v$2"); }
 state_of() { api GET "/v1/vms/$1"; printf '%s\n' "$R" | sed -n 's/.*"state":"\(VM_STATE_[A-Z]*\)".*/\1/p'; }
