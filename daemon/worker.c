@@ -151,12 +151,33 @@ fail:
 	return NULL;
 }
 
+/* The options after argv[0], each NUL-terminated, into fd; 0 or -errno. */
+static int send_spec(int fd, char **argv)
+{
+	for (size_t i = 1; argv[i]; i++) {
+		const char *p = argv[i];
+		size_t left = strlen(p) + 1;
+
+		while (left) {
+			ssize_t n = send(fd, p, left, MSG_NOSIGNAL);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -errno;
+			p += n;
+			left -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
 int worker__spawn(struct daemon *d, struct vm *vm, char *why, size_t whylen)
 {
 	char dir[512], p[512], logp[512];
 	char **argv = build_argv(d, vm);
+	int logfd, sv[2] = { -1, -1 };
 	pid_t pid;
-	int logfd;
 
 	if (!argv) {
 		snprintf(why, whylen, "out of memory");
@@ -176,8 +197,17 @@ int worker__spawn(struct daemon *d, struct vm *vm, char *why, size_t whylen)
 		pid = -1;
 		goto out;
 	}
+	/* The spec goes over a socket, not on the command line where every
+	 * local user could read it: vmm --spec-fd 3. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		snprintf(why, whylen, "socketpair: %s", strerror(errno));
+		close(logfd);
+		pid = -1;
+		goto out;
+	}
 	pid = fork();
 	if (pid == 0) {
+		char *const spec_argv[] = { argv[0], "--spec-fd", "3", NULL };
 		sigset_t all;
 		int null = open("/dev/null", O_RDONLY);
 
@@ -190,14 +220,28 @@ int worker__spawn(struct daemon *d, struct vm *vm, char *why, size_t whylen)
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		signal(SIGPIPE, SIG_DFL);
+		if (sv[1] == 3)
+			fcntl(3, F_SETFD, 0);
+		else
+			dup2(sv[1], 3);
 		dprintf(2, "vmmd: starting vm \"%s\" (%s)\n", vm->spec->name, vm->id);
-		execv(argv[0], argv);
+		execv(argv[0], spec_argv);
 		dprintf(2, "vmmd: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	if (pid < 0)
 		snprintf(why, whylen, "fork: %s", strerror(errno));
 	close(logfd);
+	close(sv[1]);
+	/* A vmm that dies before reading fails on its own; its exit is seen. */
+	if (pid > 0) {
+		int r = send_spec(sv[0], argv);
+
+		if (r)
+			pr_warn("vm \"%s\": cannot hand the spec to vmm: %s", vm->spec->name,
+				strerror(-r));
+	}
+	close(sv[0]);
 out:
 	for (size_t i = 0; argv[i]; i++)
 		free(argv[i]);

@@ -33,6 +33,8 @@ void config__usage(FILE *out)
 	      "  --rng                virtio-rng device fed from the host's getrandom()\n"
 	      "  --control PATH       control socket (JSON lines: status, powerdown, stop, pause, resume)\n"
 	      "  --status-file PATH   on exit, write why the VM stopped there (JSON)\n"
+	      "  --spec-fd N          first option only: read options, each NUL-terminated,\n"
+	      "                       from descriptor N (how vmmd hands over a VM's spec)\n"
 	      "  -v, --verbose        debug logging\n"
 	      "  -h, --help           this text\n"
 	      "exit codes: 0 guest powered off, 1 VM failed, 2 bad usage or input,\n"

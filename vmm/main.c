@@ -2,6 +2,7 @@
 #include "common/log.h"
 #include "vmm/boot.h"
 #include "vmm/config.h"
+#include "vmm/spec_fd.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -166,10 +167,18 @@ out_destroy:
 int main(int argc, char **argv)
 {
 	struct vm_config cfg;
+	char **spec_argv, why[256];
+	int sfd, code, err, spec_argc;
 	sigset_t set;
-	int sfd, code, err;
 
-	err = config__parse(&cfg, argc, argv);
+	if (spec_fd__expand(argc, argv, &spec_argc, &spec_argv, why, sizeof(why))) {
+		fprintf(stderr, "vmm: %s\n", why);
+		return VMM_EXIT_USAGE;
+	}
+	if (spec_argv)
+		err = config__parse(&cfg, spec_argc, spec_argv);
+	else
+		err = config__parse(&cfg, argc, argv);
 	if (err)
 		return err > 0 ? 0 : VMM_EXIT_USAGE;
 	if (cfg.verbose)
