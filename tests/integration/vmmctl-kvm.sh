@@ -70,7 +70,12 @@ sleep 0.5
 expect "create --start --wait runs the VM" 0 "create hb: operation .* succeeded" \
 	create --name hb --memory 64M --kernel "$KERNEL" --cmdline heartbeat=16 --start --wait
 expect "list shows it running" 0 "^hb +running +1 +64M " list
-sleep 0.5
+# The first heartbeat takes ~2 s where the host KVM emulates instructions.
+i=0
+until c logs hb && grep -q heartbeat "$WORK/c.out" || [ $i -ge 200 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
 expect "logs prints the console output" 0 "heartbeat" logs hb
 expect "logs --tail bounds the output" 0 "heartbeat" logs hb --tail 1
 if [ "$(wc -c <"$WORK/c.out")" -le 1024 ]; then
