@@ -442,7 +442,7 @@ static void grpc_front__free(struct grpc_front *front)
 }
 
 int grpc_server__start(struct api_service *svc, const struct grpc_config *cfg,
-		       struct grpc_server **out)
+		       struct grpc_front **out)
 {
 	struct grpc_front *front = calloc(1, sizeof(*front));
 	int rc, i;
@@ -479,7 +479,7 @@ int grpc_server__start(struct api_service *svc, const struct grpc_config *cfg,
 	grpc_front__request(front);
 	pr_info("grpc: serving on %s%s%s", front->unix_path ? front->unix_path : "inherited socket",
 		cfg->tcp_listen ? " and " : "", cfg->tcp_listen ? cfg->tcp_listen : "");
-	*out = (struct grpc_server *)front;
+	*out = front;
 	return 0;
 
 err_stop:
@@ -502,9 +502,8 @@ err_destroy:
 	return rc;
 }
 
-void grpc_server__stop(struct grpc_server *srv)
+void grpc_server__stop(struct grpc_front *front)
 {
-	struct grpc_front *front = (struct grpc_front *)srv;
 	struct timespec ts;
 
 	if (!front)

@@ -21,7 +21,7 @@ struct grpc_tag {
 	void (*done)(struct grpc_tag *tag, bool ok);
 };
 
-/* The transport (the public struct grpc_server is this: see grpc.c). */
+/* The transport: vmmd holds it as an opaque struct grpc_front. */
 struct grpc_front {
 	struct api_service *svc;
 	grpc_server *server;

@@ -39,7 +39,7 @@ struct grpc_config {
 };
 
 struct rest_server;
-struct grpc_server;
+struct grpc_front;
 
 /* Start serving svc; returns 0 and *out, or a negative errno after logging
  * why (bad address, missing certificate, socket in use...).  Serving runs
@@ -52,7 +52,7 @@ int rest_server__start(struct api_service *svc, const struct rest_config *cfg,
 void rest_server__stop(struct rest_server *srv);
 
 int grpc_server__start(struct api_service *svc, const struct grpc_config *cfg,
-		       struct grpc_server **out);
-void grpc_server__stop(struct grpc_server *srv);
+		       struct grpc_front **out);
+void grpc_server__stop(struct grpc_front *front);
 
 #endif

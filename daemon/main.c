@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 	struct grpc_config gc_cfg = { .listen_fd = -1, .unix_mode = 0660 };
 	struct daemon_config cfg = { .default_stop_timeout_s = 30, .start_timeout_s = 20 };
 	struct rest_server *rest = NULL;
-	struct grpc_server *grpc = NULL;
+	struct grpc_front *grpc = NULL;
 	char rest_path[512], grpc_path[512], buf[300];
 	static struct daemon d;
 	sigset_t sigs;
