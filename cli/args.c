@@ -3,6 +3,7 @@
  * a subcommand it means nothing to, so `vmmctl list --force` is an error
  * instead of being silently ignored. */
 #include "cli/args.h"
+#include "common/size.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -172,52 +173,14 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 
 int cli_size__parse_mib(const char *s, uint64_t *mib)
 {
-	char *end;
-	unsigned long long v;
-	uint64_t kib_mult; /* the unit in KiB */
+	uint64_t bytes;
+	int r = size__parse(s, &bytes);
 
-	if (!s || *s < '0' || *s > '9')
+	if (r)
+		return r;
+	if (bytes % (1u << 20))
 		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -ERANGE;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		kib_mult = 1;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		kib_mult = 1024;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		kib_mult = 1024 * 1024;
-		end++;
-		break;
-	case 't':
-	case 'T':
-		kib_mult = 1024ull * 1024 * 1024;
-		end++;
-		break;
-	case 0: kib_mult = 1024; break; /* a bare number means MiB, as for vmm */
-	default: return -EINVAL;
-	}
-	if ((*end == 'i' || *end == 'I') && (end[1] == 'b' || end[1] == 'B'))
-		end += 2;
-	else if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end)
-		return -EINVAL;
-	if (v > UINT64_MAX / kib_mult)
-		return -ERANGE;
-	v *= kib_mult;
-	if (v % 1024)
-		return -EINVAL;
-	*mib = v / 1024;
+	*mib = bytes >> 20;
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* vmm/config.c — the vmm command line.  Every rejection is one line naming
  * the option and what is wrong with it; main() turns it into exit code 2. */
 #include "vmm/config.h"
+#include "common/size.h"
 
 #include "vmm/layout.h"
 
@@ -44,34 +45,7 @@ void config__usage(FILE *out)
 
 int config__parse_size(const char *s, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-	uint64_t mult = 1;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': mult = SZ_1K; end++; break;
-	case 'm': case 'M': mult = SZ_1M; end++; break;
-	case 'g': case 'G': mult = SZ_1G; end++; break;
-	case 't': case 'T': mult = SZ_1G * 1024; end++; break;
-	case 0: mult = SZ_1M; break; /* a bare number means MiB, as in QEMU */
-	default: return -EINVAL;
-	}
-	if ((*end == 'i' || *end == 'I') && (end[1] == 'b' || end[1] == 'B'))
-		end += 2;
-	else if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end)
-		return -EINVAL;
-	if (v > UINT64_MAX / mult)
-		return -ERANGE;
-	*out = v * mult;
-	return 0;
+	return size__parse(s, out);
 }
 
 static void kv_opt__free(struct kv_opt *o)
