@@ -62,6 +62,20 @@ sanitizer_clean() {
 	! grep -q -E 'AddressSanitizer|runtime error:|LeakSanitizer' "$1" && [ "$RC" -lt 128 ]
 }
 
+# result NAME OUT WANT_RC PATTERN...: ok when the last run_vmm exited with
+# WANT_RC, $WORK/OUT has every PATTERN and no sanitizer report.
+result() {
+	name=$1
+	out=$WORK/$2
+	want=$3
+	shift 3
+	good=1
+	[ "$RC" -eq "$want" ] || good=0
+	for p in "$@"; do has "$out" "$p" || good=0; done
+	sanitizer_clean "$out" || good=0
+	if [ $good -eq 1 ]; then ok "$name"; else not_ok "$name (want exit $want)"; show "$out"; fi
+}
+
 # api_wait SOCKET: waits up to 10 s for vmmd's REST API to answer there.
 api_wait() {
 	_i=0

@@ -17,17 +17,6 @@ boot() {
 		--memory 256M --cmdline "$CMDLINE_BASE $extra" "$@"
 }
 
-result() {
-	name=$1
-	out=$WORK/$2
-	want=$3
-	shift 3
-	good=1
-	[ "$RC" -eq "$want" ] || good=0
-	for p in "$@"; do has "$out" "$p" || good=0; done
-	sanitizer_clean "$out" || good=0
-	if [ $good -eq 1 ]; then ok "$name"; else not_ok "$name (want exit $want)"; show "$out"; fi
-}
 
 if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ]; then
 	not_ok "Linux guest artifacts exist (run tests/guest/linux/build)"

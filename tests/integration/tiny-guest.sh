@@ -12,39 +12,27 @@ tiny() {
 	run_vmm "$WORK/$out" "$secs" --kernel "$TINY" --cmdline "$cmdline" "$@"
 }
 
-# expect_run NAME OUT WANT_RC PATTERN...
-expect_run() {
-	name=$1
-	out=$WORK/$2
-	want=$3
-	shift 3
-	good=1
-	[ "$RC" -eq "$want" ] || good=0
-	for p in "$@"; do has "$out" "$p" || good=0; done
-	sanitizer_clean "$out" || good=0
-	if [ $good -eq 1 ]; then ok "$name"; else not_ok "$name (want exit $want)"; show "$out"; fi
-}
 
 tiny poweroff 30 "test=poweroff"
-expect_run "tiny guest prints its greeting and powers off with exit 0" poweroff 0 \
+result "tiny guest prints its greeting and powers off with exit 0" poweroff 0 \
 	"tiny: hello from the PVH guest" "tiny: poweroff"
 
 tiny reboot 30 "test=reboot"
-expect_run "guest reset through the i8042 exits with code 3" reboot 3 "tiny: reboot"
+result "guest reset through the i8042 exits with code 3" reboot 3 "tiny: reboot"
 
 tiny triple 30 "test=triple"
-expect_run "triple fault exits 1 naming the vCPU and RIP" triple 1 \
+result "triple fault exits 1 naming the vCPU and RIP" triple 1 \
 	"tiny: triple fault" "vCPU 0: triple fault at RIP 0x"
 
 tiny smp 30 "test=poweroff" --cpus 4
-expect_run "four vCPUs start and the guest powers off" smp 0 "tiny: poweroff"
+result "four vCPUs start and the guest powers off" smp 0 "tiny: poweroff"
 
 tiny memmap 30 "test=memmap" --memory 64M
-expect_run "e820 shows RAM from 1 MiB and the memory size" memmap 0 \
+result "e820 shows RAM from 1 MiB and the memory size" memmap 0 \
 	"tiny: e820 0x100000 " "tiny: memtotal 6[34]"
 
 tiny memmap4g 30 "test=memmap" --memory 3584M
-expect_run "RAM above the PCI hole is mapped above 4 GiB" memmap4g 0 \
+result "RAM above the PCI hole is mapped above 4 GiB" memmap4g 0 \
 	"tiny: e820 0x100000000 0x20000000 1"
 
 tiny rtc 30 "test=rtc"
@@ -64,7 +52,7 @@ fi
 printf 'ping-42\n' | timeout -s KILL 30 "$VMM" --kernel "$TINY" --cmdline "test=echo" \
 	>"$WORK/echo" 2>&1
 RC=$?
-expect_run "serial input reaches the guest and comes back" echo 0 "tiny: echo ping-42"
+result "serial input reaches the guest and comes back" echo 0 "tiny: echo ping-42"
 
 run_vmm "$WORK/file-run" 30 --kernel "$TINY" --cmdline "test=poweroff" \
 	--serial "file:$WORK/serial.txt"
@@ -86,7 +74,7 @@ while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); do
 kill -KILL $pid 2>/dev/null
 wait $pid
 RC=$?
-expect_run "SIGTERM presses the power button, then stops hard after --stop-timeout" term 4 \
+result "SIGTERM presses the power button, then stops hard after --stop-timeout" term 4 \
 	"pressing the ACPI power button" "did not power off within 1 s"
 
 # --on-reboot restart: a guest that resets at once is booted again and again.

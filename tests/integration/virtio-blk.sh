@@ -24,17 +24,6 @@ boot() {
 		--memory 256M --cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$cmd")" "$@"
 }
 
-result() {
-	name=$1
-	out=$WORK/$2
-	rc_want=$3
-	shift 3
-	good=1
-	[ "$RC" -eq "$rc_want" ] || good=0
-	for p in "$@"; do has "$out" "$p" || good=0; done
-	sanitizer_clean "$out" || good=0
-	if [ $good -eq 1 ]; then ok "$name"; else not_ok "$name (want exit $rc_want)"; show "$out"; fi
-}
 
 md5() { md5sum | cut -d' ' -f1; }
 # first N bytes of FILE
