@@ -54,62 +54,7 @@ else
 	not_ok "vmmd serves gRPC on ./run/vmmd.grpc.sock"
 	show "$WORK/vmmd.log"
 	kill -9 "$VMMD_PID" 2>/dev/null
-	# TCP with TLS: a client certificate signed by --tls-ca is required.
-if command -v openssl >/dev/null 2>&1; then
-	mkdir -p "$WORK/tls" && cd "$WORK/tls" || exit 1
-	{
-		openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 \
-			-subj /CN=vmmd-test-ca &&
-			openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr \
-				-subj /CN=localhost &&
-			printf 'subjectAltName=DNS:localhost\n' >srv.ext &&
-			openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-				-out srv.pem -days 1 -extfile srv.ext &&
-			openssl req -newkey rsa:2048 -nodes -keyout cli.key -out cli.csr -subj /CN=client &&
-			openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-				-out cli.pem -days 1
-	} >"$WORK/openssl.log" 2>&1
-	PORT=$((20000 + $$ % 20000))
-	"$VMMD" --allow-dir "$TINY_DIR" --grpc-listen "127.0.0.1:$PORT" --tls-cert srv.pem \
-		--tls-key srv.key --tls-ca ca.pem $VMMD_ARGS >"$WORK/vmmd-tls.log" 2>&1 &
-	VMMD_PID=$!
-	i=0
-	while [ ! -S run/vmmd.grpc.sock ] && [ $i -lt 100 ] && kill -0 "$VMMD_PID" 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	tls() {
-		timeout -s KILL 30 "$PY" "$CLIENT" --tcp "localhost:$PORT" --tls-ca ca.pem \
-			--srcdir "$VMMD_SRCDIR" --deadline 5 "$@" >"$WORK/g.out" 2>&1
-	}
-	tls --tls-cert cli.pem --tls-key cli.key call GetVersion
-	if grep -q '"api": "vmmd.v1"' "$WORK/g.out"; then
-		ok "gRPC over TCP+TLS with a client certificate"
-	else
-		not_ok "gRPC over TCP+TLS with a client certificate"
-		show "$WORK/g.out"
-		show "$WORK/vmmd-tls.log"
-	fi
-	tls call GetVersion
-	check "gRPC over TCP+TLS without a client certificate is refused" \
-		grep -q '^ERROR UNAVAILABLE' "$WORK/g.out"
-	kill -TERM "$VMMD_PID"
-	wait "$VMMD_PID"
-	cd "$WORK" || exit 1
-	# TCP without TLS is refused at start, naming the reason
-	timeout -s KILL 20 "$VMMD" --grpc-listen "127.0.0.1:$PORT" >"$WORK/notls.log" 2>&1
-	RC=$?
-	if [ "$RC" -ne 0 ] && grep -q -i 'tls' "$WORK/notls.log"; then
-		ok "gRPC over TCP without TLS files is refused"
-	else
-		not_ok "gRPC over TCP without TLS files is refused"
-		show "$WORK/notls.log"
-	fi
-else
-	ok "# SKIP no openssl to make certificates"
-fi
-
-tap_plan
+	tap_plan
 	exit 1
 fi
 
