@@ -72,4 +72,16 @@ result "guest output on hvc0 reaches vmm's stdout" "$WORK/stdio" "stdio-from-hvc
 result "a line typed on vmm's stdin reaches the guest's hvc0" "$WORK/serial.txt" \
 	"VMMD-HVC-IN typed-into-hvc0"
 
+# 3. What a user sees first with a disk and a NIC: the guest's init names
+# /dev/vda with the image's size and prints its DHCP lease from slirp.
+truncate -s 1M "$WORK/disk.img"
+out=$WORK/disknet
+run_vmm "$out" 300 --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
+	--disk "path=$WORK/disk.img" --net "slirp,hostfwd=tcp:127.0.0.1:${VMMD_NET_HOSTPORT2:-18022}-:22" \
+	--serial stdio --cmdline "$CMDLINE_BASE vmmd.dhcp=1 vmmd.run=true"
+result "the guest's init sees /dev/vda with the image's 2048 sectors" "$out" \
+	"guest: disk /dev/vda 2048 sectors"
+result "the guest's init gets a DHCP lease from slirp (10.0.2.15)" "$out" \
+	"guest: eth0 lease 10.0.2.15 router 10.0.2.2"
+
 tap_plan
