@@ -17,14 +17,15 @@ direct=
 lab=
 tiny="tiny-guest.sh control.sh virtio-malicious.sh"
 daemon="vmmctl-kvm.sh vmmd-lab.sh"
-linux="linux-guest.sh virtio-small.sh vmmd-linux.sh"
-devices="virtio-blk.sh virtio-net.sh"
-# Lab runs are groups separated by '|', one L1 boot each (~6 s): an L1 that
-# has run a few dozen L2 guests has been seen to stall (QEMU idle, nothing
-# progressing), so no L1 gets more than about a dozen.
+linux="linux-guest.sh|virtio-small.sh vmmd-linux.sh"
+devices="virtio-blk.sh|virtio-net.sh"
+# Lab runs are groups separated by '|', one L1 boot each (~6 s), so that a
+# group that meets a stalled L1 (see tests/lab/fetch-qemu) is cheap to retry.
+# An emulating KVM (kvm_pvm) runs even the tiny guest a thousand times
+# slower than hardware and reports its triple fault as an emulation error,
+# so the suites run in the lab there too, where KVM is real.
 case $mode in
-native) direct="$tiny $daemon $linux $devices" ;;
-emulated) direct="$tiny $daemon"; lab="$linux|$devices" ;;
+native) direct=$(echo "$tiny $daemon $linux $devices" | tr '|' ' ') ;;
 *) lab="$tiny|$daemon|$linux|$devices" ;;
 esac
 diag "host KVM: $mode_line"
@@ -63,15 +64,16 @@ set -- $lab
 IFS=$old_ifs
 for group in "$@"; do
 	# shellcheck disable=SC2086
-	for attempt in 1 2; do
+	for attempt in 1 2 3; do
 		"$VMMD_SRCDIR/tests/lab/run" --memory 4096 --timeout 600 $share -- \
 			env VMMD_SRCDIR="$VMMD_SRCDIR" VMMD_BUILDDIR="$VMMD_BUILDDIR" VMMD_CACHE="$VMMD_CACHE" \
 			sh "$here/run-list.sh" $group >"$WORK/lab.tap" 2>&1
 		rc=$?
-		# An idle, stalled L1 (see README) ends in the lab's timeout: say so
-		# and try the group once more in a fresh L1.
-		[ $rc -eq 124 ] && [ $attempt -eq 1 ] || break
-		diag "lab: L1 stalled running $group (timeout); retrying once in a fresh L1"
+		# A stalled L1 (or the lab's timeout) ends in 124: say so and try
+		# the group again in a fresh L1, up to three times in all.
+		[ $rc -eq 124 ] && [ $attempt -lt 3 ] || break
+		grep '^lab: ' "$WORK/lab.tap" | sed 's/^/# /'
+		diag "lab: running $group ended with 124 (a stalled L1 or the timeout); retrying in a fresh L1"
 	done
 	merge <"$WORK/lab.tap"
 	if [ $rc -ne 0 ] && ! grep -q '^not ok' "$WORK/lab.tap"; then
