@@ -264,6 +264,10 @@ static int grpc_console__sink(const uint8_t *data, size_t len, void *opaque)
 {
 	Vmmd__V1__ConsoleStreamResponse resp = VMMD__V1__CONSOLE_STREAM_RESPONSE__INIT;
 
+	/* The VM stopped; the call stays open until the client closes it. */
+	if (!data)
+		return 1;
+
 	resp.data.data = (uint8_t *)data;
 	resp.data.len = len;
 	return grpc_stream__send(opaque, &resp.base);

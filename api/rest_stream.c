@@ -42,7 +42,7 @@ struct stream {
 	pthread_cond_t cond;
 	struct chunk *head, *tail;
 	size_t queued;
-	bool ended; /* the queue overflowed: end the body once it is drained */
+	bool ended; /* overflowed or the source ended: end the body once drained */
 };
 
 static struct stream *stream__new(struct api_service *svc, const bool *stopping, int conn_fd,
@@ -142,7 +142,17 @@ static int event__sink(const Vmmd__V1__Event *ev, void *opaque)
 
 static int console__sink(const uint8_t *data, size_t len, void *opaque)
 {
-	return stream__push(opaque, data, len);
+	struct stream *s = opaque;
+
+	if (!data) {
+		/* The VM stopped: end the response once the queue is sent. */
+		pthread_mutex_lock(&s->lock);
+		s->ended = true;
+		pthread_cond_signal(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		return 1;
+	}
+	return stream__push(s, data, len);
 }
 
 /* A client that went away, seen without writing to it: MHD only notices

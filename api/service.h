@@ -44,7 +44,9 @@ extern const size_t api_nr_routes;
 const struct api_route *api_route__by_name(const char *name);
 
 /* Stream sinks are called from daemon threads; they must not block (queue
- * and return).  A sink returning nonzero ends the subscription. */
+ * and return).  A sink returning nonzero ends the subscription.  A bytes
+ * sink called with data NULL is told the source ended (a console whose VM
+ * stopped); it is detached after that call. */
 typedef int (*api_event_sink)(const Vmmd__V1__Event *ev, void *opaque);
 typedef int (*api_bytes_sink)(const uint8_t *data, size_t len, void *opaque);
 

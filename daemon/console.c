@@ -97,6 +97,15 @@ static void *reader(void *arg)
 	close(c->fd);
 	c->fd = -1;
 	c->running = false;
+	/* The worker is gone: tell every attached stream, so that a client
+	 * such as `vmmctl console` ends instead of waiting forever. */
+	while (c->attached) {
+		struct attach *a = c->attached;
+
+		c->attached = a->next;
+		a->sink(NULL, 0, a->opaque);
+		free(a);
+	}
 	pthread_mutex_unlock(&c->lock);
 	console__put(c);
 	return NULL;

@@ -63,9 +63,16 @@ IFS='|'
 set -- $lab
 IFS=$old_ifs
 for group in "$@"; do
+	# L1 vCPUs: two where an L2 guest has two vCPUs (with one, L1 stalls:
+	# see tests/lab/run); one for the tiny guests, which ran cleanly so
+	# while 5 VMs on a two-vCPU L1 once saw a guest triple-fault.
+	case $group in
+	tiny-guest.sh*|vmmctl-kvm.sh*) l1_cpus=1 ;;
+	*) l1_cpus=2 ;;
+	esac
 	# shellcheck disable=SC2086
 	for attempt in 1 2 3; do
-		"$VMMD_SRCDIR/tests/lab/run" --memory 4096 --timeout 600 $share -- \
+		"$VMMD_SRCDIR/tests/lab/run" --cpus $l1_cpus --memory 4096 --timeout 600 $share -- \
 			env VMMD_SRCDIR="$VMMD_SRCDIR" VMMD_BUILDDIR="$VMMD_BUILDDIR" VMMD_CACHE="$VMMD_CACHE" \
 			sh "$here/run-list.sh" $group >"$WORK/lab.tap" 2>&1
 		rc=$?

@@ -95,6 +95,21 @@ else
 	show "$WORK/con.err"
 fi
 
+# The console ends by itself once the VM stops (here: tiny echoes a line,
+# then powers off), instead of waiting for Ctrl-] q.
+"$VMMCTL" create --name echo1 --memory 32M --kernel "$KERNEL" --cmdline test=echo --start --wait \
+	>/dev/null 2>&1
+(sleep 1; printf 'ping\n') | timeout -s KILL 30 "$VMMCTL" console echo1 >"$WORK/con2.out" 2>"$WORK/con2.err"
+RC=$?
+if [ "$RC" -eq 0 ] && grep -q 'tiny: echo ping' "$WORK/con2.out"; then
+	ok "console ends by itself when the guest powers off"
+else
+	not_ok "console ends by itself when the guest powers off (exit $RC)"
+	show "$WORK/con2.out"
+	show "$WORK/con2.err"
+fi
+"$VMMCTL" delete echo1 --wait >/dev/null 2>&1
+
 expect "pause --wait" 0 "succeeded" pause hb --wait
 expect "list shows it paused" 0 "^hb +paused " list
 expect "pause again: exit 1 naming the state" 1 "^vmmctl: pause: .*paused" pause hb
