@@ -97,8 +97,20 @@ static void *reader(void *arg)
 	close(c->fd);
 	c->fd = -1;
 	c->running = false;
-	/* The worker is gone: tell every attached stream, so that a client
-	 * such as `vmmctl console` ends instead of waiting forever. */
+	pthread_mutex_unlock(&c->lock);
+	console__put(c);
+	return NULL;
+}
+
+/* Under d->lock, once the VM has stopped for good: tells every attached
+ * stream (sink called with NULL) so that a client such as `vmmctl console`
+ * ends. Not at the reader's EOF: a vmm that restarts its guest (--on-reboot
+ * restart) re-execs and closes the socket, and its streams carry on. */
+void console__end_streams(struct console *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
 	while (c->attached) {
 		struct attach *a = c->attached;
 
@@ -107,8 +119,6 @@ static void *reader(void *arg)
 		free(a);
 	}
 	pthread_mutex_unlock(&c->lock);
-	console__put(c);
-	return NULL;
 }
 
 /* Under d->lock; idempotent: (re)connects when no reader runs. */

@@ -140,6 +140,7 @@ void events__unwatch(struct events *ev, uint64_t handle);
 /* daemon/console.c */
 void console__start(struct daemon *d, struct vm *vm);
 void console__free(struct console *c);
+void console__end_streams(struct console *c);
 int console__tail(struct console *c, size_t max, uint8_t **data, size_t *len, bool *truncated);
 int console__attach(struct daemon *d, const char *vm_id, api_bytes_sink sink, void *opaque,
 		    uint64_t *handle, struct api_error *err);

@@ -369,6 +369,9 @@ static void worker__exited(struct daemon *d, struct vm *vm, int code, int sig)
 	else
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_FAILED,
 				    "vmm exited with status %d%s%s", code, msg[0] ? ": " : "", msg);
+	if (vm->state == VMMD__V1__VM_STATE__VM_STATE_STOPPED ||
+	    vm->state == VMMD__V1__VM_STATE__VM_STATE_FAILED)
+		console__end_streams(vm->console);
 }
 
 /* A worker that is not our child: gone when its pid is, or when it is a
