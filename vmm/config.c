@@ -20,6 +20,7 @@
 void config__usage(FILE *out)
 {
 	fputs("usage: vmm --kernel PATH [options]\n"
+	      "       vmm --restore DIR [--restore-mode copy|lazy] [options of the saved VM]\n"
 	      "  --kernel PATH        bzImage or PVH ELF to boot\n"
 	      "  --initrd PATH        initial ramdisk\n"
 	      "  --cmdline STR        kernel command line\n"
@@ -32,7 +33,12 @@ void config__usage(FILE *out)
 	      "  --net slirp[,hostfwd=...][,mac=...] | tap=NAME[,mac=...]\n"
 	      "  --console KIND       virtio-console: stdio | file:PATH | unix:PATH | none (default none)\n"
 	      "  --rng                virtio-rng device fed from the host's getrandom()\n"
-	      "  --control PATH       control socket (JSON lines: status, powerdown, stop, pause, resume)\n"
+	      "  --control PATH       control socket (JSON lines: status, powerdown, stop, pause,\n"
+	      "                       resume, snapshot)\n"
+	      "  --restore DIR        start from a snapshot instead of booting (same --memory,\n"
+	      "                       --cpus and devices as the VM it was taken from)\n"
+	      "  --restore-mode MODE  copy: read guest RAM in before starting (default);\n"
+	      "                       lazy: map the snapshot's memory file, pages load on first touch\n"
 	      "  --status-file PATH   on exit, write why the VM stopped there (JSON)\n"
 	      "  --spec-fd N          first option only: read options, each NUL-terminated,\n"
 	      "                       from descriptor N (how vmmd hands over a VM's spec)\n"
@@ -134,7 +140,7 @@ static int config__bad(const char *opt, const char *arg, const char *why)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
        OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET, OPT_CONSOLE,
-       OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE };
+       OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE, OPT_RESTORE, OPT_RESTORE_MODE };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -151,6 +157,8 @@ static const struct option long_opts[] = {
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "status-file", required_argument, NULL, OPT_STATUS_FILE },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "restore-mode", required_argument, NULL, OPT_RESTORE_MODE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -211,6 +219,12 @@ static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
 	case OPT_RNG: cfg->rng = true; return 0;
 	case OPT_CONTROL: cfg->control_path = arg; return 0;
 	case OPT_STATUS_FILE: cfg->status_path = arg; return 0;
+	case OPT_RESTORE: cfg->restore_dir = arg; return 0;
+	case OPT_RESTORE_MODE:
+		if (strcmp(arg, "copy") && strcmp(arg, "lazy"))
+			return config__bad("--restore-mode", arg, "expected copy or lazy");
+		cfg->restore_lazy = !strcmp(arg, "lazy");
+		return 0;
 	case OPT_ON_REBOOT:
 		if (!strcmp(arg, "exit"))
 			cfg->on_reboot = ON_REBOOT_EXIT;
@@ -282,8 +296,8 @@ int config__parse(struct vm_config *cfg, int argc, char **argv)
 		fprintf(stderr, "vmm: --serial and --console cannot both use stdio\n");
 		return -EINVAL;
 	}
-	if (!cfg->kernel) {
-		fprintf(stderr, "vmm: --kernel is required (see vmm --help)\n");
+	if (!cfg->kernel && !cfg->restore_dir) {
+		fprintf(stderr, "vmm: --kernel is required (or --restore DIR; see vmm --help)\n");
 		return -EINVAL;
 	}
 	return 0;

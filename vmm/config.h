@@ -41,6 +41,8 @@ struct vm_config {
 	bool rng; /* --rng: virtio-rng fed from getrandom() */
 	const char *control_path; /* --control: vmmd's unix socket */
 	const char *status_path;  /* --status-file: why the VM stopped, as JSON */
+	const char *restore_dir;  /* --restore: start from this snapshot */
+	bool restore_lazy;        /* --restore-mode lazy */
 	bool verbose;
 };
 

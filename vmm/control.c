@@ -1,14 +1,18 @@
 /* vmm/control.c — the worker's control socket for vmmd: one JSON object per
  * line in each direction.  Requests: {"cmd":"status"|"powerdown"|"stop"|
- * "pause"|"resume"}; replies {"ok":true,...} or {"ok":false,"error":"..."}.
+ * "pause"|"resume"}, plus what layers above register (control.h:
+ * "snapshot"); replies {"ok":true,...} or {"ok":false,"error":"..."}.
  * Several clients may connect (a restarted vmmd re-attaches while an old
  * connection is still closing). */
 #include "common/log.h"
+#include "vmm/control.h"
 #include "vmm/device.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -29,6 +33,7 @@ struct control_client {
 };
 
 static int control_listen_fd = -1;
+static struct control_cmd *control_cmds; /* filled by constructors */
 static struct control_client *control_clients; /* touched on the loop thread only */
 static int64_t control_started_ms;
 
@@ -49,12 +54,30 @@ static json_t *control__status(struct vm *vm)
 			 (json_int_t)control_started_ms);
 }
 
-static json_t *control__error(const char *fmt, const char *arg)
-{
-	char msg[256];
 
-	snprintf(msg, sizeof(msg), fmt, arg);
+void control__register(struct control_cmd *cmd)
+{
+	cmd->next = control_cmds;
+	control_cmds = cmd;
+}
+
+json_t *control__fail(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static json_t *control__registered(struct vm *vm, const char *cmd, json_t *req)
+{
+	for (struct control_cmd *c = control_cmds; c; c = c->next)
+		if (!strcmp(c->name, cmd))
+			return c->run(vm, req);
+	return control__fail("unknown command '%s'", cmd);
 }
 
 static json_t *control__handle(struct vm *vm, const char *line)
@@ -65,7 +88,7 @@ static json_t *control__handle(struct vm *vm, const char *line)
 
 	if (!req || json_unpack(req, "{s:s}", "cmd", &cmd)) {
 		json_decref(req);
-		return control__error("bad request: %s", req ? "no \"cmd\" string" : jerr.text);
+		return control__fail("bad request: %s", req ? "no \"cmd\" string" : jerr.text);
 	}
 	if (!strcmp(cmd, "status")) {
 		reply = control__status(vm);
@@ -77,13 +100,13 @@ static json_t *control__handle(struct vm *vm, const char *line)
 		vm__request_stop(vm, VM_STOP_KILLED, "stopped by a control request");
 		reply = json_pack("{s:b}", "ok", 1);
 	} else if (!strcmp(cmd, "pause")) {
-		reply = vm__pause(vm) ? control__error("cannot pause: %s", "the VM is stopping") :
+		reply = vm__pause(vm) ? control__fail("cannot pause: %s", "the VM is stopping") :
 					control__status(vm);
 	} else if (!strcmp(cmd, "resume")) {
 		vm__resume(vm);
 		reply = control__status(vm);
 	} else {
-		reply = control__error("unknown command '%s'", cmd);
+		reply = control__registered(vm, cmd, req);
 	}
 	json_decref(req);
 	return reply;
@@ -122,7 +145,7 @@ static void control__client_io(int fd, uint32_t events, void *opaque)
 		memmove(c->buf, nl + 1, c->len);
 	}
 	if (c->len == sizeof(c->buf)) {
-		control__reply(fd, control__error("request longer than %s bytes", "4095"));
+		control__reply(fd, control__fail("request longer than %s bytes", "4095"));
 		goto out_close;
 	}
 	return;

@@ -113,7 +113,8 @@ static int main__run(struct vm_config *cfg, int sfd)
 	bool hooks_ran = false;
 	int err, code = VMM_EXIT_ERROR;
 
-	if (boot__open_files(cfg, &bf))
+	memset(&bf, 0, sizeof(bf));
+	if (!cfg->restore_dir && boot__open_files(cfg, &bf))
 		return VMM_EXIT_USAGE;
 	err = vm__create(&vm, cfg);
 	if (err) {
@@ -130,16 +131,27 @@ static int main__run(struct vm_config *cfg, int sfd)
 		goto out_destroy;
 	}
 	hooks_ran = true;
-	err = boot__load(&vm, &bf);
-	boot__close_files(&bf);
-	if (err) {
-		code = err == -EINVAL ? VMM_EXIT_USAGE : VMM_EXIT_ERROR;
-		goto out_destroy;
-	}
-	err = vcpus__setup_boot(&vm);
-	if (err) {
-		pr_err("vCPU 0: boot registers: %s", strerror(-err));
-		goto out_destroy;
+	if (cfg->restore_dir) {
+		/* A snapshot that does not fit is bad input: nothing ran yet. */
+		err = vm__restore_hook ? vm__restore_hook(&vm, cfg->restore_dir, cfg->restore_lazy)
+				       : -ENOSYS;
+		if (err) {
+			pr_err("--restore %s: not restored; the VM did not start", cfg->restore_dir);
+			code = VMM_EXIT_USAGE;
+			goto out_destroy;
+		}
+	} else {
+		err = boot__load(&vm, &bf);
+		boot__close_files(&bf);
+		if (err) {
+			code = err == -EINVAL ? VMM_EXIT_USAGE : VMM_EXIT_ERROR;
+			goto out_destroy;
+		}
+		err = vcpus__setup_boot(&vm);
+		if (err) {
+			pr_err("vCPU 0: boot registers: %s", strerror(-err));
+			goto out_destroy;
+		}
 	}
 	err = evloop__start(&vm.loop);
 	if (!err)

@@ -788,9 +788,16 @@ int virtio_pci__save(void *opaque, uint8_t **buf, size_t *len)
 	Vmmd__State__V1__MsixEntryState ms[VIRTIO_PCI_MAX_VECTORS], *mp[VIRTIO_PCI_MAX_VECTORS];
 	uint8_t *dev_buf = NULL;
 	size_t dev_len = 0;
+	bool quiesced;
 	int err = 0;
 
 	pthread_mutex_lock(&vp->lock);
+	/* Quiesce: in-flight requests complete and the device thread stops,
+	 * so the ring indexes saved below are final; it restarts after. */
+	quiesced = vp->started && vdev->ops->stop &&
+		   !(virtio_pci__status(vp) & VIRTIO_STATUS_NEEDS_RESET);
+	if (quiesced)
+		vdev->ops->stop(vdev);
 	if (vdev->ops->save) {
 		err = vdev->ops->save(vdev, &dev_buf, &dev_len);
 		if (err < 0)
@@ -842,6 +849,8 @@ int virtio_pci__save(void *opaque, uint8_t **buf, size_t *len)
 	else
 		err = -ENOMEM;
 out_unlock:
+	if (quiesced && vdev->ops->start && vdev->ops->start(vdev) < 0)
+		virtio_pci__fail(vdev, "cannot restart the device after saving its state");
 	pthread_mutex_unlock(&vp->lock);
 	free(dev_buf);
 	return err;

@@ -80,6 +80,8 @@ static int vm__set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t siz
 	return 0;
 }
 
+int (*vm__restore_hook)(struct vm *vm, const char *dir, bool lazy);
+
 /* One memfd holds all RAM so the paravisor and a servicing successor can map
  * the very same pages; it is split around the PCI hole only in GPA space. */
 static int vm__init_ram(struct vm *vm)

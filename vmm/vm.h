@@ -94,4 +94,10 @@ int vm__pause(struct vm *vm);
 void vm__resume(struct vm *vm);
 bool vm__is_paused(struct vm *vm);
 
+/* Set from a constructor by the saved-state layer (migration/snapshot.c),
+ * which sits above vmm/: vmm --restore DIR loads guest RAM and every state
+ * section through it, after the devices exist and before any vCPU runs.
+ * Returns 0 or a negative errno after saying what is wrong. */
+extern int (*vm__restore_hook)(struct vm *vm, const char *dir, bool lazy);
+
 #endif

@@ -1,0 +1,108 @@
+#!/bin/sh
+# Snapshot and restore of the tiny guest through vmm's control socket and
+# vmm --restore: the guest carries on where it was (its heartbeat counter
+# keeps counting, no second boot, its memory pattern verifies) with RAM
+# copied in or mapped lazily; a corrupt or mismatched snapshot is refused
+# with the reason and nothing runs.
+. "$(dirname "$0")/lib.sh"
+UXSEND="$VMMD_BUILDDIR/tests/tools/uxsend"
+sock=$WORK/ctl.sock
+snap=$WORK/snap
+args="--memory 128M --cpus 2 --stop-timeout 0"
+ctl() { "$UXSEND" "$sock" "$1" 2>&1; }
+says() { printf '%s\n' "$1" | grep -q -- "$2"; }
+beats() { grep -c "tiny: heartbeat" "$1"; }
+last_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
+wait_for() { # wait_for FILE PATTERN SECS
+	i=0
+	while ! grep -q -- "$2" "$1" 2>/dev/null && [ $i -lt $(($3 * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	grep -q -- "$2" "$1" 2>/dev/null
+}
+wait_sock() {
+	i=0
+	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+}
+# start OUT ARGS...: vmm in the background, serial input from a FIFO held on fd 8.
+start() {
+	out=$1
+	shift
+	rm -f "$sock" "$WORK/in"
+	mkfifo "$WORK/in"
+	exec 8<>"$WORK/in"
+	# shellcheck disable=SC2086
+	"$VMM" $args --control "$sock" "$@" <"$WORK/in" >"$out" 2>&1 &
+	pid=$!
+	wait_sock
+}
+finish() {
+	ctl '{"cmd":"stop"}' >/dev/null
+	wait $pid 2>/dev/null
+	exec 8>&-
+}
+
+# 1. The original VM: pattern in RAM, heartbeat every 2^14 ticks.
+start "$WORK/orig" --kernel "$TINY" --cmdline "heartbeat=14 pattern=77 dirty_size=32"
+wait_for "$WORK/orig" "tiny: pattern 77 sum" 20
+wait_for "$WORK/orig" "tiny: heartbeat 32768" 30
+r=$(ctl "{\"cmd\":\"snapshot\",\"path\":\"$snap\",\"resume\":false}")
+saved=$(last_beat "$WORK/orig")
+check "snapshot of a running VM succeeds and leaves it paused on request ($r)" \
+	sh -c "printf '%s' '$r' | grep -q '\"ok\":true' && printf '%s' '$r' | grep -q '\"state\":\"paused\"'"
+check "the snapshot directory holds a state file and a sparse memory file" \
+	sh -c "[ -s '$snap/state' ] && [ \$(stat -c %s '$snap/memory') -eq 134217728 ] &&
+		[ \$(du -k '$snap/memory' | cut -f1) -lt 131072 ]"
+r=$(ctl "{\"cmd\":\"snapshot\",\"path\":\"$snap\"}")
+check "a second snapshot into the same directory is refused ($r)" says "$r" "already holds a snapshot"
+b1=$(beats "$WORK/orig")
+ctl '{"cmd":"resume"}' >/dev/null
+wait_for "$WORK/orig" "tiny: heartbeat $((saved + 2 * 16384))" 20
+b2=$(beats "$WORK/orig")
+check "the original VM resumes after the snapshot (heartbeats $b1 -> $b2)" [ "$b2" -gt "$b1" ]
+finish
+
+# 2. Restore, RAM copied: no boot, the counter continues, the pattern holds.
+for mode in copy lazy; do
+	start "$WORK/$mode" --restore "$snap" --restore-mode "$mode"
+	wait_for "$WORK/$mode" "tiny: heartbeat" 20
+	first=$(sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$WORK/$mode" | head -n 1)
+	check "restore ($mode): the guest continues from heartbeat $saved (first after restore: $first)" \
+		sh -c "[ '${first:-0}' -gt '$saved' ] && ! grep -q 'tiny: hello' '$WORK/$mode'"
+	printf 'v' >&8
+	wait_for "$WORK/$mode" "tiny: verify" 20
+	check "restore ($mode): guest RAM holds the pattern written before the snapshot" \
+		has "$WORK/$mode" "tiny: verify ok"
+	check "restore ($mode): vmm says what it restored" has "$WORK/$mode" "restored .* ($mode"
+	finish
+	RC=0
+	check "restore ($mode): no sanitizer report" sanitizer_clean "$WORK/$mode"
+done
+
+# 3. Refusals: vmm exits 2 naming the problem, and no vCPU runs.
+refuse() { # refuse NAME DIR PATTERN [ARGS...]
+	name=$1 dir=$2 pat=$3
+	shift 3
+	# shellcheck disable=SC2086
+	timeout -s KILL 30 "$VMM" $args --restore "$dir" "$@" </dev/null >"$WORK/refuse" 2>&1
+	RC=$?
+	result "$name" refuse 2 "$pat" "did not start"
+	check "$name: the guest never ran" sh -c "! grep -q 'tiny:' '$WORK/refuse'"
+}
+cp -r "$snap" "$WORK/bad-state"
+printf '\377' | dd of="$WORK/bad-state/state" bs=1 seek=40 conv=notrunc 2>/dev/null
+refuse "a corrupt state file is refused" "$WORK/bad-state" "checksum mismatch"
+cp -r "$snap" "$WORK/bad-mem"
+off=$((16 * 1048576 + 4096 * 3 + 100)) # inside the pattern region
+printf '\125' | dd of="$WORK/bad-mem/memory" bs=1 seek=$off conv=notrunc 2>/dev/null
+refuse "a corrupt memory file is refused (copy mode)" "$WORK/bad-mem" "memory file checksum mismatch"
+cp -r "$snap" "$WORK/short"
+truncate -s 64M "$WORK/short/memory"
+refuse "a truncated memory file is refused" "$WORK/short" "memory file is 67108864 bytes"
+refuse "a different --memory is refused" "$snap" "128 MiB and 2 vCPUs; this one has 256 MiB" \
+	--memory 256M
+refuse "a different device set is refused" "$snap" "this VM has" --rng
+refuse "a directory that is no snapshot is refused" "$WORK" "no state file"
+
+tap_plan
