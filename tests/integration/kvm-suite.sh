@@ -17,7 +17,7 @@ direct=
 lab=
 tiny="tiny-guest.sh control.sh snapshot.sh virtio-malicious.sh"
 daemon="vmmctl-kvm.sh vmmd-lab.sh"
-linux="linux-guest.sh|virtio-small.sh vmmd-linux.sh"
+linux="linux-guest.sh|virtio-small.sh vmmd-linux.sh linux-snapshot.sh"
 devices="virtio-blk.sh|virtio-net.sh"
 # Lab runs are groups separated by '|', one L1 boot each (~6 s), so that a
 # group that meets a stalled L1 (see tests/lab/fetch-qemu) is cheap to retry.

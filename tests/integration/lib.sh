@@ -51,6 +51,49 @@ has() {
 	grep -q -- "$2" "$1" 2>/dev/null
 }
 
+# vmm_start OUT ARGS...: vmm in the background ($pid) with its control
+# socket at $CTL_SOCK, output on OUT and serial input from a FIFO that fd 8
+# holds open (write to it with >&8); waits for the socket.  vmm_finish stops
+# it through the socket.  ctl REQUEST sends one control request.
+CTL_SOCK=$WORK/ctl.sock
+ctl() { "$VMMD_BUILDDIR/tests/tools/uxsend" "$CTL_SOCK" "$1" 2>&1; }
+vmm_start() {
+	_out=$1
+	shift
+	rm -f "$CTL_SOCK" "$WORK/in"
+	mkfifo "$WORK/in"
+	exec 8<>"$WORK/in"
+	"$VMM" --control "$CTL_SOCK" "$@" <"$WORK/in" >"$_out" 2>&1 &
+	pid=$!
+	_i=0
+	while [ ! -S "$CTL_SOCK" ] && [ $_i -lt 100 ] && kill -0 $pid 2>/dev/null; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+vmm_finish() {
+	ctl '{"cmd":"stop"}' >/dev/null
+	wait $pid 2>/dev/null
+	exec 8>&-
+}
+
+# flip_byte FILE OFFSET: changes one byte in place (corruption tests).
+flip_byte() {
+	_b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	# shellcheck disable=SC2059
+	printf "\\$(printf %o $(((_b + 1) % 256)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
+# wait_for FILE PATTERN SECS: until FILE has PATTERN (true) or SECS pass (false).
+wait_for() {
+	_i=0
+	while ! grep -q -- "$2" "$1" 2>/dev/null && [ $_i -lt $(($3 * 10)) ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	grep -q -- "$2" "$1" 2>/dev/null
+}
+
 # Shows a failed run's output as TAP comments.
 show() {
 	diag "exit code $RC; output of: $1"

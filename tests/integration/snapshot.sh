@@ -5,43 +5,13 @@
 # copied in or mapped lazily; a corrupt or mismatched snapshot is refused
 # with the reason and nothing runs.
 . "$(dirname "$0")/lib.sh"
-UXSEND="$VMMD_BUILDDIR/tests/tools/uxsend"
-sock=$WORK/ctl.sock
 snap=$WORK/snap
 args="--memory 128M --cpus 2 --stop-timeout 0"
-ctl() { "$UXSEND" "$sock" "$1" 2>&1; }
 says() { printf '%s\n' "$1" | grep -q -- "$2"; }
 beats() { grep -c "tiny: heartbeat" "$1"; }
 last_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
-wait_for() { # wait_for FILE PATTERN SECS
-	i=0
-	while ! grep -q -- "$2" "$1" 2>/dev/null && [ $i -lt $(($3 * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	grep -q -- "$2" "$1" 2>/dev/null
-}
-wait_sock() {
-	i=0
-	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-}
-# start OUT ARGS...: vmm in the background, serial input from a FIFO held on fd 8.
-start() {
-	out=$1
-	shift
-	rm -f "$sock" "$WORK/in"
-	mkfifo "$WORK/in"
-	exec 8<>"$WORK/in"
-	# shellcheck disable=SC2086
-	"$VMM" $args --control "$sock" "$@" <"$WORK/in" >"$out" 2>&1 &
-	pid=$!
-	wait_sock
-}
-finish() {
-	ctl '{"cmd":"stop"}' >/dev/null
-	wait $pid 2>/dev/null
-	exec 8>&-
-}
+# shellcheck disable=SC2086
+start() { _o=$1; shift; vmm_start "$_o" $args "$@"; }
 
 # 1. The original VM: pattern in RAM, heartbeat every 2^14 ticks.
 start "$WORK/orig" --kernel "$TINY" --cmdline "heartbeat=14 pattern=77 dirty_size=32"
@@ -61,7 +31,7 @@ ctl '{"cmd":"resume"}' >/dev/null
 wait_for "$WORK/orig" "tiny: heartbeat $((saved + 2 * 16384))" 20
 b2=$(beats "$WORK/orig")
 check "the original VM resumes after the snapshot (heartbeats $b1 -> $b2)" [ "$b2" -gt "$b1" ]
-finish
+vmm_finish
 
 # 2. Restore, RAM copied: no boot, the counter continues, the pattern holds.
 for mode in copy lazy; do
@@ -75,7 +45,7 @@ for mode in copy lazy; do
 	check "restore ($mode): guest RAM holds the pattern written before the snapshot" \
 		has "$WORK/$mode" "tiny: verify ok"
 	check "restore ($mode): vmm says what it restored" has "$WORK/$mode" "restored .* ($mode"
-	finish
+	vmm_finish
 	RC=0
 	check "restore ($mode): no sanitizer report" sanitizer_clean "$WORK/$mode"
 done
@@ -91,11 +61,11 @@ refuse() { # refuse NAME DIR PATTERN [ARGS...]
 	check "$name: the guest never ran" sh -c "! grep -q 'tiny:' '$WORK/refuse'"
 }
 cp -r "$snap" "$WORK/bad-state"
-printf '\377' | dd of="$WORK/bad-state/state" bs=1 seek=40 conv=notrunc 2>/dev/null
+flip_byte "$WORK/bad-state/state" 40
 refuse "a corrupt state file is refused" "$WORK/bad-state" "checksum mismatch"
 cp -r "$snap" "$WORK/bad-mem"
 off=$((16 * 1048576 + 4096 * 3 + 100)) # inside the pattern region
-printf '\125' | dd of="$WORK/bad-mem/memory" bs=1 seek=$off conv=notrunc 2>/dev/null
+flip_byte "$WORK/bad-mem/memory" $off
 refuse "a corrupt memory file is refused (copy mode)" "$WORK/bad-mem" "memory file checksum mismatch"
 cp -r "$snap" "$WORK/short"
 truncate -s 64M "$WORK/short/memory"
