@@ -1,5 +1,6 @@
 /* migration/snapshot_file.c — reading and writing a snapshot's two files (the
  * layout is in snapshot_file.h).  Nothing here knows what a VM is. */
+#include "migration/page.h"
 #include "migration/snapshot_file.h"
 
 #include <endian.h>
@@ -64,16 +65,6 @@ static int read_all(int fd, void *buf, size_t len, off_t off)
 		off += n;
 	}
 	return 0;
-}
-
-static bool page_is_zero(const uint8_t *p)
-{
-	const uint64_t *w = (const uint64_t *)p;
-
-	for (unsigned int i = 0; i < PAGE / 8; i++)
-		if (w[i])
-			return false;
-	return true;
 }
 
 static void digest_page(EVP_MD_CTX *md, uint64_t off, const uint8_t *page)
@@ -234,7 +225,7 @@ int snapshot_mem__write(int dirfd, const uint8_t *ram, int mem_fd, uint64_t size
 		if (hole < 0 || (uint64_t)hole > size)
 			hole = (off_t)size;
 		for (off = (uint64_t)data & ~(uint64_t)(PAGE - 1); off < (uint64_t)hole; off += PAGE) {
-			bool zero = page_is_zero(ram + off);
+			bool zero = page__is_zero(ram + off);
 
 			if (!zero) {
 				digest_page(md, off, ram + off);
@@ -321,7 +312,7 @@ int snapshot_mem__read(int dirfd, uint8_t *ram, uint64_t size, struct mem_digest
 		}
 		/* A file system may keep zeros in an extent: only non-zero pages count. */
 		for (off = (uint64_t)data; off < (uint64_t)hole; off += PAGE) {
-			if (!page_is_zero(ram + off)) {
+			if (!page__is_zero(ram + off)) {
 				digest_page(md, off, ram + off);
 				d->pages++;
 			}

@@ -18,7 +18,30 @@ struct guest_mem_region {
 struct guest_mem {
 	int nr;
 	struct guest_mem_region r[GUEST_MEM_MAX_REGIONS];
+	/* While a live migration runs: one bit per 4 KiB page of the RAM block
+	 * at dirty_base that a device wrote (KVM logs only what vCPUs write);
+	 * NULL otherwise.  Set and taken by migration/, marked by virtq. */
+	uint64_t *dirty;
+	const uint8_t *dirty_base;
+	uint64_t dirty_len;
 };
+
+/* Marks [hva, hva+len) as written by a device, if a migration tracks it. */
+static inline void guest_mem__mark_dirty(const struct guest_mem *m, const void *hva,
+					 uint64_t len)
+{
+	uint64_t *bm = __atomic_load_n(&m->dirty, __ATOMIC_ACQUIRE);
+	uint64_t off, end;
+
+	if (!bm || !len || (const uint8_t *)hva < m->dirty_base)
+		return;
+	off = (uint64_t)((const uint8_t *)hva - m->dirty_base);
+	if (off >= m->dirty_len)
+		return;
+	end = off + len > m->dirty_len ? m->dirty_len : off + len;
+	for (uint64_t p = off >> 12; p <= (end - 1) >> 12; p++)
+		__atomic_fetch_or(&bm[p >> 6], 1ULL << (p & 63), __ATOMIC_RELAXED);
+}
 
 /* Host pointer for [gpa, gpa+len) if it lies inside ONE region, else NULL.
  * Everything a guest controls goes through this. */

@@ -316,6 +316,13 @@ void virtq__push(struct virtq *q, const struct virtq_elem *e, uint32_t written)
 	/* Release: the element (and the data written into the buffers) is
 	 * visible before the guest can see the new index. */
 	store16(used_idx(q), q->used_idx, __ATOMIC_RELEASE);
+	/* A live migration must resend what the device wrote: the buffers the
+	 * guest gave it to fill, and the used ring. */
+	if (__atomic_load_n(&q->mem->dirty, __ATOMIC_RELAXED)) {
+		for (unsigned int i = e->out_num; i < e->out_num + e->in_num; i++)
+			guest_mem__mark_dirty(q->mem, e->iov[i].iov_base, e->iov[i].iov_len);
+		guest_mem__mark_dirty(q->mem, q->used, 6 + 8 * (uint64_t)q->size);
+	}
 }
 
 /* Did the used index move past `event` going from old to new? (2.7.10) */

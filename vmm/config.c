@@ -21,6 +21,7 @@ void config__usage(FILE *out)
 {
 	fputs("usage: vmm --kernel PATH [options]\n"
 	      "       vmm --restore DIR [--restore-mode copy|lazy] [options of the saved VM]\n"
+	      "       vmm --incoming HOST:PORT [--tls-cert F --tls-key F --tls-ca F] [options of the VM]\n"
 	      "  --kernel PATH        bzImage or PVH ELF to boot\n"
 	      "  --initrd PATH        initial ramdisk\n"
 	      "  --cmdline STR        kernel command line\n"
@@ -39,13 +40,16 @@ void config__usage(FILE *out)
 	      "                       --cpus and devices as the VM it was taken from)\n"
 	      "  --restore-mode MODE  copy: read guest RAM in before starting (default);\n"
 	      "                       lazy: map the snapshot's memory file, pages load on first touch\n"
+	      "  --incoming HOST:PORT wait there for a live migration of a VM with these options\n"
+	      "  --tls-cert/--tls-key/--tls-ca FILE  mutual TLS 1.3 for --incoming: only a source\n"
+	      "                       whose certificate chains to the CA gets through\n"
 	      "  --status-file PATH   on exit, write why the VM stopped there (JSON)\n"
 	      "  --spec-fd N          first option only: read options, each NUL-terminated,\n"
 	      "                       from descriptor N (how vmmd hands over a VM's spec)\n"
 	      "  -v, --verbose        debug logging\n"
 	      "  -h, --help           this text\n"
 	      "exit codes: 0 guest powered off, 1 VM failed, 2 bad usage or input,\n"
-	      "            3 guest rebooted, 4 stopped hard after SIGTERM\n",
+	      "            3 guest rebooted, 4 stopped hard after SIGTERM, 5 migrated away\n",
 	      out);
 }
 
@@ -140,7 +144,8 @@ static int config__bad(const char *opt, const char *arg, const char *why)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
        OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET, OPT_CONSOLE,
-       OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE, OPT_RESTORE, OPT_RESTORE_MODE };
+       OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE, OPT_RESTORE, OPT_RESTORE_MODE, OPT_INCOMING,
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -159,6 +164,10 @@ static const struct option long_opts[] = {
 	{ "status-file", required_argument, NULL, OPT_STATUS_FILE },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "restore-mode", required_argument, NULL, OPT_RESTORE_MODE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -220,6 +229,14 @@ static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
 	case OPT_CONTROL: cfg->control_path = arg; return 0;
 	case OPT_STATUS_FILE: cfg->status_path = arg; return 0;
 	case OPT_RESTORE: cfg->restore_dir = arg; return 0;
+	case OPT_INCOMING:
+		if (!strchr(arg, ':'))
+			return config__bad("--incoming", arg, "expected HOST:PORT (HOST may be empty)");
+		cfg->incoming = arg;
+		return 0;
+	case OPT_TLS_CERT: cfg->tls_cert = arg; return 0;
+	case OPT_TLS_KEY: cfg->tls_key = arg; return 0;
+	case OPT_TLS_CA: cfg->tls_ca = arg; return 0;
 	case OPT_RESTORE_MODE:
 		if (strcmp(arg, "copy") && strcmp(arg, "lazy"))
 			return config__bad("--restore-mode", arg, "expected copy or lazy");
@@ -296,7 +313,16 @@ int config__parse(struct vm_config *cfg, int argc, char **argv)
 		fprintf(stderr, "vmm: --serial and --console cannot both use stdio\n");
 		return -EINVAL;
 	}
-	if (!cfg->kernel && !cfg->restore_dir) {
+	if ((cfg->tls_cert || cfg->tls_key || cfg->tls_ca) &&
+	    !(cfg->tls_cert && cfg->tls_key && cfg->tls_ca && cfg->incoming)) {
+		fprintf(stderr, "vmm: --tls-cert, --tls-key and --tls-ca go together, with --incoming\n");
+		return -EINVAL;
+	}
+	if (cfg->incoming && cfg->restore_dir) {
+		fprintf(stderr, "vmm: --incoming and --restore exclude each other\n");
+		return -EINVAL;
+	}
+	if (!cfg->kernel && !cfg->restore_dir && !cfg->incoming) {
 		fprintf(stderr, "vmm: --kernel is required (or --restore DIR; see vmm --help)\n");
 		return -EINVAL;
 	}

@@ -43,6 +43,8 @@ struct vm_config {
 	const char *status_path;  /* --status-file: why the VM stopped, as JSON */
 	const char *restore_dir;  /* --restore: start from this snapshot */
 	bool restore_lazy;        /* --restore-mode lazy */
+	const char *incoming;     /* --incoming HOST:PORT: wait for a live migration */
+	const char *tls_cert, *tls_key, *tls_ca; /* --tls-*: mutual TLS for --incoming */
 	bool verbose;
 };
 
@@ -53,6 +55,7 @@ enum vmm_exit {
 	VMM_EXIT_USAGE = 2,    /* bad command line or unusable input file */
 	VMM_EXIT_REBOOT = 3,   /* guest asked for a reboot (without --on-reboot restart) */
 	VMM_EXIT_KILLED = 4,   /* stopped hard after SIGTERM grace period */
+	VMM_EXIT_MIGRATED = 5, /* the VM now runs on a live migration's destination */
 };
 
 /* Parses argv; on error prints one line naming the problem and returns -EINVAL. */

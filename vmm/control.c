@@ -48,7 +48,9 @@ static int64_t control__now_ms(void)
 static json_t *control__status(struct vm *vm)
 {
 	return json_pack("{s:b, s:s, s:i, s:i, s:I, s:I}", "ok", 1, "state",
-			 vm__is_paused(vm) ? "paused" : "running", "pid", (int)getpid(),
+			 __atomic_load_n(&vm->migrated, __ATOMIC_ACQUIRE) ? "migrated"
+			 : vm__is_paused(vm)				   ? "paused"
+									   : "running", "pid", (int)getpid(),
 			 "vcpus", (int)vm->nr_cpus, "memory_mib",
 			 (json_int_t)(vm->ram_size >> 20), "started_at_ms",
 			 (json_int_t)control_started_ms);
@@ -104,7 +106,9 @@ static json_t *control__handle(struct vm *vm, const char *line)
 					control__status(vm);
 	} else if (!strcmp(cmd, "resume")) {
 		vm__resume(vm);
-		reply = control__status(vm);
+		reply = __atomic_load_n(&vm->migrated, __ATOMIC_ACQUIRE)
+				? control__fail("cannot resume: %s", "the guest was migrated away")
+				: control__status(vm);
 	} else {
 		reply = control__registered(vm, cmd, req);
 	}

@@ -49,7 +49,8 @@ static void main__wait(struct vm *vm, int sfd)
 			return;
 		if (!(pfd[1].revents & POLLIN) || read(sfd, &si, sizeof(si)) != sizeof(si))
 			continue;
-		if (deadline >= 0 || !vm->power_button) {
+		if (deadline >= 0 || !vm->power_button ||
+		    __atomic_load_n(&vm->migrated, __ATOMIC_ACQUIRE)) {
 			vm__request_stop(vm, VM_STOP_KILLED, "stopped by signal %u", si.ssi_signo);
 			return;
 		}
@@ -72,6 +73,9 @@ static int main__exit_code(struct vm *vm)
 	case VM_STOP_KILLED:
 		pr_warn("%s", vm->stop_message);
 		return VMM_EXIT_KILLED;
+	case VM_STOP_MIGRATED:
+		pr_info("%s", vm->stop_message);
+		return VMM_EXIT_MIGRATED;
 	default:
 		pr_err("%s", vm->stop_message);
 		return VMM_EXIT_ERROR;
@@ -82,7 +86,8 @@ static int main__exit_code(struct vm *vm)
  * and can no longer waitpid() the worker. */
 static void main__write_status(const struct vm_config *cfg, const struct vm *vm, int code)
 {
-	static const char *const reasons[] = { "running", "poweroff", "reboot", "error", "killed" };
+	static const char *const reasons[] = { "running", "poweroff", "reboot", "error", "killed",
+						       "migrated" };
 	char tmp[4096];
 	FILE *f;
 	int bad;
@@ -114,7 +119,7 @@ static int main__run(struct vm_config *cfg, int sfd)
 	int err, code = VMM_EXIT_ERROR;
 
 	memset(&bf, 0, sizeof(bf));
-	if (!cfg->restore_dir && boot__open_files(cfg, &bf))
+	if (!cfg->restore_dir && !cfg->incoming && boot__open_files(cfg, &bf))
 		return VMM_EXIT_USAGE;
 	err = vm__create(&vm, cfg);
 	if (err) {
@@ -138,6 +143,13 @@ static int main__run(struct vm_config *cfg, int sfd)
 		if (err) {
 			pr_err("--restore %s: not restored; the VM did not start", cfg->restore_dir);
 			code = VMM_EXIT_USAGE;
+			goto out_destroy;
+		}
+	} else if (cfg->incoming) {
+		/* Blocks until the source hands over; a failure discards all. */
+		err = vm__incoming_hook ? vm__incoming_hook(&vm) : -ENOSYS;
+		if (err) {
+			pr_err("--incoming %s: no VM received; nothing ran", cfg->incoming);
 			goto out_destroy;
 		}
 	} else {

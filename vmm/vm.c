@@ -68,6 +68,7 @@ static int vm__set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t siz
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = vm->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uintptr_t)hva,
@@ -81,6 +82,57 @@ static int vm__set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t siz
 }
 
 int (*vm__restore_hook)(struct vm *vm, const char *dir, bool lazy);
+int (*vm__incoming_hook)(struct vm *vm);
+
+/* Slot i maps RAM from offset slot_off[i]: 0, then low_ram_size. */
+static int vm__set_ram_slots(struct vm *vm)
+{
+	int err = vm__set_slot(vm, 0, 0, vm->low_ram_size, vm->ram);
+
+	if (!err && vm->ram_size > vm->low_ram_size)
+		err = vm__set_slot(vm, 1, RAM_ABOVE_4G, vm->ram_size - vm->low_ram_size,
+				   vm->ram + vm->low_ram_size);
+	return err;
+}
+
+int vm__dirty_log(struct vm *vm, bool on)
+{
+	vm->dirty_logging = on;
+	return vm__set_ram_slots(vm);
+}
+
+/* KVM_GET_DIRTY_LOG returns and clears each slot's bitmap; slot 1 starts at
+ * low_ram_size (3 GiB, a multiple of 64 pages), so its words OR in whole. */
+int vm__dirty_log_fetch(struct vm *vm, uint64_t *bitmap)
+{
+	uint64_t low_pages = vm->low_ram_size >> 12;
+	uint64_t high_pages = (vm->ram_size - vm->low_ram_size) >> 12;
+	uint64_t *tmp = calloc((low_pages > high_pages ? low_pages : high_pages) / 64 + 1, 8);
+	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = tmp };
+	int err = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+		err = -errno;
+		goto out;
+	}
+	for (uint64_t i = 0; i < (low_pages + 63) / 64; i++)
+		bitmap[i] |= tmp[i];
+	if (high_pages) {
+		memset(tmp, 0, (high_pages + 63) / 64 * 8);
+		log.slot = 1;
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			err = -errno;
+			goto out;
+		}
+		for (uint64_t i = 0; i < (high_pages + 63) / 64; i++)
+			bitmap[low_pages / 64 + i] |= tmp[i];
+	}
+out:
+	free(tmp);
+	return err;
+}
 
 /* One memfd holds all RAM so the paravisor and a servicing successor can map
  * the very same pages; it is split around the PCI hole only in GPA space. */
@@ -109,18 +161,15 @@ static int vm__init_ram(struct vm *vm)
 	 * shmem_enabled = advise): far fewer EPT faults and TLB misses. */
 	madvise(vm->ram, vm->ram_size, MADV_HUGEPAGE);
 	vm->low_ram_size = vm->ram_size < PCI_HOLE_START ? vm->ram_size : PCI_HOLE_START;
-	err = vm__set_slot(vm, 0, 0, vm->low_ram_size, vm->ram);
+	err = vm__set_ram_slots(vm);
 	if (err)
 		return err;
 	vm->mem.r[vm->mem.nr++] = (struct guest_mem_region){ 0, vm->low_ram_size, vm->ram };
-	if (vm->ram_size > vm->low_ram_size) {
-		uint64_t high = vm->ram_size - vm->low_ram_size;
-
-		err = vm__set_slot(vm, 1, RAM_ABOVE_4G, high, vm->ram + vm->low_ram_size);
-		vm->mem.r[vm->mem.nr++] =
-			(struct guest_mem_region){ RAM_ABOVE_4G, high, vm->ram + vm->low_ram_size };
-	}
-	return err;
+	if (vm->ram_size > vm->low_ram_size)
+		vm->mem.r[vm->mem.nr++] = (struct guest_mem_region){
+			RAM_ABOVE_4G, vm->ram_size - vm->low_ram_size, vm->ram + vm->low_ram_size
+		};
+	return 0;
 }
 
 static int vm__init_irqchip(struct vm *vm)
@@ -255,7 +304,8 @@ void vm__request_stop(struct vm *vm, enum vm_stop_reason why, const char *fmt, .
 
 	pthread_mutex_lock(&vm->stop_lock);
 	if (vm->stop_reason == VM_RUNNING) {
-		vm->stop_reason = why;
+		vm->stop_reason = __atomic_load_n(&vm->migrated, __ATOMIC_ACQUIRE) ? VM_STOP_MIGRATED
+										     : why;
 		va_start(ap, fmt);
 		vsnprintf(vm->stop_message, sizeof(vm->stop_message), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
 		va_end(ap);
@@ -303,7 +353,10 @@ int vm__pause(struct vm *vm)
 void vm__resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->stop_lock);
-	vm->paused = false;
+	/* Never two copies of one guest: after a migration only the
+	 * destination runs it. */
+	if (!__atomic_load_n(&vm->migrated, __ATOMIC_ACQUIRE))
+		vm->paused = false;
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->stop_lock);
 }

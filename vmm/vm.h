@@ -20,6 +20,7 @@ enum vm_stop_reason {
 	VM_STOP_REBOOT,
 	VM_STOP_ERROR, /* vm->stop_message says why */
 	VM_STOP_KILLED,
+	VM_STOP_MIGRATED, /* handed over to a live migration's destination */
 };
 
 struct state_section {
@@ -39,6 +40,10 @@ struct vm {
 	uint64_t ram_size;
 	uint64_t low_ram_size; /* min(ram_size, PCI_HOLE_START) */
 	struct guest_mem mem;  /* the same RAM as regions, for device models */
+	bool dirty_logging;    /* KVM_MEM_LOG_DIRTY_PAGES on the RAM slots */
+	/* A live migration handed the guest over: this VM stays paused until
+	 * stopped (so its statistics can be read), then exits as migrated. */
+	bool migrated;
 
 	unsigned int nr_cpus;
 	struct vcpu **vcpus;
@@ -99,5 +104,14 @@ bool vm__is_paused(struct vm *vm);
  * section through it, after the devices exist and before any vCPU runs.
  * Returns 0 or a negative errno after saying what is wrong. */
 extern int (*vm__restore_hook)(struct vm *vm, const char *dir, bool lazy);
+/* Likewise for vmm --incoming: receives a live migration's RAM and state
+ * into this VM before any vCPU runs. */
+extern int (*vm__incoming_hook)(struct vm *vm);
+
+/* Dirty page logging of guest RAM (what vCPUs write) for live migration. */
+int vm__dirty_log(struct vm *vm, bool on);
+/* ORs the pages written since the last fetch into bitmap (one bit per 4 KiB
+ * of RAM, linear as in the memfd) and clears KVM's log. */
+int vm__dirty_log_fetch(struct vm *vm, uint64_t *bitmap);
 
 #endif

@@ -56,7 +56,7 @@ has() {
 # holds open (write to it with >&8); waits for the socket.  vmm_finish stops
 # it through the socket.  ctl REQUEST sends one control request.
 CTL_SOCK=$WORK/ctl.sock
-ctl() { "$VMMD_BUILDDIR/tests/tools/uxsend" "$CTL_SOCK" "$1" 2>&1; }
+ctl() { timeout 30 "$VMMD_BUILDDIR/tests/tools/uxsend" "$CTL_SOCK" "$1" 2>&1; }
 vmm_start() {
 	_out=$1
 	shift

@@ -1,0 +1,21 @@
+/* migration/live.h — what live_send.c and live_recv.c agree on.
+ *
+ * Protocol (records of stream.h), source → destination unless marked:
+ *   HELLO    Manifest: machine and section names, no data
+ *   ← ACCEPT / ERROR
+ *   PAGES*   le32 count, count × le64 (RAM offset | MIG_PAGE_ZERO), then the
+ *            4 KiB of every entry without the flag, in order
+ *   STATE    Manifest with every section (the source is paused by now)
+ *   ← READY  the destination loaded it all and will start on GO
+ *   GO       the source is committed: it will never resume
+ *   ← RUNNING
+ * Until GO the source may resume at any error and the destination discards
+ * everything; after GO only the destination may run the guest. */
+#ifndef VMMD_MIGRATION_LIVE_H
+#define VMMD_MIGRATION_LIVE_H
+
+#define MIG_PAGE 4096u
+#define MIG_BATCH_PAGES 256u
+#define MIG_PAGE_ZERO 1ull
+
+#endif

@@ -1,0 +1,179 @@
+/* migration/live_recv.c — vmm --incoming HOST:PORT: the destination of a live
+ * migration.  The VM and its devices exist but nothing ran; this fills RAM
+ * and state from the source, and returns 0 only after the source said GO,
+ * so main starts the vCPUs.  Any failure before GO: the source resumes and
+ * this VM is discarded (vmm exits without having run the guest). */
+#include "common/log.h"
+#include "migration/live.h"
+#include "migration/saved_state.h"
+#include "migration/stream.h"
+#include "vmm/vm.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RECV_ACCEPT_MS (600 * 1000) /* how long --incoming waits for a source */
+#define RECV_IDLE_MS (60 * 1000)    /* silence mid-migration that ends it */
+
+static int recv__pages(struct vm *vm, const uint8_t *p, size_t len, uint64_t *pages,
+		       char *why, size_t wlen)
+{
+	uint32_t n;
+	size_t data;
+
+	if (len < 4)
+		goto bad;
+	memcpy(&n, p, 4);
+	n = le32toh(n);
+	if (n > MIG_BATCH_PAGES || len < 4 + (size_t)n * 8)
+		goto bad;
+	data = 4 + (size_t)n * 8;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t e;
+
+		memcpy(&e, p + 4 + (size_t)i * 8, 8);
+		e = le64toh(e);
+		if ((e & ~MIG_PAGE_ZERO) >= vm->ram_size || (e & (MIG_PAGE - 1) & ~MIG_PAGE_ZERO))
+			goto bad;
+		if (e & MIG_PAGE_ZERO) {
+			memset(vm->ram + (e & ~MIG_PAGE_ZERO), 0, MIG_PAGE);
+			continue;
+		}
+		if (len < data + MIG_PAGE)
+			goto bad;
+		memcpy(vm->ram + e, p + data, MIG_PAGE);
+		data += MIG_PAGE;
+	}
+	if (data != len)
+		goto bad;
+	*pages += n;
+	return 0;
+bad:
+	snprintf(why, wlen, "a malformed page batch (%zu bytes): the stream is corrupt", len);
+	return -EPROTO;
+}
+
+static int recv__manifest(const uint8_t *buf, size_t len, Manifest **m, char *why, size_t wlen)
+{
+	*m = vmmd__migration__v1__manifest__unpack(NULL, len, buf);
+	if (!*m) {
+		snprintf(why, wlen, "the source's manifest does not parse: the stream is corrupt");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int recv__run(struct vm *vm, struct mig_stream *s, char *why, size_t wlen)
+{
+	Manifest *m = NULL;
+	uint64_t pages = 0;
+	uint8_t *buf = NULL;
+	uint32_t type;
+	size_t len;
+	int err;
+
+	err = mig_stream__recv(s, &type, &buf, &len, RECV_IDLE_MS);
+	if (!err && (type != MIG_HELLO || len < 8 || memcmp(buf, MIG_MAGIC, 8)))
+		err = -EPROTO;
+	if (!err)
+		err = recv__manifest(buf + 8, len - 8, &m, why, wlen);
+	else
+		snprintf(why, wlen, "the peer is not a vmm migration source");
+	free(buf);
+	if (!err)
+		err = saved_state__check(vm, m, why, wlen);
+	if (m)
+		vmmd__migration__v1__manifest__free_unpacked(m, NULL);
+	m = NULL;
+	if (err)
+		return err;
+	/* Whatever firmware set-up wrote goes: RAM is exactly the source's, and
+	 * the source skips zero pages in its first round. */
+	if (fallocate(vm->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		      (off_t)vm->ram_size) < 0)
+		memset(vm->ram, 0, vm->ram_size);
+	err = mig_stream__send(s, MIG_ACCEPT, NULL, 0);
+	for (;;) {
+		if (err)
+			return err;
+		err = mig_stream__recv(s, &type, &buf, &len, RECV_IDLE_MS);
+		if (err) {
+			snprintf(why, wlen, "the source %s", err == -ETIMEDOUT ? "went silent" :
+								    "hung up");
+			return err;
+		}
+		if (type == MIG_PAGES) {
+			err = recv__pages(vm, buf, len, &pages, why, wlen);
+		} else if (type == MIG_ERROR) {
+			snprintf(why, wlen, "the source gave up: %s", (char *)buf);
+			err = -ECANCELED;
+		} else if (type == MIG_STATE) {
+			break;
+		} else {
+			snprintf(why, wlen, "unexpected record %u from the source", type);
+			err = -EPROTO;
+		}
+		free(buf);
+	}
+	err = recv__manifest(buf, len, &m, why, wlen);
+	free(buf);
+	if (!err)
+		err = saved_state__check(vm, m, why, wlen);
+	if (!err)
+		err = saved_state__apply(vm, m, why, wlen);
+	if (m)
+		vmmd__migration__v1__manifest__free_unpacked(m, NULL);
+	if (err)
+		return err;
+	pr_info("incoming: %llu pages and the state received; ready", (unsigned long long)pages);
+	err = mig_stream__send(s, MIG_READY, NULL, 0);
+	if (!err)
+		err = mig_stream__recv(s, &type, &buf, &len, RECV_IDLE_MS);
+	if (!err && type != MIG_GO)
+		err = -EPROTO;
+	free(buf);
+	if (err) {
+		snprintf(why, wlen, "the source did not say GO (%s)", strerror(-err));
+		return err;
+	}
+	/* From here on only this side runs the guest. */
+	if (mig_stream__send(s, MIG_RUNNING, NULL, 0))
+		pr_warn("incoming: the source did not hear RUNNING; the guest runs here anyway");
+	return 0;
+}
+
+static int live_recv__incoming(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct tls_files tls = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
+	struct mig_stream *s;
+	char why[512] = "";
+	int err;
+
+	pr_info("incoming: waiting for a migration on %s%s", cfg->incoming,
+		tls.cert ? " (mutual TLS)" : "");
+	s = mig_stream__accept(cfg->incoming, &tls, RECV_ACCEPT_MS, why, sizeof(why));
+	if (!s) {
+		pr_err("incoming: %s", why);
+		return -ECONNABORTED;
+	}
+	err = recv__run(vm, s, why, sizeof(why));
+	if (err) {
+		pr_err("incoming: %s", why);
+		mig_stream__send(s, MIG_ERROR, why, strlen(why) + 1);
+	} else {
+		pr_info("incoming: the guest runs here now");
+	}
+	mig_stream__close(s);
+	return err;
+}
+
+static void __attribute__((constructor)) live_recv__register(void)
+{
+	vm__incoming_hook = live_recv__incoming;
+}

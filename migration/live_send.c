@@ -1,0 +1,530 @@
+/* migration/live_send.c — the source of a live migration, on its own thread:
+ * pre-copy rounds of RAM with KVM's dirty log plus the pages devices wrote,
+ * then stop-and-copy once the rest fits the downtime limit (or after
+ * max_rounds), device and vCPU state, and the READY/GO/RUNNING handshake of
+ * live.h.  Control commands: "migrate", "migrate-status", "migrate-cancel". */
+#include "common/log.h"
+#include "migration/page.h"
+#include "migration/live.h"
+#include "migration/saved_state.h"
+#include "migration/stream.h"
+#include "vmm/control.h"
+#include "vmm/vm.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEND_CONNECT_MS 10000
+#define SEND_REPLY_MS 60000 /* the destination's READY (it restores every device) */
+#define SEND_MAX_ROUNDS_DEFAULT 30
+#define SEND_DOWNTIME_DEFAULT_MS 300
+#define SEND_ROUNDS_KEPT 64
+
+enum send_state { MS_NONE, MS_ACTIVE, MS_COMPLETED, MS_FAILED, MS_CANCELLED };
+static const char *const state_names[] = { "none", "active", "completed", "failed",
+					   "cancelled" };
+
+struct round_stats {
+	uint64_t pages;
+	int64_t ms;
+	double dirty_pages_per_s;
+};
+
+struct live_send {
+	struct vm *vm;
+	char dest[256];
+	char cert[512], key[512], ca[512];
+	unsigned int downtime_ms, max_rounds;
+	uint64_t bandwidth; /* bytes per second; 0: as fast as the link goes */
+
+	pthread_mutex_t lock; /* guards what status reads, s, cancel */
+	enum send_state state;
+	const char *phase;
+	char error[512];
+	struct mig_stream *s;
+	bool cancel, committed;
+	int64_t start_ms, setup_ms, total_ms, downtime_ms_measured;
+	uint64_t bytes, pages_normal, pages_zero, rounds;
+	struct round_stats round[SEND_ROUNDS_KEPT];
+
+	/* RAM-linear bitmaps: what to send now, and what devices wrote. */
+	uint64_t *dirty, *dev_dirty;
+	uint64_t nr_pages;
+
+	/* The page batch being built. */
+	uint8_t hdr[4 + MIG_BATCH_PAGES * 8];
+	struct iovec iov[MIG_BATCH_PAGES + 1];
+	uint32_t n;
+};
+
+static struct live_send send_job = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Holds the average since the start at the bandwidth limit. */
+static void send__throttle(struct live_send *ls)
+{
+	uint64_t sent = mig_stream__bytes_sent(ls->s);
+
+	for (;;) {
+		int64_t due_ms = (int64_t)(sent * 1000 / ls->bandwidth);
+		int64_t ahead = due_ms - (now_ms() - ls->start_ms);
+
+		if (ahead <= 0 || __atomic_load_n(&ls->cancel, __ATOMIC_RELAXED))
+			return;
+		usleep((useconds_t)(ahead > 100 ? 100 : ahead) * 1000);
+	}
+}
+
+static int send__flush(struct live_send *ls)
+{
+	uint32_t n = htole32(ls->n);
+	int iovs = 1, err;
+
+	if (!ls->n)
+		return 0;
+	memcpy(ls->hdr, &n, 4);
+	ls->iov[0] = (struct iovec){ ls->hdr, 4 + (size_t)ls->n * 8 };
+	for (uint32_t i = 0; i < ls->n; i++) {
+		uint64_t e;
+
+		memcpy(&e, ls->hdr + 4 + (size_t)i * 8, 8);
+		e = le64toh(e);
+		if (!(e & MIG_PAGE_ZERO))
+			ls->iov[iovs++] = (struct iovec){ ls->vm->ram + e, MIG_PAGE };
+	}
+	err = mig_stream__sendv(ls->s, MIG_PAGES, ls->iov, iovs);
+	ls->n = 0;
+	if (!err && ls->bandwidth)
+		send__throttle(ls);
+	return err;
+}
+
+/* Queues the page at RAM offset off; a zero page travels as a flag only. */
+static int send__page(struct live_send *ls, uint64_t off, bool skip_zero)
+{
+	bool zero = page__is_zero(ls->vm->ram + off);
+	uint64_t e;
+
+	if (zero)
+		ls->pages_zero++;
+	else
+		ls->pages_normal++;
+	if (zero && skip_zero)
+		return 0;
+	e = htole64(off | (zero ? MIG_PAGE_ZERO : 0));
+	memcpy(ls->hdr + 4 + (size_t)ls->n * 8, &e, 8);
+	if (++ls->n == MIG_BATCH_PAGES)
+		return send__flush(ls);
+	return 0;
+}
+
+/* Round 0: every page the guest ever touched (the memfd's data extents);
+ * the destination's RAM starts as zeros, so zero pages need nothing. */
+static int send__all(struct live_send *ls)
+{
+	uint64_t off = 0, size = ls->vm->ram_size;
+	int err = 0;
+
+	while (!err && off < size && !__atomic_load_n(&ls->cancel, __ATOMIC_RELAXED)) {
+		off_t data = lseek(ls->vm->mem_fd, (off_t)off, SEEK_DATA), hole;
+
+		if (data < 0)
+			break;
+		hole = lseek(ls->vm->mem_fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = (off_t)size;
+		for (off = (uint64_t)data & ~(uint64_t)(MIG_PAGE - 1); !err && off < (uint64_t)hole;
+		     off += MIG_PAGE)
+			err = send__page(ls, off, true);
+	}
+	return err ? err : send__flush(ls);
+}
+
+/* Takes KVM's log and the devices' bitmap into ls->dirty; returns the count. */
+static int send__fetch_dirty(struct live_send *ls, uint64_t *count)
+{
+	uint64_t words = (ls->nr_pages + 63) / 64, n = 0;
+	int err;
+
+	memset(ls->dirty, 0, words * 8);
+	err = vm__dirty_log_fetch(ls->vm, ls->dirty);
+	if (err)
+		return err;
+	for (uint64_t i = 0; i < words; i++) {
+		ls->dirty[i] |= __atomic_exchange_n(&ls->dev_dirty[i], 0, __ATOMIC_ACQ_REL);
+		n += (uint64_t)__builtin_popcountll(ls->dirty[i]);
+	}
+	*count = n;
+	return 0;
+}
+
+static int send__dirty(struct live_send *ls)
+{
+	uint64_t words = (ls->nr_pages + 63) / 64;
+	int err = 0;
+
+	for (uint64_t i = 0; !err && i < words; i++) {
+		uint64_t w = ls->dirty[i];
+
+		while (w && !err) {
+			int b = __builtin_ctzll(w);
+
+			w &= w - 1;
+			err = send__page(ls, (i * 64 + (uint64_t)b) * MIG_PAGE, false);
+		}
+	}
+	return err ? err : send__flush(ls);
+}
+
+static void send__set_phase(struct live_send *ls, const char *phase)
+{
+	pthread_mutex_lock(&ls->lock);
+	ls->phase = phase;
+	pthread_mutex_unlock(&ls->lock);
+}
+
+static int send__expect(struct live_send *ls, uint32_t want, int timeout_ms, char *why,
+			size_t wlen)
+{
+	uint8_t *buf = NULL;
+	uint32_t type;
+	size_t len;
+	int err = mig_stream__recv(ls->s, &type, &buf, &len, timeout_ms);
+
+	if (err)
+		snprintf(why, wlen, "the destination %s", err == -ETIMEDOUT ? "did not answer in time" :
+									       "hung up");
+	else if (type == MIG_ERROR)
+		snprintf(why, wlen, "the destination refused: %s", (char *)buf), err = -ECANCELED;
+	else if (type != want)
+		snprintf(why, wlen, "unexpected record %u from the destination", type), err = -EPROTO;
+	free(buf);
+	return err;
+}
+
+/* HELLO with the machine; the destination checks it before any RAM moves. */
+static int send__hello(struct live_send *ls, char *why, size_t wlen)
+{
+	Manifest m = VMMD__MIGRATION__V1__MANIFEST__INIT;
+	uint8_t *buf = NULL;
+	size_t len;
+	int err = saved_state__describe(ls->vm, &m, why, wlen);
+
+	if (!err) {
+		len = vmmd__migration__v1__manifest__get_packed_size(&m);
+		buf = malloc(len + 8);
+		if (!buf)
+			err = -ENOMEM;
+	}
+	if (!err) {
+		memcpy(buf, MIG_MAGIC, 8);
+		vmmd__migration__v1__manifest__pack(&m, buf + 8);
+		err = mig_stream__send(ls->s, MIG_HELLO, buf, len + 8);
+	}
+	free(buf);
+	saved_state__release(&m);
+	return err ? err : send__expect(ls, MIG_ACCEPT, SEND_REPLY_MS, why, wlen);
+}
+
+static int send__precopy(struct live_send *ls, char *why, size_t wlen)
+{
+	uint64_t rate = 0; /* bytes per ms of the last round */
+	int err;
+
+	for (;;) {
+		int64_t t0 = now_ms();
+		uint64_t b0 = mig_stream__bytes_sent(ls->s), dirty = 0, r = ls->rounds;
+
+		err = r ? send__fetch_dirty(ls, &dirty) : 0;
+		if (err) {
+			snprintf(why, wlen, "cannot read the dirty log: %s", strerror(-err));
+			return err;
+		}
+		/* Stop-and-copy once the rest fits the downtime limit. */
+		if (r && ((rate && dirty * MIG_PAGE / rate <= ls->downtime_ms) ||
+			  r >= ls->max_rounds)) {
+			/* Not sent now: these pages go with the final set. */
+			for (uint64_t i = 0; i < (ls->nr_pages + 63) / 64; i++)
+				__atomic_fetch_or(&ls->dev_dirty[i], ls->dirty[i], __ATOMIC_RELAXED);
+			return 0;
+		}
+		err = r ? send__dirty(ls) : send__all(ls);
+		if (err) {
+			snprintf(why, wlen, "sending RAM: %s", strerror(-err));
+			return err;
+		}
+		if (__atomic_load_n(&ls->cancel, __ATOMIC_RELAXED)) {
+			snprintf(why, wlen, "cancelled");
+			return -ECANCELED;
+		}
+		pthread_mutex_lock(&ls->lock);
+		if (r < SEND_ROUNDS_KEPT) {
+			int64_t ms = now_ms() - t0;
+
+			ls->round[r].pages = r ? dirty : ls->pages_normal;
+			ls->round[r].ms = ms;
+			ls->round[r].dirty_pages_per_s = r && ms ? dirty * 1000.0 / (double)ms : 0;
+		}
+		ls->rounds++;
+		pthread_mutex_unlock(&ls->lock);
+		rate = (mig_stream__bytes_sent(ls->s) - b0) / (uint64_t)(now_ms() - t0 + 1);
+	}
+}
+
+/* Guest stopped: the last dirty pages, every device's state, the handshake. */
+static int send__complete(struct live_send *ls, int64_t *t_stop, char *why, size_t wlen)
+{
+	Manifest m = VMMD__MIGRATION__V1__MANIFEST__INIT;
+	uint8_t *buf = NULL;
+	uint64_t dirty;
+	size_t len;
+	int err;
+
+	send__set_phase(ls, "stop-and-copy");
+	*t_stop = now_ms();
+	if (vm__pause(ls->vm)) {
+		snprintf(why, wlen, "the VM is stopping");
+		return -ESHUTDOWN;
+	}
+	/* Saving quiesces the devices: what they write meanwhile is marked. */
+	err = saved_state__collect(ls->vm, &m, why, wlen);
+	if (!err)
+		err = send__fetch_dirty(ls, &dirty);
+	if (!err)
+		err = send__dirty(ls);
+	if (!err) {
+		len = vmmd__migration__v1__manifest__get_packed_size(&m);
+		buf = malloc(len + 1);
+		err = buf ? 0 : -ENOMEM;
+	}
+	if (!err) {
+		vmmd__migration__v1__manifest__pack(&m, buf);
+		err = mig_stream__send(ls->s, MIG_STATE, buf, len);
+	}
+	free(buf);
+	saved_state__release(&m);
+	if (err) {
+		if (!why[0])
+			snprintf(why, wlen, "sending the final state: %s", strerror(-err));
+		return err;
+	}
+	err = send__expect(ls, MIG_READY, SEND_REPLY_MS, why, wlen);
+	if (err)
+		return err;
+	pthread_mutex_lock(&ls->lock);
+	if (ls->cancel) {
+		pthread_mutex_unlock(&ls->lock);
+		snprintf(why, wlen, "cancelled");
+		return -ECANCELED;
+	}
+	ls->committed = true; /* past GO the source never resumes */
+	pthread_mutex_unlock(&ls->lock);
+	if (mig_stream__send(ls->s, MIG_GO, NULL, 0) ||
+	    send__expect(ls, MIG_RUNNING, SEND_REPLY_MS, why, wlen))
+		pr_warn("migrate: GO sent but RUNNING not heard (%s); the guest is the destination's",
+			why);
+	return 0;
+}
+
+static void *live_send__thread(void *arg)
+{
+	struct live_send *ls = arg;
+	struct tls_files tls = { ls->cert[0] ? ls->cert : NULL, ls->key, ls->ca };
+	bool paused_before = vm__is_paused(ls->vm);
+	int64_t t_stop = 0, t_end;
+	char why[512] = "";
+	int err = -ECONNREFUSED;
+	struct mig_stream *s;
+
+	s = mig_stream__connect(ls->dest, &tls, SEND_CONNECT_MS, why, sizeof(why));
+	pthread_mutex_lock(&ls->lock);
+	ls->s = s;
+	if (ls->cancel && s)
+		mig_stream__shutdown(s);
+	pthread_mutex_unlock(&ls->lock);
+	if (s)
+		err = send__hello(ls, why, sizeof(why));
+	if (!err) {
+		ls->setup_ms = now_ms() - ls->start_ms;
+		send__set_phase(ls, "pre-copy");
+		__atomic_store_n(&ls->vm->mem.dirty, ls->dev_dirty, __ATOMIC_RELEASE);
+		err = vm__dirty_log(ls->vm, true);
+		if (err)
+			snprintf(why, sizeof(why), "cannot start dirty logging: %s", strerror(-err));
+	}
+	if (!err)
+		err = send__precopy(ls, why, sizeof(why));
+	if (!err)
+		err = send__complete(ls, &t_stop, why, sizeof(why));
+	t_end = now_ms();
+
+	if (err && !ls->committed) {
+		if (s)
+			mig_stream__send(s, MIG_ERROR, why, strlen(why) + 1);
+		__atomic_store_n(&ls->vm->mem.dirty, NULL, __ATOMIC_RELEASE);
+		vm__dirty_log(ls->vm, false);
+		if (!paused_before)
+			vm__resume(ls->vm);
+		pr_err("migrate to %s failed: %s; the VM runs on here", ls->dest, why);
+	}
+	pthread_mutex_lock(&ls->lock);
+	ls->total_ms = t_end - ls->start_ms;
+	if (!err || ls->committed) {
+		ls->state = MS_COMPLETED;
+		ls->downtime_ms_measured = t_end - t_stop;
+	} else {
+		ls->state = ls->cancel ? MS_CANCELLED : MS_FAILED;
+		snprintf(ls->error, sizeof(ls->error), "%s", why);
+	}
+	ls->phase = NULL;
+	ls->bytes = s ? mig_stream__bytes_sent(s) : 0;
+	ls->s = NULL;
+	pthread_mutex_unlock(&ls->lock);
+	mig_stream__close(s);
+	if (!err || ls->committed) {
+		/* Stays paused for good; "stop" (or a signal) ends vmm with exit 5. */
+		__atomic_store_n(&ls->vm->migrated, true, __ATOMIC_RELEASE);
+		pr_info("migrated to %s: %lld ms in all, %lld ms stopped, %llu rounds, %llu bytes",
+			ls->dest, (long long)ls->total_ms, (long long)ls->downtime_ms_measured,
+			(unsigned long long)ls->rounds, (unsigned long long)ls->bytes);
+	}
+	return NULL;
+}
+
+/* --- control commands --- */
+
+static json_t *live_send__status_json(struct live_send *ls)
+{
+	json_t *rounds = json_array(), *j;
+
+	pthread_mutex_lock(&ls->lock);
+	for (uint64_t i = 0; i < ls->rounds && i < SEND_ROUNDS_KEPT; i++)
+		json_array_append_new(rounds, json_pack("{s:I, s:I, s:f}", "pages",
+							(json_int_t)ls->round[i].pages, "ms",
+							(json_int_t)ls->round[i].ms,
+							"dirty_pages_per_s",
+							ls->round[i].dirty_pages_per_s));
+	j = json_pack("{s:b, s:s, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+		      "ok", 1, "migration", state_names[ls->state], "phase", ls->phase,
+		      "destination", ls->state == MS_NONE ? NULL : ls->dest, "error",
+		      ls->error[0] ? ls->error : NULL, "setup_ms", (json_int_t)ls->setup_ms,
+		      "total_ms", (json_int_t)ls->total_ms, "downtime_ms",
+		      (json_int_t)ls->downtime_ms_measured, "bytes",
+		      (json_int_t)(ls->s ? mig_stream__bytes_sent(ls->s) : ls->bytes),
+		      "pages_normal", (json_int_t)ls->pages_normal, "pages_zero",
+		      (json_int_t)ls->pages_zero, "rounds", (json_int_t)ls->rounds, "round_stats",
+		      rounds);
+	pthread_mutex_unlock(&ls->lock);
+	return j;
+}
+
+static json_t *live_send__start(struct vm *vm, json_t *req)
+{
+	struct live_send *ls = &send_job;
+	const char *dest = NULL, *cert = NULL, *key = NULL, *ca = NULL;
+	json_int_t downtime = SEND_DOWNTIME_DEFAULT_MS, rounds = SEND_MAX_ROUNDS_DEFAULT, bw = 0;
+	pthread_t tid;
+	uint64_t words;
+
+	if (json_unpack(req, "{s:s, s?I, s?I, s?I, s?{s:s, s:s, s:s}}", "destination", &dest,
+			"downtime_limit_ms", &downtime, "max_rounds", &rounds, "bandwidth_limit", &bw,
+			"tls", "cert", &cert, "key", &key, "ca", &ca) ||
+	    !strchr(dest, ':') || strlen(dest) >= sizeof(ls->dest))
+		return control__fail("migrate: needs \"destination\":\"host:port\", optional "
+				     "\"downtime_limit_ms\", \"max_rounds\", \"bandwidth_limit\" "
+				     "(bytes/s), \"tls\":{cert,key,ca}");
+	if (downtime < 1 || downtime > 600000 || rounds < 1 || rounds > 1000 || bw < 0)
+		return control__fail("migrate: downtime_limit_ms must be 1..600000, max_rounds "
+				     "1..1000, bandwidth_limit >= 0");
+	if (cert && (strlen(cert) >= sizeof(ls->cert) || strlen(key) >= sizeof(ls->key) ||
+		     strlen(ca) >= sizeof(ls->ca)))
+		return control__fail("migrate: a TLS file path is too long");
+	pthread_mutex_lock(&ls->lock);
+	if (ls->state == MS_ACTIVE) {
+		pthread_mutex_unlock(&ls->lock);
+		return control__fail("migrate: a migration to %s is already running", ls->dest);
+	}
+	if (!ls->dirty) {
+		/* Kept for the process's life: a device thread may still be
+		 * marking the old bitmap when a failed migration ends. */
+		ls->nr_pages = vm->ram_size / MIG_PAGE;
+		words = (ls->nr_pages + 63) / 64;
+		ls->dirty = calloc(words, 8);
+		ls->dev_dirty = calloc(words, 8);
+		if (!ls->dirty || !ls->dev_dirty) {
+			pthread_mutex_unlock(&ls->lock);
+			return control__fail("migrate: out of memory");
+		}
+		vm->mem.dirty_base = vm->ram;
+		vm->mem.dirty_len = vm->ram_size;
+	}
+	memset(ls->dev_dirty, 0, (ls->nr_pages + 63) / 64 * 8);
+	ls->vm = vm;
+	snprintf(ls->dest, sizeof(ls->dest), "%s", dest);
+	snprintf(ls->cert, sizeof(ls->cert), "%s", cert ? cert : "");
+	snprintf(ls->key, sizeof(ls->key), "%s", key ? key : "");
+	snprintf(ls->ca, sizeof(ls->ca), "%s", ca ? ca : "");
+	ls->downtime_ms = (unsigned int)downtime;
+	ls->max_rounds = (unsigned int)rounds;
+	ls->bandwidth = (uint64_t)bw;
+	ls->state = MS_ACTIVE;
+	ls->phase = "setup";
+	ls->error[0] = 0;
+	ls->cancel = ls->committed = false;
+	ls->start_ms = now_ms();
+	ls->setup_ms = ls->total_ms = ls->downtime_ms_measured = 0;
+	ls->bytes = ls->pages_normal = ls->pages_zero = ls->rounds = 0;
+	ls->n = 0;
+	if (pthread_create(&tid, NULL, live_send__thread, ls)) {
+		ls->state = MS_FAILED;
+		pthread_mutex_unlock(&ls->lock);
+		return control__fail("migrate: cannot start its thread");
+	}
+	pthread_detach(tid);
+	pthread_mutex_unlock(&ls->lock);
+	pr_info("migrate to %s%s: started (downtime limit %lld ms)", ls->dest,
+		cert ? " (mutual TLS)" : "", (long long)downtime);
+	return live_send__status_json(ls);
+}
+control_command("migrate", live_send__start);
+
+static json_t *live_send__status(struct vm *vm, json_t *req)
+{
+	return live_send__status_json(&send_job);
+}
+control_command("migrate-status", live_send__status);
+
+static json_t *live_send__cancel(struct vm *vm, json_t *req)
+{
+	struct live_send *ls = &send_job;
+
+	pthread_mutex_lock(&ls->lock);
+	if (ls->state != MS_ACTIVE) {
+		pthread_mutex_unlock(&ls->lock);
+		return control__fail("migrate-cancel: no migration is running");
+	}
+	if (ls->committed) {
+		pthread_mutex_unlock(&ls->lock);
+		return control__fail("migrate-cancel: too late, the destination runs the guest");
+	}
+	ls->cancel = true;
+	if (ls->s)
+		mig_stream__shutdown(ls->s);
+	pthread_mutex_unlock(&ls->lock);
+	return live_send__status_json(ls);
+}
+control_command("migrate-cancel", live_send__cancel);

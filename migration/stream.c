@@ -1,0 +1,364 @@
+/* migration/stream.c — a TCP connection, in mutual TLS 1.3 when given
+ * certificates, carrying the framed records of stream.h. */
+#include "migration/stream.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IO_TIMEOUT_S 30 /* a peer that stops reading our writes */
+
+struct mig_stream {
+	int fd;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	uint64_t sent;
+};
+
+static void stream__why(char *why, size_t wlen, const char *what, const char *detail)
+{
+	snprintf(why, wlen, "%s: %s", what, detail);
+}
+
+static void stream__ssl_why(char *why, size_t wlen, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256];
+
+	ERR_error_string_n(e, buf, sizeof(buf));
+	stream__why(why, wlen, what, e ? buf : "the peer closed the connection");
+	ERR_clear_error();
+}
+
+/* "host:port", "[v6]:port"; host may be empty for listening on all. */
+static int stream__split(const char *addr, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon = strrchr(addr, ':');
+	size_t n;
+
+	if (!colon || !colon[1] || strlen(colon + 1) >= plen)
+		return -EINVAL;
+	n = (size_t)(colon - addr);
+	if (n && addr[0] == '[' && addr[n - 1] == ']') {
+		addr++;
+		n -= 2;
+	}
+	if (n >= hlen)
+		return -EINVAL;
+	memcpy(host, addr, n);
+	host[n] = 0;
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+static void stream__timeouts(int fd, int secs)
+{
+	struct timeval tv = { .tv_sec = secs };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static SSL_CTX *stream__tls_ctx(const struct tls_files *tls, bool server, char *why, size_t wlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+
+	if (!ctx) {
+		stream__ssl_why(why, wlen, "TLS");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert) != 1) {
+		stream__ssl_why(why, wlen, tls->cert);
+		goto out_free;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		stream__ssl_why(why, wlen, tls->key);
+		goto out_free;
+	}
+	if (SSL_CTX_load_verify_locations(ctx, tls->ca, NULL) != 1) {
+		stream__ssl_why(why, wlen, tls->ca);
+		goto out_free;
+	}
+	/* Mutual: each side accepts only a peer certified by the CA. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	return ctx;
+out_free:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static struct mig_stream *stream__wrap(int fd, const struct tls_files *tls, bool server,
+				       int timeout_ms, char *why, size_t wlen)
+{
+	struct mig_stream *s = calloc(1, sizeof(*s));
+	int one = 1;
+
+	if (!s) {
+		close(fd);
+		return NULL;
+	}
+	s->fd = fd;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!tls || !tls->cert) {
+		stream__timeouts(fd, IO_TIMEOUT_S);
+		return s;
+	}
+	stream__timeouts(fd, (timeout_ms + 999) / 1000);
+	s->ctx = stream__tls_ctx(tls, server, why, wlen);
+	if (!s->ctx)
+		goto out_close;
+	s->ssl = SSL_new(s->ctx);
+	if (!s->ssl || SSL_set_fd(s->ssl, fd) != 1) {
+		stream__ssl_why(why, wlen, "TLS");
+		goto out_close;
+	}
+	if ((server ? SSL_accept(s->ssl) : SSL_connect(s->ssl)) != 1) {
+		long v = SSL_get_verify_result(s->ssl);
+
+		if (v != X509_V_OK)
+			stream__why(why, wlen, "TLS handshake: peer certificate refused",
+				    X509_verify_cert_error_string(v));
+		else
+			stream__ssl_why(why, wlen, "TLS handshake");
+		goto out_close;
+	}
+	stream__timeouts(fd, IO_TIMEOUT_S);
+	return s;
+out_close:
+	mig_stream__close(s);
+	return NULL;
+}
+
+struct mig_stream *mig_stream__connect(const char *dest, const struct tls_files *tls,
+				       int timeout_ms, char *why, size_t wlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	char host[256], port[16];
+	int fd = -1, rc;
+
+	if (stream__split(dest, host, sizeof(host), port, sizeof(port)) || !host[0]) {
+		stream__why(why, wlen, dest, "not host:port");
+		return NULL;
+	}
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc) {
+		stream__why(why, wlen, dest, gai_strerror(rc));
+		return NULL;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		stream__timeouts(fd, (timeout_ms + 999) / 1000);
+		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
+			break;
+		snprintf(why, wlen, "cannot connect to %s: %s", dest, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return NULL;
+	return stream__wrap(fd, tls, false, timeout_ms, why, wlen);
+}
+
+struct mig_stream *mig_stream__accept(const char *addr, const struct tls_files *tls,
+				      int timeout_ms, char *why, size_t wlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	char host[256], port[16];
+	int lfd, fd, rc, one = 1;
+	struct pollfd p;
+
+	if (stream__split(addr, host, sizeof(host), port, sizeof(port))) {
+		stream__why(why, wlen, addr, "not host:port");
+		return NULL;
+	}
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (rc) {
+		stream__why(why, wlen, addr, gai_strerror(rc));
+		return NULL;
+	}
+	lfd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+	if (lfd >= 0)
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lfd < 0 || bind(lfd, res->ai_addr, res->ai_addrlen) || listen(lfd, 1)) {
+		snprintf(why, wlen, "cannot listen on %s: %s", addr, strerror(errno));
+		freeaddrinfo(res);
+		if (lfd >= 0)
+			close(lfd);
+		return NULL;
+	}
+	freeaddrinfo(res);
+	p = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	rc = poll(&p, 1, timeout_ms);
+	fd = rc > 0 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+	if (fd < 0)
+		snprintf(why, wlen, "no migration arrived on %s within %d s", addr, timeout_ms / 1000);
+	close(lfd);
+	if (fd < 0)
+		return NULL;
+	return stream__wrap(fd, tls, true, timeout_ms, why, wlen);
+}
+
+void mig_stream__close(struct mig_stream *s)
+{
+	if (!s)
+		return;
+	if (s->ssl)
+		SSL_free(s->ssl);
+	if (s->ctx)
+		SSL_CTX_free(s->ctx);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s);
+}
+
+void mig_stream__shutdown(struct mig_stream *s)
+{
+	shutdown(s->fd, SHUT_RDWR);
+}
+
+uint64_t mig_stream__bytes_sent(const struct mig_stream *s)
+{
+	return __atomic_load_n(&s->sent, __ATOMIC_RELAXED);
+}
+
+static int stream__write(struct mig_stream *s, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n;
+
+		if (s->ssl) {
+			size_t w = 0;
+
+			if (SSL_write_ex(s->ssl, p, len, &w) != 1) {
+				ERR_clear_error();
+				return -ECONNRESET;
+			}
+			n = (ssize_t)w;
+		} else {
+			n = send(s->fd, p, len, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return errno == EAGAIN ? -ETIMEDOUT : -ECONNRESET;
+		}
+		p += n;
+		len -= (size_t)n;
+		__atomic_fetch_add(&s->sent, (uint64_t)n, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+int mig_stream__sendv(struct mig_stream *s, uint32_t type, const struct iovec *iov, int n)
+{
+	uint32_t hdr[2];
+	size_t len = 0;
+	int err;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	if (len > MIG_MAX_RECORD)
+		return -E2BIG;
+	hdr[0] = htole32(type);
+	hdr[1] = htole32((uint32_t)len);
+	err = stream__write(s, hdr, sizeof(hdr));
+	for (int i = 0; !err && i < n; i++)
+		err = stream__write(s, iov[i].iov_base, iov[i].iov_len);
+	return err;
+}
+
+int mig_stream__send(struct mig_stream *s, uint32_t type, const void *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	return mig_stream__sendv(s, type, &iov, 1);
+}
+
+static int stream__read(struct mig_stream *s, void *buf, size_t len, int timeout_ms)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n;
+
+		if (!s->ssl || !SSL_pending(s->ssl)) {
+			struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+			int rc = poll(&pfd, 1, timeout_ms);
+
+			if (rc == 0)
+				return -ETIMEDOUT;
+			if (rc < 0 && errno != EINTR)
+				return -errno;
+			if (rc < 0)
+				continue;
+		}
+		if (s->ssl) {
+			size_t r = 0;
+
+			if (SSL_read_ex(s->ssl, p, len, &r) != 1) {
+				int e = SSL_get_error(s->ssl, 0);
+
+				ERR_clear_error();
+				if (e == SSL_ERROR_WANT_READ)
+					continue;
+				return -ECONNRESET;
+			}
+			n = (ssize_t)r;
+		} else {
+			n = recv(s->fd, p, len, 0);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0)
+				return -ECONNRESET;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int mig_stream__recv(struct mig_stream *s, uint32_t *type, uint8_t **buf, size_t *len,
+		     int timeout_ms)
+{
+	uint32_t hdr[2];
+	int err;
+
+	*buf = NULL;
+	err = stream__read(s, hdr, sizeof(hdr), timeout_ms);
+	if (err)
+		return err;
+	*type = le32toh(hdr[0]);
+	*len = le32toh(hdr[1]);
+	if (*len > MIG_MAX_RECORD)
+		return -EPROTO;
+	*buf = malloc(*len + 1);
+	if (!*buf)
+		return -ENOMEM;
+	err = stream__read(s, *buf, *len, timeout_ms);
+	if (err) {
+		free(*buf);
+		*buf = NULL;
+		return err;
+	}
+	(*buf)[*len] = 0;
+	return 0;
+}

@@ -1,0 +1,201 @@
+#!/bin/sh
+# Live migration of the tiny guest between two vmm processes (source driven
+# through its control socket, destination `vmm --incoming`): the guest
+# carries on at the destination (heartbeat counter continues, no second
+# boot, its RAM pattern verifies), idle and while dirtying memory, in plain
+# TCP and in mutual TLS; and the faults: a certificate from another CA, the
+# destination killed mid-way, a cancel, a peer that sends garbage, a
+# destination of another size — the source keeps running every time and
+# the destination never runs the guest.
+. "$(dirname "$0")/lib.sh"
+args="--memory 128M --cpus 2 --stop-timeout 0"
+port=47000
+beats() { grep -c "tiny: heartbeat" "$1"; }
+last_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
+first_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | head -n 1; }
+says() { printf '%s\n' "$1" | grep -q -- "$2"; }
+field() { printf '%s\n' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
+
+if ! command -v openssl >/dev/null; then
+	not_ok "openssl is installed (scripts/install-deps)"
+	tap_plan
+	exit 1
+fi
+
+# Two CAs: "good" signs both vmm's certificates, "evil" a stranger's.
+certs() { # certs CA-NAME LEAF-NAME...
+	ca=$1
+	shift
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=$ca" -keyout "$WORK/$ca.key" -out "$WORK/$ca.crt" 2>/dev/null
+	for leaf in "$@"; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-subj "/CN=$leaf" -keyout "$WORK/$leaf.key" -out "$WORK/$leaf.csr" 2>/dev/null
+		openssl x509 -req -in "$WORK/$leaf.csr" -CA "$WORK/$ca.crt" -CAkey "$WORK/$ca.key" \
+			-CAcreateserial -days 2 -out "$WORK/$leaf.crt" 2>/dev/null
+	done
+}
+certs good src dst
+certs evil stranger
+tls_json() { # tls_json LEAF CA
+	printf '"tls":{"cert":"%s","key":"%s","ca":"%s"}' "$WORK/$1.crt" "$WORK/$1.key" "$WORK/$2.crt"
+}
+
+# src OUT CMDLINE: the source VM, started and running its heartbeat.
+src() {
+	vmm_start "$1" $args --kernel "$TINY" --cmdline "$2"
+	wait_for "$1" "tiny: heartbeat 32768" 30
+}
+# dst OUT ARGS...: vmm --incoming in the background (its pid in $WORK/dst.pid,
+# its exit code in $WORK/dst.rc; the lab's busybox has no pkill).
+dst() {
+	_o=$1
+	shift
+	port=$((port + 1))
+	rm -f "$WORK/dst.pid" "$WORK/dst.rc"
+	(
+		# shellcheck disable=SC2086
+		"$VMM" $args --incoming "127.0.0.1:$port" "$@" <"$WORK/din" >"$_o" 2>&1 &
+		echo $! >"$WORK/dst.pid"
+		wait $!
+		echo $? >"$WORK/dst.rc"
+	) &
+	dpid=$!
+	wait_for "$_o" "waiting for a migration" 10
+	sleep 0.2
+}
+# dst_stop NAME OUT: SIGTERM the destination; it must end within 15 s.
+dst_stop() {
+	kill -TERM "$(cat "$WORK/dst.pid")" 2>/dev/null
+	i=0
+	while [ ! -s "$WORK/dst.rc" ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+	if [ -s "$WORK/dst.rc" ]; then
+		ok "$1: the destination stops on SIGTERM"
+	else
+		not_ok "$1: the destination stops on SIGTERM"
+		diag "$(tail -n 8 "$2")"
+		kill -KILL "$(cat "$WORK/dst.pid")" 2>/dev/null
+	fi
+	wait $dpid 2>/dev/null
+}
+# migrate EXTRA-JSON: starts a migration, waits for its end, $st = last status.
+migrate() {
+	r=$(ctl "{\"cmd\":\"migrate\",\"destination\":\"127.0.0.1:$port\"$1}")
+	i=0
+	st=$r
+	while printf '%s' "$st" | grep -q '"migration":"active"' && [ $i -lt 600 ]; do
+		sleep 0.1
+		i=$((i + 1))
+		st=$(ctl '{"cmd":"migrate-status"}')
+	done
+}
+rm -f "$WORK/din"
+mkfifo "$WORK/din"
+exec 9<>"$WORK/din"
+
+# 1. Idle guest, plain TCP.
+src "$WORK/s1" "heartbeat=14 pattern=77 dirty_size=32"
+rm -f "$WORK/dst.rc"
+dst "$WORK/d1"
+before=$(last_beat "$WORK/s1")
+migrate ""
+r=$(ctl '{"cmd":"resume"}')
+check "the migrated source refuses to resume ($r)" says "$r" "migrated away"
+ctl '{"cmd":"stop"}' >/dev/null
+wait $pid 2>/dev/null
+src_rc=$?
+check "migration completes: $(field "$st" migration), $(field "$st" rounds) rounds, $(field "$st" downtime_ms) ms down, $(field "$st" bytes) bytes" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"'"
+check "stopped, the source vmm exits 5 (migrated away; got $src_rc)" [ "$src_rc" -eq 5 ]
+wait_for "$WORK/d1" "tiny: heartbeat" 20
+first=$(first_beat "$WORK/d1")
+check "the guest carries on at the destination (heartbeat ${before:-?} before, ${first:-none} first after)" \
+	sh -c "[ '${first:-0}' -gt '${before:-999999999}' ] && ! grep -q 'tiny: hello' '$WORK/d1'"
+printf 'v' >&9
+wait_for "$WORK/d1" "tiny: verify" 20
+check "the destination's RAM holds the pattern written before" has "$WORK/d1" "tiny: verify ok"
+check "the destination says it received the VM" has "$WORK/d1" "the guest runs here now"
+dst_stop "idle guest" "$WORK/d1"
+exec 8>&-
+
+# 2. A guest dirtying 4 MiB flat out, in mutual TLS: pre-copy cannot
+# converge, so max_rounds ends it; the heartbeat goes on at the destination.
+src "$WORK/s2" "heartbeat=14 dirty=0 dirty_size=4"
+rm -f "$WORK/dst.rc"
+dst "$WORK/d2" --tls-cert "$WORK/dst.crt" --tls-key "$WORK/dst.key" --tls-ca "$WORK/good.crt"
+before=$(last_beat "$WORK/s2")
+migrate ",\"max_rounds\":4,\"downtime_limit_ms\":1,$(tls_json src good)"
+ctl '{"cmd":"stop"}' >/dev/null
+wait $pid 2>/dev/null
+rounds=$(field "$st" rounds)
+check "a dirtying guest migrates in mutual TLS ($(field "$st" migration), $rounds rounds, $(field "$st" downtime_ms) ms down)" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"' && [ '${rounds:-0}' -ge 2 ]"
+wait_for "$WORK/d2" "tiny: heartbeat" 20
+first=$(first_beat "$WORK/d2")
+check "the dirtying guest carries on at the destination (${before:-?} -> ${first:-none})" \
+	sh -c "[ '${first:-0}' -gt '${before:-999999999}' ] && ! grep -q 'tiny: hello' '$WORK/d2'"
+dst_stop "dirtying guest" "$WORK/d2"
+exec 8>&-
+
+# 3. Faults, one source that must survive them all.
+src "$WORK/s3" "heartbeat=14 pattern=5 dirty_size=32"
+alive() { # alive NAME: the source still runs its guest
+	b1=$(beats "$WORK/s3")
+	sleep 1
+	b2=$(beats "$WORK/s3")
+	r=$(ctl '{"cmd":"status"}')
+	check "$1: the source keeps running (heartbeats $b1 -> $b2)" \
+		sh -c "[ $b2 -gt $b1 ] && printf '%s' '$r' | grep -q '\"state\":\"running\"'"
+}
+dst_clean() { # dst_clean NAME OUT: the destination ended without running the guest
+	i=0
+	while [ ! -s "$WORK/dst.rc" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	check "$1: the destination exits non-zero and never ran the guest (rc $(cat "$WORK/dst.rc" 2>/dev/null))" \
+		sh -c "[ -s '$WORK/dst.rc' ] && [ \$(cat '$WORK/dst.rc') -ne 0 ] && ! grep -q 'tiny:' '$2'"
+}
+
+rm -f "$WORK/dst.rc"
+dst "$WORK/d3" --tls-cert "$WORK/dst.crt" --tls-key "$WORK/dst.key" --tls-ca "$WORK/good.crt"
+migrate ",$(tls_json stranger evil)"
+check "a certificate from another CA is refused ($(field "$st" error))" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"failed\"' && printf '%s' '$st' | grep -qi 'certificate\|handshake\|TLS'"
+dst_clean "foreign certificate" "$WORK/d3"
+alive "foreign certificate"
+
+rm -f "$WORK/dst.rc"
+dst "$WORK/d4"
+( sleep 1.5; kill -KILL "$(cat "$WORK/dst.pid")" ) &
+slow=",\"bandwidth_limit\":1048576" # 1 MiB/s: 32 MiB of pattern take 30 s
+migrate "$slow"
+check "the destination killed mid-way fails the migration ($(field "$st" error))" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"failed\"'"
+alive "destination killed"
+
+rm -f "$WORK/dst.rc"
+dst "$WORK/d5"
+( sleep 1.5; ctl '{"cmd":"migrate-cancel"}' >/dev/null ) &
+migrate "$slow"
+check "a cancel mid-way ends it as cancelled ($(field "$st" migration))" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"cancelled\"'"
+dst_clean "cancel" "$WORK/d5"
+alive "cancel"
+
+rm -f "$WORK/dst.rc"
+dst "$WORK/d6" --memory 256M
+migrate ""
+check "a destination of another size refuses before RAM moves ($(field "$st" error))" \
+	sh -c "printf '%s' '$st' | grep -q 'destination refused: .*128 MiB'"
+dst_clean "another size" "$WORK/d6"
+alive "another size"
+
+vmm_finish
+RC=0
+check "no sanitizer report in the source" sanitizer_clean "$WORK/s3"
+
+rm -f "$WORK/dst.rc"
+dst "$WORK/d7"
+head -c 4096 /dev/urandom | busybox nc 127.0.0.1 $port >/dev/null 2>&1
+dst_clean "garbage from the peer" "$WORK/d7"
+check "garbage from the peer is named" has "$WORK/d7" "not a vmm migration source"
+
+tap_plan
