@@ -18,6 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Our line in the worker's log before each start, and vmm's error prefix. */
+#define BANNER "vmmd: starting"
+#define VMM_ERROR "vmm: error: "
+
 void worker__paths(const struct daemon *d, const char *id, const char *what, char *buf,
 		   size_t len)
 {
@@ -224,7 +228,7 @@ int worker__spawn(struct daemon *d, struct vm *vm, char *why, size_t whylen)
 			fcntl(3, F_SETFD, 0);
 		else
 			dup2(sv[1], 3);
-		dprintf(2, "vmmd: starting vm \"%s\" (%s)\n", vm->spec->name, vm->id);
+		dprintf(2, BANNER " vm \"%s\" (%s)\n", vm->spec->name, vm->id);
 		execv(argv[0], spec_argv);
 		dprintf(2, "vmmd: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -291,7 +295,35 @@ out:
 	return r;
 }
 
-/* Why vmm exited, from its status file and else its log's last line. */
+/* Why vmm exited, from the tail of its log (buf, trailing newlines cut):
+ * the first error it logged since our banner, which is the cause (a
+ * refused restore logs the reason, then "not restored"), else its last
+ * line. Nothing when vmm said nothing. */
+static void log_reason(char *buf, char *msg, size_t len)
+{
+	char *start = buf, *p, *line;
+
+	for (p = buf; (p = strstr(p, BANNER)); p++)
+		if (p == buf || p[-1] == '\n')
+			start = p;
+	for (p = start; p;) {
+		if (!strncmp(p, VMM_ERROR, strlen(VMM_ERROR))) {
+			p += strlen(VMM_ERROR);
+			snprintf(msg, len, "%.*s", (int)strcspn(p, "\n"), p);
+			return;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	line = strrchr(buf, '\n');
+	line = line ? line + 1 : buf;
+	if (!strncmp(line, BANNER, strlen(BANNER)))
+		return; /* vmm said nothing: only our own banner is there */
+	snprintf(msg, len, "%.*s", (int)len - 1, line);
+}
+
+/* Why vmm exited, from its status file and else its log. */
 static void exit_info(struct daemon *d, struct vm *vm, int *code, char *msg, size_t len)
 {
 	char p[512], buf[4096];
@@ -326,11 +358,7 @@ static void exit_info(struct daemon *d, struct vm *vm, int *code, char *msg, siz
 	buf[n] = '\0';
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	char *line = strrchr(buf, '\n');
-	line = line ? line + 1 : buf;
-	if (!strncmp(line, "vmmd: starting", 14))
-		return; /* vmm said nothing: only our own banner is there */
-	snprintf(msg, len, "%.*s", (int)len - 1, line);
+	log_reason(buf, msg, len);
 }
 
 static void worker__exited(struct daemon *d, struct vm *vm, int code, int sig)
