@@ -184,9 +184,11 @@ void snapshot__run(struct daemon *d, struct op *op, struct vm *vm)
 	r = worker__control(d, id, cmd, reply, sizeof(reply), (int)timeout_s * 1000);
 	if (!r && !(rep = json_loads(reply, JSON_DISABLE_EOF_CHECK, NULL)))
 		r = -EPROTO;
-	if (!r && !json_is_true(json_object_get(rep, "ok")))
+	if (!r && !json_is_true(json_object_get(rep, "ok"))) {
 		why = json_string_value(json_object_get(rep, "error"));
-	else if (!r && json_unpack(rep, "{s:I, s:I, s:I, s:s}", "memory_pages", &pages,
+		if (!why)
+			why = "no reason given";
+	} else if (!r && json_unpack(rep, "{s:I, s:I, s:I, s:s}", "memory_pages", &pages,
 				   "state_bytes", &bytes, "duration_ms", &ms, "state", &state))
 		r = -EPROTO;
 	/* Only a whole snapshot gets the spec: a directory with vm.json is
