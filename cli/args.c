@@ -25,6 +25,12 @@ const char cli_usage[] =
     "  stop VM [--force] [--timeout S] [--wait]\n"
     "  reboot VM [--force] [--timeout S] [--wait]\n"
     "  pause VM [--wait]     resume VM [--wait]\n"
+    "  snapshot VM DIR [--paused] [--wait]\n"
+    "                                write the VM's state and RAM into the new directory\n"
+    "                                DIR (it keeps running; --paused: leave it paused)\n"
+    "  restore DIR [--name NAME] [--memory-mode copy|lazy] [--wait]\n"
+    "                                a new VM (NAME, else the saved VM's name) from the\n"
+    "                                snapshot in DIR, running where the snapshot left it\n"
     "  delete VM [--force] [--wait]\n"
     "  operations [--vm VM]          operations, newest first\n"
     "  operation ID                  one operation\n"
@@ -39,8 +45,15 @@ const char cli_usage[] =
     "exists, else /run/vmmd/vmmd.sock.  Exit codes: 0 ok, 1 API error, 2 usage\n"
     "error, 3 the daemon cannot be reached.\n";
 
-/* Which operand a subcommand takes. */
-enum { OPND_NONE, OPND_VM, OPND_OP };
+/* Which operands a subcommand takes. */
+enum { OPND_NONE, OPND_VM, OPND_OP, OPND_VM_DIR, OPND_DIR };
+
+static const char *const operand_names[] = {
+    [OPND_VM] = "VM name or id",
+    [OPND_OP] = "operation id",
+    [OPND_VM_DIR] = "VM name or id",
+    [OPND_DIR] = "snapshot directory",
+};
 
 static const struct {
 	const char *name;
@@ -54,6 +67,8 @@ static const struct {
     [CLI_REBOOT] = {"reboot", OPND_VM},
     [CLI_PAUSE] = {"pause", OPND_VM},
     [CLI_RESUME] = {"resume", OPND_VM},
+    [CLI_SNAPSHOT] = {"snapshot", OPND_VM_DIR},
+    [CLI_RESTORE] = {"restore", OPND_DIR},
     [CLI_DELETE] = {"delete", OPND_VM},
     [CLI_OPERATIONS] = {"operations", OPND_NONE},
     [CLI_OPERATION] = {"operation", OPND_OP},
@@ -70,7 +85,7 @@ static const struct {
 #define ALL  (~0u)
 #define ACTIONS                                                                                    \
 	(M(CLI_CREATE) | M(CLI_START) | M(CLI_STOP) | M(CLI_REBOOT) | M(CLI_PAUSE) |               \
-	 M(CLI_RESUME) | M(CLI_DELETE) | M(CLI_CANCEL))
+	 M(CLI_RESUME) | M(CLI_SNAPSHOT) | M(CLI_RESTORE) | M(CLI_DELETE) | M(CLI_CANCEL))
 
 enum {
 	O_SOCKET = 256,
@@ -93,6 +108,8 @@ enum {
 	O_ON_REBOOT,
 	O_STOP_TIMEOUT,
 	O_HELP,
+	O_PAUSED,
+	O_MEMORY_MODE,
 };
 
 static const struct option long_opts[] = {
@@ -116,6 +133,8 @@ static const struct option long_opts[] = {
     {"on-reboot", required_argument, NULL, O_ON_REBOOT},
     {"stop-timeout", required_argument, NULL, O_STOP_TIMEOUT},
     {"help", no_argument, NULL, O_HELP},
+    {"paused", no_argument, NULL, O_PAUSED},
+    {"memory-mode", required_argument, NULL, O_MEMORY_MODE},
     {0},
 };
 
@@ -128,7 +147,7 @@ static const unsigned opt_cmds[] = {
     [O_TIMEOUT - O_SOCKET] = M(CLI_STOP) | M(CLI_REBOOT),
     [O_TAIL - O_SOCKET] = M(CLI_LOGS),
     [O_VM - O_SOCKET] = M(CLI_OPERATIONS) | M(CLI_EVENTS),
-    [O_NAME - O_SOCKET] = M(CLI_CREATE),
+    [O_NAME - O_SOCKET] = M(CLI_CREATE) | M(CLI_RESTORE),
     [O_MEMORY - O_SOCKET] = M(CLI_CREATE),
     [O_CPUS - O_SOCKET] = M(CLI_CREATE),
     [O_KERNEL - O_SOCKET] = M(CLI_CREATE),
@@ -141,6 +160,8 @@ static const unsigned opt_cmds[] = {
     [O_ON_REBOOT - O_SOCKET] = M(CLI_CREATE),
     [O_STOP_TIMEOUT - O_SOCKET] = M(CLI_CREATE),
     [O_HELP - O_SOCKET] = ALL,
+    [O_PAUSED - O_SOCKET] = M(CLI_SNAPSHOT),
+    [O_MEMORY_MODE - O_SOCKET] = M(CLI_RESTORE),
 };
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -241,6 +262,12 @@ static int set_opt(struct cli_args *a, int c, const char *arg, char *err, size_t
 			return bad(err, errlen, "--on-reboot %s: must be restart or stop", arg);
 		a->on_reboot = arg;
 		break;
+	case O_PAUSED: a->paused = true; break;
+	case O_MEMORY_MODE:
+		if (strcmp(arg, "copy") && strcmp(arg, "lazy"))
+			return bad(err, errlen, "--memory-mode %s: must be copy or lazy", arg);
+		a->lazy = !strcmp(arg, "lazy");
+		break;
 	case O_STOP_TIMEOUT:
 		if (parse_u32(arg, 1, 86400, &a->stop_timeout_s))
 			return bad(err, errlen,
@@ -256,7 +283,7 @@ int cli_args__parse(struct cli_args *a, int argc, char **argv, char *err, size_t
 	 * they are recorded first: they may come before or after it. */
 	int seen[64], nr_seen = 0;
 	const char *operands[4];
-	int nr_operands = 0, c, cmd;
+	int nr_operands = 0, c, cmd, want;
 
 	memset(a, 0, sizeof(*a));
 	opterr = 0;
@@ -307,19 +334,24 @@ int cli_args__parse(struct cli_args *a, int argc, char **argv, char *err, size_t
 			return bad(err, errlen, "%s: --%s does not apply", a->cmd_name,
 				   long_opts[seen[i] - O_SOCKET].name);
 	}
-	if (cmds[cmd].operand == OPND_NONE) {
-		if (nr_operands > 1)
-			return bad(err, errlen, "%s: unexpected argument \"%s\"", a->cmd_name,
-				   operands[1]);
-	} else {
-		if (nr_operands < 2)
-			return bad(err, errlen, "%s: missing the %s", a->cmd_name,
-				   cmds[cmd].operand == OPND_VM ? "VM name or id" : "operation id");
-		if (nr_operands > 2)
-			return bad(err, errlen, "%s: unexpected argument \"%s\"", a->cmd_name,
-				   operands[2]);
-		a->target = operands[1];
+	want = cmds[cmd].operand == OPND_NONE ? 0 : cmds[cmd].operand == OPND_VM_DIR ? 2 : 1;
+	if (nr_operands - 1 < want) {
+		/* snapshot VM DIR: the VM comes first, so with one it is DIR. */
+		int missing = cmds[cmd].operand == OPND_VM_DIR && nr_operands == 2
+				  ? OPND_DIR
+				  : cmds[cmd].operand;
+
+		return bad(err, errlen, "%s: missing the %s", a->cmd_name, operand_names[missing]);
 	}
+	if (nr_operands - 1 > want)
+		return bad(err, errlen, "%s: unexpected argument \"%s\"", a->cmd_name,
+			   operands[want + 1]);
+	if (cmds[cmd].operand == OPND_DIR)
+		a->dir = operands[1];
+	else if (want)
+		a->target = operands[1];
+	if (cmds[cmd].operand == OPND_VM_DIR)
+		a->dir = operands[2];
 	if (cmd == CLI_CREATE) {
 		if (!a->name)
 			return bad(err, errlen, "create: --name is required");

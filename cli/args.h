@@ -21,6 +21,8 @@ enum cli_cmd {
 	CLI_REBOOT,
 	CLI_PAUSE,
 	CLI_RESUME,
+	CLI_SNAPSHOT,
+	CLI_RESTORE,
 	CLI_DELETE,
 	CLI_OPERATIONS,
 	CLI_OPERATION,
@@ -40,6 +42,7 @@ struct cli_args {
 	enum cli_cmd cmd;
 	const char *cmd_name;
 	const char *target; /* the VM or operation named by the operand */
+	const char *dir;    /* snapshot, restore: the snapshot directory */
 
 	const char *socket;
 	bool json;
@@ -51,8 +54,10 @@ struct cli_args {
 	bool has_timeout;
 	uint32_t tail_kib;
 	const char *vm; /* operations/events --vm */
+	bool paused;	/* snapshot --paused */
+	bool lazy;	/* restore --memory-mode lazy */
 
-	/* create */
+	/* create (and restore: --name) */
 	const char *name;
 	uint64_t memory_mib;
 	uint32_t vcpus;

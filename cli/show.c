@@ -173,9 +173,20 @@ void show__ops(json_t *reply, json_t *names, FILE *out)
 	table__free(&t);
 }
 
+const char *show__snapshot(json_t *op, char *buf, size_t len)
+{
+	if (!*jstr(op, "snapshot.path"))
+		return NULL;
+	snprintf(buf, len,
+		 "%s (%" PRId64 " pages of RAM, %" PRId64 " bytes of state, %" PRId64 " ms)",
+		 jstr(op, "snapshot.path"), jint(op, "snapshot.memory_pages"),
+		 jint(op, "snapshot.state_bytes"), jint(op, "snapshot.duration_ms"));
+	return buf;
+}
+
 void show__op(json_t *op, FILE *out)
 {
-	char buf[64];
+	char buf[64], text[1200];
 
 	field(out, "id:", jstr(op, "id"));
 	fmt__enum(buf, sizeof(buf), jstr(op, "kind"), "OPERATION_KIND_");
@@ -186,13 +197,13 @@ void show__op(json_t *op, FILE *out)
 	field(out, "progress:", buf);
 	field(out, "message:", jstr(op, "message"));
 	if (*jstr(op, "error.message")) {
-		char err[512];
-
-		snprintf(err, sizeof(err), "%s%s%s (%s)", jstr(op, "error.field"),
+		snprintf(text, sizeof(text), "%s%s%s (%s)", jstr(op, "error.field"),
 			 *jstr(op, "error.field") ? ": " : "", jstr(op, "error.message"),
 			 jstr(op, "error.code"));
-		field(out, "error:", err);
+		field(out, "error:", text);
 	}
+	if (show__snapshot(op, text, sizeof(text)))
+		field(out, "snapshot:", text);
 	fmt__time_ms(buf, sizeof(buf), jint(op, "created_at_ms"));
 	field(out, "created:", buf);
 	if (jint(op, "finished_at_ms")) {

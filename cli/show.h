@@ -22,6 +22,9 @@ void show__vm(json_t *vm, FILE *out);
 void show__ops(json_t *reply, json_t *names, FILE *out);
 /* One Operation, a field per line. */
 void show__op(json_t *op, FILE *out);
+/* "DIR (N pages of RAM, N bytes of state, N ms)" of a snapshot operation
+ * into buf; NULL if op has no snapshot result. */
+const char *show__snapshot(json_t *op, char *buf, size_t len);
 /* One Event on one line: time, seq, VM, kind, state, operation, message. */
 void show__event(json_t *ev, json_t *names, FILE *out);
 /* The VM name for an id in a ListVmsResponse, or the id. */

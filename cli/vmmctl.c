@@ -84,7 +84,7 @@ static int wait_op(struct client *c, json_t **op)
 static int report_op(struct client *c, json_t *op, const char *vm, bool json)
 {
 	const char *state = jstr(op, "state");
-	char st[32];
+	char st[32], res[1200];
 
 	if (json)
 		print_json(op);
@@ -103,7 +103,10 @@ static int report_op(struct client *c, json_t *op, const char *vm, bool json)
 	}
 	if (!json) {
 		fmt__enum(st, sizeof(st), *state ? state : "-", "OPERATION_STATE_");
-		printf("%s %s: operation %s %s\n", c->cmd, vm, jstr(op, "id"), st);
+		printf("%s %s: operation %s %s", c->cmd, vm, jstr(op, "id"), st);
+		if (show__snapshot(op, res, sizeof(res)))
+			printf(": %s", res);
+		putchar('\n');
 	}
 	return EXIT_OK;
 }
@@ -126,21 +129,38 @@ static int action(struct client *c, const struct cli_args *a, const char *route,
 	if (!ret && a->wait)
 		ret = wait_op(c, &op);
 	if (!ret)
-		ret = report_op(c, op, a->target ? a->target : a->name ? a->name : "-", a->json);
+		ret = report_op(c, op,
+				a->target ? a->target
+				: a->name ? a->name
+				: a->dir  ? a->dir
+					  : "-",
+				a->json);
 	json_decref(op);
 	free(id);
 	return ret;
 }
 
 /* The request body of an action, built from its protobuf message so the
- * field names are the schema's. */
-static json_t *action_body(const struct cli_args *a)
+ * field names are the schema's.  dir: the snapshot directory, absolute. */
+static json_t *action_body(const struct cli_args *a, char *dir)
 {
 	Vmmd__V1__StopVmRequest stop = VMMD__V1__STOP_VM_REQUEST__INIT;
 	Vmmd__V1__RebootVmRequest reboot = VMMD__V1__REBOOT_VM_REQUEST__INIT;
 	Vmmd__V1__DeleteVmRequest del = VMMD__V1__DELETE_VM_REQUEST__INIT;
+	Vmmd__V1__SnapshotVmRequest snap = VMMD__V1__SNAPSHOT_VM_REQUEST__INIT;
+	Vmmd__V1__RestoreVmRequest rest = VMMD__V1__RESTORE_VM_REQUEST__INIT;
 
 	switch (a->cmd) {
+	case CLI_SNAPSHOT:
+		snap.path = dir;
+		snap.paused = a->paused;
+		return api_json__from_message(&snap.base);
+	case CLI_RESTORE:
+		rest.path = dir;
+		rest.name = (char *)(a->name ? a->name : "");
+		rest.memory_mode = a->lazy ? VMMD__V1__MEMORY_MODE__MEMORY_MODE_LAZY
+					   : VMMD__V1__MEMORY_MODE__MEMORY_MODE_COPY;
+		return api_json__from_message(&rest.base);
 	case CLI_STOP:
 		stop.force = a->force;
 		stop.timeout_s = a->timeout_s;
@@ -305,6 +325,21 @@ out:
 	return ret;
 }
 
+/* vmmd wants absolute paths; on the same host, one relative to our
+ * directory means what the user meant.  malloc'd; NULL on ENOMEM. */
+static char *absolute(const char *path)
+{
+	char *cwd, *out = NULL;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (cwd && asprintf(&out, "%s/%s", cwd, path) < 0)
+		out = NULL;
+	free(cwd);
+	return out;
+}
+
 static int run(struct client *c, const struct cli_args *a)
 {
 	char err[256];
@@ -327,7 +362,7 @@ static int run(struct client *c, const struct cli_args *a)
 	case CLI_STOP:
 	case CLI_REBOOT:
 	case CLI_DELETE:
-		body = action_body(a);
+		body = action_body(a, NULL);
 		ret = action(c, a,
 			     a->cmd == CLI_STOP	    ? "StopVm"
 			     : a->cmd == CLI_REBOOT ? "RebootVm"
@@ -335,6 +370,18 @@ static int run(struct client *c, const struct cli_args *a)
 			     a->target, body);
 		json_decref(body);
 		return ret;
+	case CLI_SNAPSHOT:
+	case CLI_RESTORE: {
+		char *dir = absolute(a->dir);
+
+		body = dir ? action_body(a, dir) : NULL;
+		ret = body ? action(c, a, a->cmd == CLI_SNAPSHOT ? "SnapshotVm" : "RestoreVm",
+				    a->target, body)
+			   : EXIT_API;
+		json_decref(body);
+		free(dir);
+		return ret;
+	}
 	case CLI_CANCEL: {
 		json_t *op = NULL;
 

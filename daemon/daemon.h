@@ -14,6 +14,7 @@
 #define DAEMON_MAX_ALLOW 16
 #define DAEMON_ID_LEN 37 /* UUID text + NUL */
 #define CONSOLE_RING (64 * 1024)
+#define REGISTRY_PATH_MAX 1024 /* snapshot directories */
 
 struct daemon_config {
 	char state_dir[256]; /* absolute */
@@ -59,7 +60,14 @@ struct op {
 	/* arguments */
 	uint32_t timeout_s;
 	bool force;
-	bool start_after; /* CreateVm with start */
+	bool start_after;	      /* CreateVm with start */
+	bool paused;		      /* SnapshotVm: leave the VM paused */
+	bool lazy;		      /* RestoreVm: map RAM instead of copying it */
+	char path[REGISTRY_PATH_MAX]; /* SnapshotVm, RestoreVm: the directory */
+	/* result of a snapshot (SnapshotResult), once it succeeded */
+	bool has_result;
+	uint64_t memory_pages, state_bytes;
+	uint32_t duration_ms;
 };
 
 struct daemon {
@@ -86,6 +94,11 @@ void registry__set_state(struct daemon *d, struct vm *vm, Vmmd__V1__VmState s, c
 			 ...) __attribute__((format(printf, 4, 5)));
 int registry__validate_spec(const struct daemon_config *cfg, Vmmd__V1__VmSpec *spec,
 			    struct api_error *err);
+/* A directory the API names (field): absolute, and inside an --allow-dir
+ * directory once symlinks are followed; it must exist if must_exist, else
+ * its parent must. */
+int registry__check_dir(const struct daemon_config *cfg, const char *field, const char *path,
+			bool must_exist, struct api_error *err);
 /* Builds the Vm message for vm (free with protobuf_c_message_free_unpacked). */
 Vmmd__V1__Vm *registry__vm_message(const struct vm *vm);
 Vmmd__V1__Operation *registry__op_message(const struct op *op);
@@ -115,17 +128,41 @@ int store__remove_op(struct daemon *d, const struct op *op);
 /* Loads vms/ and operations/; bad files are logged and left out. */
 int store__load(struct daemon *d);
 struct vm *store__parse_vm(const char *text, size_t len, char *why, size_t whylen);
+/* A whole file of at most 4 MiB, NUL-terminated (malloc'd); NULL with errno. */
+char *store__read_file(const char *path, size_t *len);
 
 /* daemon/worker.c */
 void worker__paths(const struct daemon *d, const char *id, const char *what, char *buf,
 		   size_t len);
-int worker__spawn(struct daemon *d, struct vm *vm, char *why, size_t whylen);
+/* Start from a snapshot instead of booting (vmm --restore DIR). */
+struct worker_restore {
+	const char *dir;
+	bool lazy;
+};
+/* Starts vmm for vm; restore NULL boots the kernel. */
+int worker__spawn(struct daemon *d, struct vm *vm, const struct worker_restore *restore, char *why,
+		  size_t whylen);
 /* One control request; reply copied into reply. 0 or -errno. */
 int worker__control(const struct daemon *d, const char *id, const char *cmd, char *reply,
 		    size_t len, int timeout_ms);
 int worker__supervise_start(struct daemon *d);
 /* Startup: re-attach to live workers or settle the state of dead ones. */
 void worker__reattach(struct daemon *d);
+
+/* daemon/snapshot.c */
+/* Seconds vmm may take to write or load a snapshot of a VM this large. */
+unsigned int snapshot__timeout_s(const struct daemon *d, uint64_t memory_mib);
+/* SnapshotVm's checks: path (trailing '/' dropped into op_path) may be
+ * used and holds no snapshot yet. */
+int snapshot__check_new(const struct daemon_config *cfg, const char *path, char *op_path,
+			size_t len, struct api_error *err);
+/* RestoreVm's: the spec saved in the snapshot at path (free with
+ * protobuf_c_message_free_unpacked), its name replaced by name if set;
+ * the path, trailing '/' dropped, into dir. */
+int snapshot__read_spec(const struct daemon_config *cfg, const char *path, const char *name,
+			char *dir, size_t dirlen, Vmmd__V1__VmSpec **spec, struct api_error *err);
+/* The snapshot operation on vm (d->lock held; dropped while vmm works). */
+void snapshot__run(struct daemon *d, struct op *op, struct vm *vm);
 
 /* daemon/events.c */
 struct events *events__new(size_t keep);

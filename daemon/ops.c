@@ -15,8 +15,8 @@
 
 static const char *op_kind__name(Vmmd__V1__OperationKind k)
 {
-	static const char *const n[] = { "unspecified", "create", "start",  "stop",
-					 "reboot",	"pause",  "resume", "delete" };
+	static const char *const n[] = { "unspecified", "create", "start",  "stop",     "reboot",
+					 "pause",	"resume", "delete", "snapshot", "restore" };
 
 	return (unsigned)k < sizeof(n) / sizeof(n[0]) ? n[k] : "unknown";
 }
@@ -171,20 +171,25 @@ static void kill_worker(struct vm *vm)
 		kill(-vm->pid, SIGKILL);
 }
 
-/* Starts vm and waits for it to answer; true when it runs. */
-static bool run_start(struct daemon *d, struct op *op, struct vm *vm)
+/* Starts vm (from a snapshot if restore) and waits for it to answer;
+ * true when it runs. */
+static bool run_start(struct daemon *d, struct op *op, struct vm *vm,
+		      const struct worker_restore *restore)
 {
+	unsigned int timeout_s =
+	    restore ? snapshot__timeout_s(d, vm->spec->memory_mib) : d->cfg.start_timeout_s;
 	char why[256];
 
 	vm->stop_wanted = false;
-	registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STARTING, "starting vmm");
-	if (worker__spawn(d, vm, why, sizeof(why))) {
+	registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STARTING, "%s",
+			    restore ? "restoring from a snapshot" : "starting vmm");
+	if (worker__spawn(d, vm, restore, why, sizeof(why))) {
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_FAILED, "%s", why);
 		ops__fail(d, op, API_INTERNAL, "vm \"%s\": %s", vm->spec->name, why);
 		return false;
 	}
 	ops__update(d, op, op->state, 30, "waiting for vmm (pid %d) to answer", vm->pid);
-	vm = wait_state(d, op, M(STARTING), (int64_t)d->cfg.start_timeout_s * 1000);
+	vm = wait_state(d, op, M(STARTING), (int64_t)timeout_s * 1000);
 	if (d->stopping)
 		return false; /* vmmd exits: the next one reconciles the operation */
 	if (!vm) {
@@ -204,7 +209,15 @@ static bool run_start(struct daemon *d, struct op *op, struct vm *vm)
 		}
 		ops__fail(d, op, API_DEADLINE_EXCEEDED,
 			  "vm \"%s\": vmm did not answer on its control socket within %u s",
-			  vm->spec->name, d->cfg.start_timeout_s);
+			  vm->spec->name, timeout_s);
+		return false;
+	}
+	if (restore) {
+		/* vmm refused the snapshot (or died loading it): the directory
+		 * is what the reason is about. */
+		snprintf(op->error.field, sizeof(op->error.field), "path");
+		ops__fail(d, op, API_FAILED_PRECONDITION, "vm \"%s\": not restored from %s: %s",
+			  vm->spec->name, restore->dir, vm->reason);
 		return false;
 	}
 	ops__fail(d, op, API_FAILED_PRECONDITION, "vm \"%s\" is %s: %s", vm->spec->name,
@@ -338,13 +351,13 @@ static void *op__thread(void *arg)
 	switch (op->kind) {
 	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_CREATE:
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STOPPED, "created");
-		if (op->start_after && !run_start(d, op, vm))
+		if (op->start_after && !run_start(d, op, vm, NULL))
 			break;
 		ops__update(d, op, VMMD__V1__OPERATION_STATE__OPERATION_STATE_SUCCEEDED, 100,
 			    "%s", op->start_after ? "created and running" : "created");
 		break;
 	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_START:
-		if (run_start(d, op, vm))
+		if (run_start(d, op, vm, NULL))
 			ops__update(d, op, VMMD__V1__OPERATION_STATE__OPERATION_STATE_SUCCEEDED,
 				    100, "running");
 		break;
@@ -355,7 +368,7 @@ static void *op__thread(void *arg)
 		break;
 	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_REBOOT:
 		if (run_stop(d, op, vm, op->timeout_s, op->force) &&
-		    (vm = registry__find(d, op->vm_id)) && run_start(d, op, vm))
+		    (vm = registry__find(d, op->vm_id)) && run_start(d, op, vm, NULL))
 			ops__update(d, op, VMMD__V1__OPERATION_STATE__OPERATION_STATE_SUCCEEDED,
 				    100, "rebooted");
 		break;
@@ -366,6 +379,18 @@ static void *op__thread(void *arg)
 	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_DELETE:
 		run_delete(d, op, vm);
 		break;
+	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_SNAPSHOT:
+		snapshot__run(d, op, vm);
+		break;
+	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE: {
+		const struct worker_restore rs = { op->path, op->lazy };
+
+		if (run_start(d, op, vm, &rs))
+			ops__update(d, op, VMMD__V1__OPERATION_STATE__OPERATION_STATE_SUCCEEDED,
+				    100, "restored from %s (%s), running", op->path,
+				    op->lazy ? "lazy" : "copy");
+		break;
+	}
 	default:
 		ops__fail(d, op, API_UNIMPLEMENTED, "unknown operation kind %d", op->kind);
 	}
@@ -417,6 +442,12 @@ void ops__reconcile(struct daemon *d)
 			ok = vm && (!op->start_after ||
 				    vm->state == VMMD__V1__VM_STATE__VM_STATE_RUNNING);
 			break;
+		case VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE:
+			/* Never spawned: the record must not stay creating. */
+			if (vm && vm->state == VMMD__V1__VM_STATE__VM_STATE_CREATING)
+				registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_FAILED,
+						    "restore interrupted by a vmmd restart");
+			/* fall through */
 		case VMMD__V1__OPERATION_KIND__OPERATION_KIND_START:
 		case VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESUME:
 			ok = vm && vm->state == VMMD__V1__VM_STATE__VM_STATE_RUNNING;

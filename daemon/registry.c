@@ -118,6 +118,7 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 {
 	Vmmd__V1__Operation m = VMMD__V1__OPERATION__INIT;
 	Vmmd__V1__Error e = VMMD__V1__ERROR__INIT;
+	Vmmd__V1__SnapshotResult snap = VMMD__V1__SNAPSHOT_RESULT__INIT;
 
 	m.id = (char *)op->id;
 	m.kind = op->kind;
@@ -133,6 +134,13 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 	m.created_at_ms = op->created_at_ms;
 	m.finished_at_ms = op->finished_at_ms;
 	m.message = (char *)op->message;
+	if (op->has_result && op->kind == VMMD__V1__OPERATION_KIND__OPERATION_KIND_SNAPSHOT) {
+		snap.path = (char *)op->path;
+		snap.memory_pages = op->memory_pages;
+		snap.state_bytes = op->state_bytes;
+		snap.duration_ms = op->duration_ms;
+		m.snapshot = &snap;
+	}
 	return (Vmmd__V1__Operation *)msg__dup(&m.base);
 }
 
@@ -157,6 +165,16 @@ static bool path__inside(const char *path, const char *dir)
 	if (n == 1 && dir[0] == '/')
 		return true;
 	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+static int check_allowed(const struct daemon_config *cfg, const char *field, const char *path,
+			 const char *real, struct api_error *err)
+{
+	for (int i = 0; i < cfg->nr_allow; i++)
+		if (path__inside(real, cfg->allow[i]))
+			return 0;
+	return api_error__set(err, API_INVALID_ARGUMENT, field,
+			      "%s is outside the directories vmmd may use (--allow-dir)", path);
 }
 
 /* A file the spec names must exist and resolve (symlinks followed) inside
@@ -190,11 +208,33 @@ static int check_path(const struct daemon_config *cfg, const char *field, const 
 			return INVALID(field, "path too long");
 		strcat(real, slash);
 	}
-	for (int i = 0; i < cfg->nr_allow; i++)
-		if (path__inside(real, cfg->allow[i]))
-			return 0;
-	return api_error__set(err, API_INVALID_ARGUMENT, field,
-			      "%s is outside the directories vmmd may use (--allow-dir)", path);
+	return check_allowed(cfg, field, path, real, err);
+}
+
+int registry__check_dir(const struct daemon_config *cfg, const char *field, const char *path,
+			bool must_exist, struct api_error *err)
+{
+	char real[PATH_MAX];
+	struct stat st;
+
+	if (!path || !*path)
+		return INVALID(field, "is required");
+	if (path[0] != '/')
+		return INVALID(field, "%s: must be an absolute path", path);
+	if (strlen(path) >= REGISTRY_PATH_MAX)
+		return INVALID(field, "path too long (at most %d bytes)", REGISTRY_PATH_MAX - 1);
+	if (lstat(path, &st)) {
+		if (errno != ENOENT || must_exist)
+			return INVALID(field, "%s: %s", path, strerror(errno));
+		/* To be created: where it goes must be allowed. */
+		return check_path(cfg, field, path, false, err);
+	}
+	/* It exists: where it leads (symlinks followed) must be allowed. */
+	if (!realpath(path, real))
+		return INVALID(field, "%s: %s", path, strerror(errno));
+	if (stat(real, &st) || !S_ISDIR(st.st_mode))
+		return INVALID(field, "%s: not a directory", path);
+	return check_allowed(cfg, field, path, real, err);
 }
 
 static bool valid_name(const char *s)

@@ -42,13 +42,75 @@ static int reply_op(struct daemon *d, struct op *op, ProtobufCMessage **resp,
 	return *resp ? 0 : api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
 }
 
+/* Copies the arguments of an operation from the handler's template. */
+static void op__set_args(struct op *op, const struct op *args)
+{
+	if (!args)
+		return;
+	op->timeout_s = args->timeout_s;
+	op->force = args->force;
+	op->start_after = args->start_after;
+	op->paused = args->paused;
+	op->lazy = args->lazy;
+	memcpy(op->path, args->path, sizeof(op->path));
+}
+
+/* A new VM record from spec (validated; taken over, freed on failure) and
+ * the operation that brings it up: CreateVm and RestoreVm.  name_field is
+ * the request field that named the VM, for ALREADY_EXISTS. */
+static int vm__add(struct daemon *d, Vmmd__V1__VmSpec *spec, Vmmd__V1__OperationKind kind,
+		   const char *name_field, const char *hint, const struct op *args,
+		   ProtobufCMessage **resp, struct api_error *err)
+{
+	struct vm *vm = calloc(1, sizeof(*vm)), *other;
+	struct op *op;
+	int r;
+
+	if (!vm) {
+		protobuf_c_message_free_unpacked(&spec->base, NULL);
+		return api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+	}
+	vm->spec = spec;
+	daemon__gen_id(vm->id);
+	vm->state = ST(CREATING);
+	vm->created_at_ms = vm->updated_at_ms = now_ms();
+	pthread_mutex_lock(&d->lock);
+	if ((other = registry__find(d, spec->name))) {
+		r = api_error__set(err, API_ALREADY_EXISTS, name_field,
+				   "vm \"%s\" already exists (id %s)%s", spec->name, other->id,
+				   hint);
+		goto fail;
+	}
+	if (store__save_vm(d, vm)) {
+		r = api_error__set(err, API_UNAVAILABLE, NULL, "cannot persist the VM in %s/vms",
+				   d->cfg.state_dir);
+		goto fail;
+	}
+	vm->next = d->vms;
+	d->vms = vm;
+	events__emit(d->events, vm->id, VMMD__V1__EVENT_KIND__EVENT_KIND_VM_CREATED, vm->state,
+		     NULL, 0, "vm \"%s\" created%s%s", spec->name,
+		     kind == VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE ? " from snapshot "
+									      : "",
+		     kind == VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE ? args->path : "");
+	r = ops__begin(d, vm, kind, &op, err);
+	if (!r) {
+		op__set_args(op, args);
+		r = reply_op(d, op, resp, err);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+fail:
+	pthread_mutex_unlock(&d->lock);
+	vm__free(vm);
+	return r;
+}
+
 HANDLER(CreateVm)
 {
 	REQ(Vmmd__V1__CreateVmRequest, req);
 	struct daemon *d = ctx;
 	Vmmd__V1__VmSpec *spec;
-	struct vm *vm, *other;
-	struct op *op;
 	int r;
 
 	if (!req->spec)
@@ -60,39 +122,8 @@ HANDLER(CreateVm)
 		protobuf_c_message_free_unpacked(&spec->base, NULL);
 		return r;
 	}
-	vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		protobuf_c_message_free_unpacked(&spec->base, NULL);
-		return api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
-	}
-	vm->spec = spec;
-	daemon__gen_id(vm->id);
-	vm->state = ST(CREATING);
-	vm->created_at_ms = vm->updated_at_ms = now_ms();
-	pthread_mutex_lock(&d->lock);
-	if ((other = registry__find(d, spec->name))) {
-		r = api_error__set(err, API_ALREADY_EXISTS, "spec.name",
-				   "vm \"%s\" already exists (id %s)", spec->name, other->id);
-		goto fail;
-	}
-	if (store__save_vm(d, vm)) {
-		r = api_error__set(err, API_UNAVAILABLE, NULL, "cannot persist the VM in %s/vms",
-				   d->cfg.state_dir);
-		goto fail;
-	}
-	vm->next = d->vms;
-	d->vms = vm;
-	events__emit(d->events, vm->id, VMMD__V1__EVENT_KIND__EVENT_KIND_VM_CREATED, vm->state,
-		     NULL, 0, "vm \"%s\" created", spec->name);
-	ops__begin(d, vm, VMMD__V1__OPERATION_KIND__OPERATION_KIND_CREATE, &op, err);
-	op->start_after = req->start;
-	r = reply_op(d, op, resp, err);
-	pthread_mutex_unlock(&d->lock);
-	return r;
-fail:
-	pthread_mutex_unlock(&d->lock);
-	vm__free(vm);
-	return r;
+	return vm__add(d, spec, VMMD__V1__OPERATION_KIND__OPERATION_KIND_CREATE, "spec.name", "",
+		       &(struct op){ .start_after = req->start }, resp, err);
 }
 
 static int cmp_vm(const void *a, const void *b)
@@ -147,9 +178,10 @@ HANDLER(GetVm)
 }
 
 /* The shared shape of the VM actions: find, one operation at a time, the
- * states the action is allowed in, then the operation. */
+ * states the action is allowed in, then the operation with args (may be
+ * NULL) for its arguments. */
 static int action(struct daemon *d, const char *id, Vmmd__V1__OperationKind kind,
-		  unsigned int allowed, const char *hint, uint32_t timeout_s, bool force,
+		  unsigned int allowed, const char *hint, const struct op *args,
 		  ProtobufCMessage **resp, struct api_error *err)
 {
 	struct vm *vm;
@@ -165,8 +197,7 @@ static int action(struct daemon *d, const char *id, Vmmd__V1__OperationKind kind
 	} else if (!(allowed & (1u << vm->state))) {
 		r = wrong_state(err, vm, hint);
 	} else if (!(r = ops__begin(d, vm, kind, &op, err))) {
-		op->timeout_s = timeout_s;
-		op->force = force;
+		op__set_args(op, args);
 		r = reply_op(d, op, resp, err);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -183,7 +214,8 @@ HANDLER(DeleteVm)
 	if (req->force)
 		ok |= M(RUNNING) | M(PAUSED) | M(STARTING) | M(STOPPING) | M(CREATING);
 	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_DELETE, ok,
-		      ": stop it first or delete with force", 0, req->force, resp, err);
+		      ": stop it first or delete with force", &(struct op){ .force = req->force },
+		      resp, err);
 }
 
 HANDLER(StartVm)
@@ -191,7 +223,7 @@ HANDLER(StartVm)
 	REQ(Vmmd__V1__StartVmRequest, req);
 
 	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_START,
-		      M(STOPPED) | M(FAILED), "", 0, false, resp, err);
+		      M(STOPPED) | M(FAILED), "", NULL, resp, err);
 }
 
 HANDLER(StopVm)
@@ -199,8 +231,8 @@ HANDLER(StopVm)
 	REQ(Vmmd__V1__StopVmRequest, req);
 
 	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_STOP,
-		      M(RUNNING) | M(PAUSED) | M(STARTING) | M(STOPPING), "", req->timeout_s,
-		      req->force, resp, err);
+		      M(RUNNING) | M(PAUSED) | M(STARTING) | M(STOPPING), "",
+		      &(struct op){ .timeout_s = req->timeout_s, .force = req->force }, resp, err);
 }
 
 HANDLER(RebootVm)
@@ -208,7 +240,8 @@ HANDLER(RebootVm)
 	REQ(Vmmd__V1__RebootVmRequest, req);
 
 	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_REBOOT,
-		      M(RUNNING) | M(PAUSED), "", req->timeout_s, req->force, resp, err);
+		      M(RUNNING) | M(PAUSED), "",
+		      &(struct op){ .timeout_s = req->timeout_s, .force = req->force }, resp, err);
 }
 
 HANDLER(PauseVm)
@@ -216,7 +249,7 @@ HANDLER(PauseVm)
 	REQ(Vmmd__V1__PauseVmRequest, req);
 
 	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_PAUSE, M(RUNNING), "",
-		      0, false, resp, err);
+		      NULL, resp, err);
 }
 
 HANDLER(ResumeVm)
@@ -224,7 +257,41 @@ HANDLER(ResumeVm)
 	REQ(Vmmd__V1__ResumeVmRequest, req);
 
 	return action(ctx, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESUME, M(PAUSED),
-		      "", 0, false, resp, err);
+		      "", NULL, resp, err);
+}
+
+HANDLER(SnapshotVm)
+{
+	REQ(Vmmd__V1__SnapshotVmRequest, req);
+	struct daemon *d = ctx;
+	struct op args = { .paused = req->paused };
+	int r = snapshot__check_new(&d->cfg, req->path, args.path, sizeof(args.path), err);
+
+	if (r)
+		return r;
+	return action(d, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_SNAPSHOT,
+		      M(RUNNING) | M(PAUSED), ": only a running or paused VM can be snapshotted",
+		      &args, resp, err);
+}
+
+HANDLER(RestoreVm)
+{
+	REQ(Vmmd__V1__RestoreVmRequest, req);
+	struct daemon *d = ctx;
+	struct op args = { .lazy = req->memory_mode == VMMD__V1__MEMORY_MODE__MEMORY_MODE_LAZY };
+	Vmmd__V1__VmSpec *spec;
+	int r;
+
+	if (req->memory_mode != VMMD__V1__MEMORY_MODE__MEMORY_MODE_COPY &&
+	    req->memory_mode != VMMD__V1__MEMORY_MODE__MEMORY_MODE_LAZY)
+		return api_error__set(err, API_INVALID_ARGUMENT, "memory_mode", "unknown value %d",
+				      req->memory_mode);
+	r = snapshot__read_spec(&d->cfg, req->path, req->name, args.path, sizeof(args.path), &spec,
+				err);
+	if (r)
+		return r;
+	return vm__add(d, spec, VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE, "name",
+		       "; give the restored VM another name", &args, resp, err);
 }
 
 HANDLER(GetOperation)
@@ -284,8 +351,10 @@ HANDLER(CancelOperation)
 				   op->id);
 	else if (op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_START &&
 		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_REBOOT &&
-		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_CREATE)
-		/* Stop, pause, resume and delete are quick or cannot be undone. */
+		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_CREATE &&
+		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE)
+		/* Stop, pause, resume, delete and snapshot are quick or cannot be
+		 * undone. */
 		r = api_error__set(err, API_FAILED_PRECONDITION, "id",
 				   "operation %s cannot be cancelled (only starting is)", op->id);
 	else {
@@ -346,7 +415,8 @@ static const struct {
 #define H(n) { #n, h_##n }
 	H(CreateVm),	 H(ListVms),	    H(GetVm),	       H(DeleteVm),	H(StartVm),
 	H(StopVm),	 H(RebootVm),	    H(PauseVm),	       H(ResumeVm),	H(GetOperation),
-	H(ListOperations), H(CancelOperation), H(GetConsoleLog), H(GetVersion),
+	H(ListOperations), H(CancelOperation), H(GetConsoleLog), H(GetVersion), H(SnapshotVm),
+	H(RestoreVm),
 #undef H
 };
 

@@ -113,7 +113,7 @@ int store__remove_op(struct daemon *d, const struct op *op)
 	return remove_file(d, "operations", op->id);
 }
 
-static char *read_file(const char *path, size_t *len)
+char *store__read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "re");
 	char *buf = NULL;
@@ -211,6 +211,13 @@ static struct op *parse_op(const char *text, size_t len, char *why, size_t whyle
 		snprintf(op->error.message, sizeof(op->error.message), "%s", o->error->message);
 		snprintf(op->error.field, sizeof(op->error.field), "%s", o->error->field);
 	}
+	if (o->snapshot) {
+		op->has_result = true;
+		snprintf(op->path, sizeof(op->path), "%s", o->snapshot->path);
+		op->memory_pages = o->snapshot->memory_pages;
+		op->state_bytes = o->snapshot->state_bytes;
+		op->duration_ms = o->snapshot->duration_ms;
+	}
 	protobuf_c_message_free_unpacked(m, NULL);
 	return op;
 }
@@ -244,7 +251,7 @@ static int load_dir(struct daemon *d, const char *sub)
 		if (de->d_name[0] == '.' || nl < 6 || strcmp(de->d_name + nl - 5, ".json"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		text = read_file(path, &len);
+		text = store__read_file(path, &len);
 		if (!text) {
 			pr_err("store: %s: cannot read: %s; left out", path, strerror(errno));
 			continue;

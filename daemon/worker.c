@@ -18,6 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Our line in the worker's log before each start, and vmm's error prefix. */
+#define BANNER "vmmd: starting"
+#define VMM_ERROR "vmm: error: "
+
 void worker__paths(const struct daemon *d, const char *id, const char *what, char *buf,
 		   size_t len)
 {
@@ -66,7 +70,7 @@ static int chardev_arg(struct daemon *d, struct vm *vm, const Vmmd__V1__Serial *
 }
 
 /* The spec as vmm's command line (NULL-terminated, malloc'd strings). */
-static char **build_argv(struct daemon *d, struct vm *vm)
+static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_restore *restore)
 {
 	const Vmmd__V1__VmSpec *s = vm->spec;
 	size_t max = 48 + s->n_disks + s->n_nics * 2, n = 0;
@@ -75,14 +79,22 @@ static char **build_argv(struct daemon *d, struct vm *vm)
 	if (!argv)
 		return NULL;
 	ARG("%s", d->cfg.vmm_path);
-	ARG("--kernel");
-	ARG("%s", s->kernel);
-	if (*s->initrd) {
-		ARG("--initrd");
-		ARG("%s", s->initrd);
+	if (restore) {
+		/* The same machine, its state from the snapshot: no boot. */
+		ARG("--restore");
+		ARG("%s", restore->dir);
+		ARG("--restore-mode");
+		ARG("%s", restore->lazy ? "lazy" : "copy");
+	} else {
+		ARG("--kernel");
+		ARG("%s", s->kernel);
+		if (*s->initrd) {
+			ARG("--initrd");
+			ARG("%s", s->initrd);
+		}
+		ARG("--cmdline");
+		ARG("%s", *s->cmdline ? s->cmdline : "console=ttyS0");
 	}
-	ARG("--cmdline");
-	ARG("%s", *s->cmdline ? s->cmdline : "console=ttyS0");
 	ARG("--memory");
 	ARG("%lluM", (unsigned long long)s->memory_mib);
 	ARG("--cpus");
@@ -99,9 +111,13 @@ static char **build_argv(struct daemon *d, struct vm *vm)
 	}
 	if (s->rng)
 		ARG("--rng");
-	/* vmm restarts a rebooting guest itself: that works while vmmd is down. */
+	/* vmm restarts a rebooting guest itself: that works while vmmd is down.
+	 * Not a restored one: vmm would run its own command line again, and
+	 * restore the snapshot instead of booting; vmmd boots it afresh
+	 * (worker__exited), from a status file if vmmd was down. */
 	ARG("--on-reboot");
-	ARG("%s", s->on_reboot == VMMD__V1__ON_REBOOT__ON_REBOOT_RESTART ? "restart" : "exit");
+	ARG("%s", s->on_reboot == VMMD__V1__ON_REBOOT__ON_REBOOT_RESTART && !restore ? "restart"
+										     : "exit");
 	ARG("--stop-timeout");
 	ARG("%u", s->stop_timeout_s ? s->stop_timeout_s : d->cfg.default_stop_timeout_s);
 	for (size_t i = 0; i < s->n_disks; i++) {
@@ -172,10 +188,11 @@ static int send_spec(int fd, char **argv)
 	return 0;
 }
 
-int worker__spawn(struct daemon *d, struct vm *vm, char *why, size_t whylen)
+int worker__spawn(struct daemon *d, struct vm *vm, const struct worker_restore *restore, char *why,
+		  size_t whylen)
 {
 	char dir[512], p[512], logp[512];
-	char **argv = build_argv(d, vm);
+	char **argv = build_argv(d, vm, restore);
 	int logfd, sv[2] = { -1, -1 };
 	pid_t pid;
 
@@ -224,7 +241,7 @@ int worker__spawn(struct daemon *d, struct vm *vm, char *why, size_t whylen)
 			fcntl(3, F_SETFD, 0);
 		else
 			dup2(sv[1], 3);
-		dprintf(2, "vmmd: starting vm \"%s\" (%s)\n", vm->spec->name, vm->id);
+		dprintf(2, BANNER " vm \"%s\" (%s)\n", vm->spec->name, vm->id);
 		execv(argv[0], spec_argv);
 		dprintf(2, "vmmd: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -291,7 +308,35 @@ out:
 	return r;
 }
 
-/* Why vmm exited, from its status file and else its log's last line. */
+/* Why vmm exited, from the tail of its log (buf, trailing newlines cut):
+ * the first error it logged since our banner, which is the cause (a
+ * refused restore logs the reason, then "not restored"), else its last
+ * line. Nothing when vmm said nothing. */
+static void log_reason(char *buf, char *msg, size_t len)
+{
+	char *start = buf, *p, *line;
+
+	for (p = buf; (p = strstr(p, BANNER)); p++)
+		if (p == buf || p[-1] == '\n')
+			start = p;
+	for (p = start; p;) {
+		if (!strncmp(p, VMM_ERROR, strlen(VMM_ERROR))) {
+			p += strlen(VMM_ERROR);
+			snprintf(msg, len, "%.*s", (int)strcspn(p, "\n"), p);
+			return;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	line = strrchr(buf, '\n');
+	line = line ? line + 1 : buf;
+	if (!strncmp(line, BANNER, strlen(BANNER)))
+		return; /* vmm said nothing: only our own banner is there */
+	snprintf(msg, len, "%.*s", (int)len - 1, line);
+}
+
+/* Why vmm exited, from its status file and else its log. */
 static void exit_info(struct daemon *d, struct vm *vm, int *code, char *msg, size_t len)
 {
 	char p[512], buf[4096];
@@ -326,11 +371,7 @@ static void exit_info(struct daemon *d, struct vm *vm, int *code, char *msg, siz
 	buf[n] = '\0';
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	char *line = strrchr(buf, '\n');
-	line = line ? line + 1 : buf;
-	if (!strncmp(line, "vmmd: starting", 14))
-		return; /* vmm said nothing: only our own banner is there */
-	snprintf(msg, len, "%.*s", (int)len - 1, line);
+	log_reason(buf, msg, len);
 }
 
 static void worker__exited(struct daemon *d, struct vm *vm, int code, int sig)
@@ -355,7 +396,7 @@ static void worker__exited(struct daemon *d, struct vm *vm, int code, int sig)
 		 vm->spec->on_reboot == VMMD__V1__ON_REBOOT__ON_REBOOT_RESTART) {
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STARTING,
 				    "guest rebooted, restarting");
-		if (worker__spawn(d, vm, why, sizeof(why)))
+		if (worker__spawn(d, vm, NULL, why, sizeof(why)))
 			registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_FAILED, "%s", why);
 	} else if (code == 3)
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STOPPED, "guest rebooted");

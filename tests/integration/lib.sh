@@ -27,6 +27,12 @@ not_ok() {
 	echo "not ok $TAP_N - $*"
 }
 
+# skip NAME: a check that cannot run here (NAME says why).
+skip() {
+	TAP_N=$((TAP_N + 1))
+	echo "ok $TAP_N - $* # SKIP"
+}
+
 diag() {
 	echo "$*" | sed 's/^/# /'
 }
@@ -126,6 +132,25 @@ api_wait() {
 		sleep 0.1
 		_i=$((_i + 1))
 	done
+}
+
+# vmmd's REST API on the socket $S (the daemon tests):
+# api VERB PATH [BODY]: body into $R, HTTP status into $CODE.
+api() {
+	CODE=$(curl -s -m 10 -o "$WORK/resp" -w '%{http_code}' --unix-socket "$S" -X "$1" \
+		${3:+-d "$3"} "http://v$2")
+	R=$(cat "$WORK/resp")
+}
+has_r() { printf '%s' "$R" | grep -q -- "$1"; }
+# state_of VM: its state ("VM_STATE_RUNNING").
+state_of() {
+	api GET "/v1/vms/$1"
+	printf '%s\n' "$R" | sed -n 's/.*"state":"\(VM_STATE_[A-Z]*\)".*/\1/p'
+}
+# console_text VM: what its captured console kept.
+console_text() {
+	api GET "/v1/vms/$1/console"
+	printf '%s' "$R" | sed -n 's/.*"data":"\([^"]*\)".*/\1/p' | base64 -d 2>/dev/null
 }
 
 tap_plan() {

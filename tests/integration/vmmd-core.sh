@@ -20,13 +20,6 @@ start_vmmd() {
 	VPID=$!
 	api_wait "$S"
 }
-# api VERB PATH [BODY]: body into $R, HTTP status into $CODE.
-api() {
-	CODE=$(curl -s -m 10 -o "$WORK/resp" -w '%{http_code}' --unix-socket "$S" -X "$1" \
-		${3:+-d "$3"} "http://v$2")
-	R=$(cat "$WORK/resp")
-}
-has_r() { printf '%s' "$R" | grep -q -- "$1"; }
 spec() { echo "{\"spec\":{\"name\":\"$1\",\"memory_mib\":\"64\",\"kernel\":\"$2\"}}"; }
 
 start_vmmd

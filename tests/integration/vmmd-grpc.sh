@@ -101,6 +101,16 @@ expect "memory_mib 1 is INVALID_ARGUMENT naming the field" \
 expect "an unknown VM is NOT_FOUND" '^ERROR NOT_FOUND ' call GetVm '{"id": "no-such-vm"}'
 expect "pausing a stopped VM is FAILED_PRECONDITION naming the state" \
 	'^ERROR FAILED_PRECONDITION .*stopped' call PauseVm '{"id": "g1"}'
+# SnapshotVm and RestoreVm are served from the descriptors like the rest
+# (a snapshot that succeeds needs KVM: vmmd-snapshot.sh).
+expect "SnapshotVm of a stopped VM is FAILED_PRECONDITION naming the state" \
+	'^ERROR FAILED_PRECONDITION .*stopped' call SnapshotVm '{"id": "g1", "path": "'"$TINY_DIR/snap"'"}'
+expect "SnapshotVm with a relative path is INVALID_ARGUMENT naming path" \
+	'^ERROR INVALID_ARGUMENT field=path: snap: must be an absolute path' \
+	call SnapshotVm '{"id": "g1", "path": "snap"}'
+expect "RestoreVm of a directory without a snapshot is INVALID_ARGUMENT naming path" \
+	'^ERROR INVALID_ARGUMENT field=path: .*holds no snapshot' \
+	call RestoreVm '{"path": "'"$TINY_DIR"'", "name": "g3", "memory_mode": "MEMORY_MODE_LAZY"}'
 expect "an unknown method is UNIMPLEMENTED" '^ERROR UNIMPLEMENTED ' raw /vmmd.v1.Vmm/NoSuchMethod ""
 expect "an unknown service is UNIMPLEMENTED" '^ERROR UNIMPLEMENTED ' raw /no.Such/Method ""
 expect "a malformed request is INVALID_ARGUMENT" '^ERROR INVALID_ARGUMENT ' \

@@ -18,8 +18,6 @@ start_vmmd() {
 	VPID=$!
 	api_wait "$S"
 }
-api() { R=$(curl -s -m 10 --unix-socket "$S" -X "$1" ${3:+-d "$3"} "http://v$2"); }
-state_of() { api GET "/v1/vms/$1"; printf '%s\n' "$R" | sed -n 's/.*"state":"\(VM_STATE_[A-Z]*\)".*/\1/p'; }
 wait_state() { # NAME STATE SECS
 	i=0
 	while [ $i -lt $(($3 * 10)) ]; do
@@ -38,7 +36,6 @@ all=0
 for n in 1 2 3 4 5; do wait_state vm$n VM_STATE_RUNNING 30 && all=$((all + 1)); done
 check "five VMs created and started through the API ($all running)" [ "$all" -eq 5 ]
 # The first heartbeat takes ~2 s where the host KVM emulates instructions.
-console_text() { api GET "/v1/vms/$1/console"; printf '%s' "$R" | sed -n 's/.*"data":"\([^"]*\)".*/\1/p' | base64 -d 2>/dev/null; }
 i=0
 until console_text vm1 | grep -q 'tiny: heartbeat' || [ $i -ge 200 ]; do
 	sleep 0.1

@@ -182,6 +182,138 @@ static void test_parse_vm_refuses_garbage(void **state)
 	assert_null(store__parse_vm("{\"id\":\"\"}", 9, why, sizeof(why)));
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_snapshot_dir_checks(void **state)
+{
+	struct daemon_config c;
+	struct api_error err = {0};
+	char p[512], out[REGISTRY_PATH_MAX];
+
+	cfg_init(&c);
+	assert_int_not_equal(snapshot__check_new(&c, "snap", out, sizeof(out), &err), 0);
+	assert_string_equal(err.field, "path");
+	assert_non_null(strstr(err.message, "absolute"));
+	assert_int_not_equal(snapshot__check_new(&c, "", out, sizeof(out), &err), 0);
+	assert_string_equal(err.message, "is required");
+	assert_int_not_equal(snapshot__check_new(&c, "/var/tmp/snap", out, sizeof(out), &err), 0);
+	assert_non_null(strstr(err.message, "--allow-dir"));
+	/* A symlink inside an allowed directory to one outside. */
+	snprintf(p, sizeof(p), "%s/out", dir);
+	assert_int_equal(symlink("/var/tmp", p), 0);
+	assert_int_not_equal(snapshot__check_new(&c, p, out, sizeof(out), &err), 0);
+	assert_non_null(strstr(err.message, "--allow-dir"));
+	/* A new directory: allowed, trailing '/' dropped. */
+	snprintf(p, sizeof(p), "%s/s1//", dir);
+	assert_int_equal(snapshot__check_new(&c, p, out, sizeof(out), &err), 0);
+	snprintf(p, sizeof(p), "%s/s1", dir);
+	assert_string_equal(out, p);
+	/* One that holds a snapshot. */
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/s1/memory", dir);
+	write_file(p, "");
+	snprintf(p, sizeof(p), "%s/s1", dir);
+	assert_int_not_equal(snapshot__check_new(&c, p, out, sizeof(out), &err), 0);
+	assert_string_equal(err.code, "ALREADY_EXISTS");
+	assert_string_equal(err.field, "path");
+}
+
+static void test_snapshot_spec_file(void **state)
+{
+	struct daemon_config c;
+	struct api_error err = {0};
+	Vmmd__V1__VmSpec *spec = NULL;
+	char p[512], sd[128], out[REGISTRY_PATH_MAX], text[1024];
+
+	cfg_init(&c);
+	snprintf(sd, sizeof(sd), "%s/s2", dir);
+	assert_int_not_equal(snapshot__read_spec(&c, sd, NULL, out, sizeof(out), &spec, &err), 0);
+	assert_string_equal(err.field, "path");
+	assert_non_null(strstr(err.message, "No such file"));
+	assert_int_equal(mkdir(sd, 0700), 0);
+	assert_int_not_equal(snapshot__read_spec(&c, sd, NULL, out, sizeof(out), &spec, &err), 0);
+	assert_non_null(strstr(err.message, "holds no snapshot"));
+	snprintf(p, sizeof(p), "%s/state", sd);
+	write_file(p, "x");
+	assert_int_not_equal(snapshot__read_spec(&c, sd, NULL, out, sizeof(out), &spec, &err), 0);
+	assert_non_null(strstr(err.message, "not a snapshot taken by vmmd"));
+	snprintf(p, sizeof(p), "%s/vm.json", sd);
+	snprintf(text, sizeof(text),
+		 "{\"spec\": {\"name\": \"web\", \"memory_mib\": \"64\", \"kernel\": \"%s\"}}",
+		 kernel);
+	write_file(p, text);
+	assert_int_equal(snapshot__read_spec(&c, sd, NULL, out, sizeof(out), &spec, &err), 0);
+	assert_string_equal(spec->name, "web");
+	assert_int_equal(spec->memory_mib, 64);
+	protobuf_c_message_free_unpacked(&spec->base, NULL);
+	assert_int_equal(snapshot__read_spec(&c, sd, "web2", out, sizeof(out), &spec, &err), 0);
+	assert_string_equal(spec->name, "web2");
+	protobuf_c_message_free_unpacked(&spec->base, NULL);
+	assert_int_not_equal(snapshot__read_spec(&c, sd, "Web", out, sizeof(out), &spec, &err), 0);
+	assert_string_equal(err.field, "name");
+	assert_null(spec);
+	/* The saved spec is checked as CreateVm checks one. */
+	write_file(p, "{\"spec\": {\"name\": \"web\", \"memory_mib\": \"64\", "
+		      "\"kernel\": \"/etc/passwd\"}}");
+	assert_int_not_equal(snapshot__read_spec(&c, sd, NULL, out, sizeof(out), &spec, &err), 0);
+	assert_string_equal(err.field, "path");
+	assert_non_null(strstr(err.message, "vm.json: spec.kernel"));
+	write_file(p, "{\"spec\": 5}");
+	assert_int_not_equal(snapshot__read_spec(&c, sd, NULL, out, sizeof(out), &spec, &err), 0);
+	assert_non_null(strstr(err.message, "vm.json"));
+}
+
+/* Through the handlers: the state and name rules of both methods. */
+static void test_snapshot_restore_handlers(void **state)
+{
+	static struct daemon d;
+	struct daemon_config c;
+	struct api_error err;
+	Vmmd__V1__VmSpec s = spec_of("db", kernel);
+	Vmmd__V1__CreateVmRequest cr = VMMD__V1__CREATE_VM_REQUEST__INIT;
+	Vmmd__V1__SnapshotVmRequest sn = VMMD__V1__SNAPSHOT_VM_REQUEST__INIT;
+	Vmmd__V1__RestoreVmRequest rs = VMMD__V1__RESTORE_VM_REQUEST__INIT;
+	char p[512], text[1024];
+
+	cfg_init(&c);
+	assert_int_equal(daemon__init(&d, &c), 0);
+	cr.spec = &s;
+	protobuf_c_message_free_unpacked(call(&d, "CreateVm", &cr.base, &err), NULL);
+	wait_stopped(&d, "db");
+	snprintf(p, sizeof(p), "%s/s3", dir);
+	sn.id = (char *)"db";
+	sn.path = p;
+	assert_null(call(&d, "SnapshotVm", &sn.base, &err));
+	assert_string_equal(err.code, "FAILED_PRECONDITION");
+	assert_non_null(strstr(err.message, "is stopped"));
+	sn.id = (char *)"nope";
+	assert_null(call(&d, "SnapshotVm", &sn.base, &err));
+	assert_string_equal(err.code, "NOT_FOUND");
+	/* s2 of the test before: now a snapshot of a VM named "db". */
+	snprintf(p, sizeof(p), "%s/s2/vm.json", dir);
+	snprintf(text, sizeof(text),
+		 "{\"spec\": {\"name\": \"db\", \"memory_mib\": \"64\", \"kernel\": \"%s\"}}",
+		 kernel);
+	write_file(p, text);
+	snprintf(p, sizeof(p), "%s/s2", dir);
+	rs.path = p;
+	rs.name = (char *)"";
+	assert_null(call(&d, "RestoreVm", &rs.base, &err));
+	assert_string_equal(err.code, "ALREADY_EXISTS");
+	assert_string_equal(err.field, "name");
+	rs.memory_mode = 7;
+	assert_null(call(&d, "RestoreVm", &rs.base, &err));
+	assert_string_equal(err.field, "memory_mode");
+	daemon__fini(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +321,9 @@ int main(void)
 		cmocka_unit_test(test_state_machine_and_persistence),
 		cmocka_unit_test(test_atomic_write_replaces_whole_file),
 		cmocka_unit_test(test_parse_vm_refuses_garbage),
+		cmocka_unit_test(test_snapshot_dir_checks),
+		cmocka_unit_test(test_snapshot_spec_file),
+		cmocka_unit_test(test_snapshot_restore_handlers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -165,6 +165,55 @@ static void test_operands(void **state)
 	assert_int_equal(a.cmd, CLI_HELP);
 }
 
+static void test_snapshot_takes_vm_and_dir(void **state)
+{
+	struct cli_args a;
+
+	assert_int_equal(parse(&a, "snapshot", "web", "/snap/1", "--paused", "--wait", NULL), 0);
+	assert_int_equal(a.cmd, CLI_SNAPSHOT);
+	assert_string_equal(a.target, "web");
+	assert_string_equal(a.dir, "/snap/1");
+	assert_true(a.paused && a.wait);
+	assert_int_equal(parse(&a, "snapshot", "web", "snap", NULL), 0); /* relative: vmmctl.c */
+	assert_false(a.paused);
+	assert_int_not_equal(parse(&a, "snapshot", NULL), 0);
+	assert_non_null(strstr(err, "missing the VM"));
+	assert_int_not_equal(parse(&a, "snapshot", "web", NULL), 0);
+	assert_non_null(strstr(err, "missing the snapshot directory"));
+	assert_int_not_equal(parse(&a, "snapshot", "web", "/s", "/t", NULL), 0);
+	assert_non_null(strstr(err, "unexpected argument \"/t\""));
+	assert_int_not_equal(parse(&a, "snapshot", "web", "/s", "--name", "x", NULL), 0);
+	assert_non_null(strstr(err, "--name does not apply"));
+	assert_int_not_equal(parse(&a, "pause", "web", "--paused", NULL), 0);
+}
+
+static void test_restore_takes_dir_name_mode(void **state)
+{
+	struct cli_args a;
+
+	assert_int_equal(parse(&a, "restore", "/snap/1", "--name", "web2", "--memory-mode", "lazy",
+			       "--wait", "--json", NULL),
+			 0);
+	assert_int_equal(a.cmd, CLI_RESTORE);
+	assert_null(a.target);
+	assert_string_equal(a.dir, "/snap/1");
+	assert_string_equal(a.name, "web2");
+	assert_true(a.lazy && a.wait && a.json);
+	assert_int_equal(parse(&a, "restore", "/snap/1", "--memory-mode", "copy", NULL), 0);
+	assert_false(a.lazy);
+	assert_null(a.name); /* the saved VM's name */
+	assert_int_not_equal(parse(&a, "restore", "/snap/1", "--memory-mode", "fast", NULL), 0);
+	assert_non_null(strstr(err, "--memory-mode fast"));
+	assert_int_not_equal(parse(&a, "restore", NULL), 0);
+	assert_non_null(strstr(err, "missing the snapshot directory"));
+	assert_int_not_equal(parse(&a, "restore", "/s", "web", NULL), 0);
+	assert_int_not_equal(parse(&a, "restore", "/s", "--paused", NULL), 0);
+	assert_non_null(strstr(err, "--paused does not apply"));
+	assert_int_not_equal(parse(&a, "create", "--name", "w", "--memory", "1G", "--kernel", "/k",
+				   "--memory-mode", "lazy", NULL),
+			     0);
+}
+
 static void test_disk_keys(void **state)
 {
 	char buf[] = "path=/img/a.raw,readonly=on,cache=none,queues=4,id=data";
@@ -283,6 +332,8 @@ int main(void)
 	    cmocka_unit_test(test_options_anywhere_and_global),
 	    cmocka_unit_test(test_option_for_another_command_refused),
 	    cmocka_unit_test(test_operands),
+	    cmocka_unit_test(test_snapshot_takes_vm_and_dir),
+	    cmocka_unit_test(test_restore_takes_dir_name_mode),
 	    cmocka_unit_test(test_disk_keys),
 	    cmocka_unit_test(test_net_slirp_hostfwd_and_tap),
 	    cmocka_unit_test(test_create_request_json),
