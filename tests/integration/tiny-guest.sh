@@ -89,7 +89,13 @@ done
 n=$(grep -c 'tiny: hello' "$WORK/restart")
 kill -KILL $pid 2>/dev/null
 wait $pid 2>/dev/null
-check "--on-reboot restart boots the guest again ($n boots seen)" [ "$n" -ge 2 ]
+if [ "$n" -ge 2 ]; then
+	ok "--on-reboot restart boots the guest again ($n boots seen)"
+else
+	not_ok "--on-reboot restart boots the guest again ($n boots seen)"
+	RC=-1
+	show "$WORK/restart"
+fi
 
 # Heartbeat: the guest keeps running and counting.
 "$VMM" --kernel "$TINY" --cmdline "heartbeat=16" --stop-timeout 0 >"$WORK/heartbeat" 2>&1 &
