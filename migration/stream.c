@@ -268,9 +268,63 @@ static int stream__write(struct mig_stream *s, const void *buf, size_t len)
 	return 0;
 }
 
+/* Plain TCP: the whole record in as few sendmsg() calls as the socket takes. */
+static int stream__sendmsg(struct mig_stream *s, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)(n > 1024 ? 1024 : n) };
+		ssize_t w = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -ECONNRESET;
+		__atomic_fetch_add(&s->sent, (uint64_t)w, __ATOMIC_RELAXED);
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* TLS: gathered into 64 KiB writes, so records are full rather than one
+ * per 4 KiB page. */
+static int stream__tls_writev(struct mig_stream *s, const struct iovec *iov, int n)
+{
+	static __thread uint8_t buf[65536];
+	size_t fill = 0;
+	int err = 0;
+
+	for (int i = 0; !err && i < n; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+
+		while (!err && left) {
+			size_t c = left < sizeof(buf) - fill ? left : sizeof(buf) - fill;
+
+			memcpy(buf + fill, p, c);
+			fill += c;
+			p += c;
+			left -= c;
+			if (fill == sizeof(buf)) {
+				err = stream__write(s, buf, fill);
+				fill = 0;
+			}
+		}
+	}
+	return err || !fill ? err : stream__write(s, buf, fill);
+}
+
 int mig_stream__sendv(struct mig_stream *s, uint32_t type, const struct iovec *iov, int n)
 {
 	uint32_t hdr[2];
+	struct iovec *all;
 	size_t len = 0;
 	int err;
 
@@ -280,9 +334,13 @@ int mig_stream__sendv(struct mig_stream *s, uint32_t type, const struct iovec *i
 		return -E2BIG;
 	hdr[0] = htole32(type);
 	hdr[1] = htole32((uint32_t)len);
-	err = stream__write(s, hdr, sizeof(hdr));
-	for (int i = 0; !err && i < n; i++)
-		err = stream__write(s, iov[i].iov_base, iov[i].iov_len);
+	all = malloc(sizeof(*all) * (size_t)(n + 1));
+	if (!all)
+		return -ENOMEM;
+	all[0] = (struct iovec){ hdr, sizeof(hdr) };
+	memcpy(all + 1, iov, sizeof(*iov) * (size_t)n);
+	err = s->ssl ? stream__tls_writev(s, all, n + 1) : stream__sendmsg(s, all, n + 1);
+	free(all);
 	return err;
 }
 
