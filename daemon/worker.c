@@ -79,7 +79,17 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 	if (!argv)
 		return NULL;
 	ARG("%s", d->cfg.vmm_path);
-	if (restore) {
+	if (restore && restore->incoming) {
+		/* The same machine, its RAM and state from the source. */
+		ARG("--incoming");
+		ARG("%s", restore->incoming);
+		ARG("--tls-cert");
+		ARG("%s", restore->cert);
+		ARG("--tls-key");
+		ARG("%s", restore->key);
+		ARG("--tls-ca");
+		ARG("%s", restore->ca);
+	} else if (restore) {
 		/* The same machine, its state from the snapshot: no boot. */
 		ARG("--restore");
 		ARG("%s", restore->dir);
@@ -112,8 +122,8 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 	if (s->rng)
 		ARG("--rng");
 	/* vmm restarts a rebooting guest itself: that works while vmmd is down.
-	 * Not a restored one: vmm would run its own command line again, and
-	 * restore the snapshot instead of booting; vmmd boots it afresh
+	 * Not a restored (or migrated) one: vmm would run its own command line
+	 * again, and restore the snapshot instead of booting; vmmd boots it afresh
 	 * (worker__exited), from a status file if vmmd was down. */
 	ARG("--on-reboot");
 	ARG("%s", s->on_reboot == VMMD__V1__ON_REBOOT__ON_REBOOT_RESTART && !restore ? "restart"
@@ -402,6 +412,9 @@ static void worker__exited(struct daemon *d, struct vm *vm, int code, int sig)
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STOPPED, "guest rebooted");
 	else if (code == 4)
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STOPPED, "stopped hard");
+	else if (code == 5)
+		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STOPPED,
+				    "migrated away; vmm stopped");
 	else if (code < 0)
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_FAILED,
 				    "vmm (pid %d) exited while vmmd was not running and left no "
