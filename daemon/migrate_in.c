@@ -198,6 +198,59 @@ fail:
 	return NULL;
 }
 
+/* Whether a socket listens on TCP port in our network namespace (vmm's
+ * --incoming, before the source may connect: a probe connection would be
+ * the one peer vmm accepts). */
+static bool in__port_listens(unsigned int port)
+{
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	char line[512], want[16];
+	bool found = false;
+
+	snprintf(want, sizeof(want), ":%04X ", port);
+	for (size_t i = 0; i < 2 && !found; i++) {
+		FILE *f = fopen(files[i], "re");
+
+		while (f && !found && fgets(line, sizeof(line), f)) {
+			/* sl local_address rem_address st: "0: 0100007F:B8CF 00000000:0000 0A" */
+			char *local = strchr(line, ':'), *st;
+
+			if (!local || !(local = strchr(local + 1, ':')) || strncmp(local, want, 6))
+				continue;
+			st = local + 6;
+			st += strspn(st, " ");
+			st += strcspn(st, " "); /* the remote address */
+			st += strspn(st, " ");
+			found = !strncmp(st, "0A", 2);
+		}
+		if (f)
+			fclose(f);
+	}
+	return found;
+}
+
+/* Waits until vmm listens on its data port (true), or exits. */
+static bool in__wait_listening(struct daemon *d, const char *id, unsigned int port)
+{
+	int64_t end = now_ms() + (int64_t)d->cfg.start_timeout_s * 1000;
+
+	while (now_ms() < end) {
+		struct vm *vm;
+		bool alive;
+
+		if (in__port_listens(port))
+			return true;
+		pthread_mutex_lock(&d->lock);
+		vm = registry__find(d, id);
+		alive = vm && vm->pid > 0 && vm->state == VMMD__V1__VM_STATE__VM_STATE_MIGRATING;
+		pthread_mutex_unlock(&d->lock);
+		if (!alive)
+			return false;
+		usleep(20 * 1000);
+	}
+	return false;
+}
+
 /* Waits until our vmm runs (true) or is gone; why says why not. */
 static bool in__wait(struct in_conn *ic, struct mchan *c, const char *id, char *why,
 		     size_t wlen)
@@ -291,7 +344,9 @@ static void *in__serve(void *arg)
 				&err, NULL);
 		goto out;
 	}
-	if (ok)
+	/* The source's vmm connects as soon as it hears the port. */
+	if (ok && in__wait_listening(d, id, (unsigned int)json_integer_value(
+						    json_object_get(ok, "data_port"))))
 		mchan__send(c, ok);
 	json_decref(ok);
 	runs = in__wait(ic, c, id, why, sizeof(why));
