@@ -24,18 +24,6 @@ cd "$WORK" || exit 1
 cp "$TINY" "$WORK/tiny.elf"
 unset VMMD_SOCKET
 
-certs() { # certs CA-NAME LEAF-NAME...
-	ca=$1
-	shift
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-		-subj "/CN=$ca" -keyout "$WORK/$ca.key" -out "$WORK/$ca.crt" 2>/dev/null
-	for leaf in "$@"; do
-		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-subj "/CN=$leaf" -keyout "$WORK/$leaf.key" -out "$WORK/$leaf.csr" 2>/dev/null
-		openssl x509 -req -in "$WORK/$leaf.csr" -CA "$WORK/$ca.crt" -CAkey "$WORK/$ca.key" \
-			-CAcreateserial -days 2 -out "$WORK/$leaf.crt" 2>/dev/null
-	done
-}
 certs good hosta hostb
 certs evil stranger
 
@@ -74,29 +62,6 @@ vmmd e "$NSB" "$IPB:$PE" stranger evil
 on() { # on a|b|e: the REST calls that follow go to that vmmd
 	case $1 in a) S=$SA ;; b) S=$SB ;; e) S=$SE ;; esac
 }
-op_id() { printf '%s' "$R" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p'; }
-wait_op() { # wait_op ID SECS: until it is no longer running; it is in $R
-	_i=0
-	while [ $_i -lt $(($2 * 10)) ]; do
-		api GET "/v1/operations/$1"
-		has_r OPERATION_STATE_RUNNING || return 0
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-}
-wait_console() { # wait_console VM PATTERN SECS: its console into $WORK/VM.con
-	_i=0
-	while [ $_i -lt $(($3 * 10)) ]; do
-		console_text "$1" >"$WORK/$1.con"
-		grep -q -- "$2" "$WORK/$1.con" && return 0
-		sleep 0.2
-		_i=$((_i + 2))
-	done
-	return 1
-}
-whole() { if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; }
-last_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | tail -n 1; }
-first_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | head -n 1; }
 gone() { # gone VM SECS: until the current vmmd has no such VM (404)
 	_i=0
 	while [ $_i -lt $(($2 * 10)) ]; do
