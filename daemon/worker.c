@@ -530,7 +530,8 @@ void worker__reattach(struct daemon *d)
 		if (vm->state != VMMD__V1__VM_STATE__VM_STATE_STARTING &&
 		    vm->state != VMMD__V1__VM_STATE__VM_STATE_RUNNING &&
 		    vm->state != VMMD__V1__VM_STATE__VM_STATE_PAUSED &&
-		    vm->state != VMMD__V1__VM_STATE__VM_STATE_STOPPING)
+		    vm->state != VMMD__V1__VM_STATE__VM_STATE_STOPPING &&
+		    vm->state != VMMD__V1__VM_STATE__VM_STATE_MIGRATING)
 			continue;
 		vm->child = false;
 		if (!worker__control(d, vm->id, "{\"cmd\":\"status\"}", reply, sizeof(reply), 2000) &&
@@ -538,6 +539,16 @@ void worker__reattach(struct daemon *d)
 			pidp = strstr(reply, "\"pid\":");
 			if (pidp)
 				vm->pid = atoi(pidp + 6);
+			/* A migration that ended while vmmd was down: the guest
+			 * runs on the destination, this vmm stays paused. */
+			if (strstr(reply, "\"state\":\"migrated\"")) {
+				registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_FAILED,
+						    "migrated away while vmmd was down (vmm pid %d "
+						    "paused for good): check the destination, then "
+						    "delete this VM",
+						    vm->pid);
+				continue;
+			}
 			registry__set_state(d, vm,
 					    strstr(reply, "\"state\":\"paused\"") ?
 						    VMMD__V1__VM_STATE__VM_STATE_PAUSED :
@@ -551,7 +562,8 @@ void worker__reattach(struct daemon *d)
 			 * probing a starting one and watches the pid of the rest. */
 			pr_warn("vm \"%s\": vmm (pid %d) does not answer on its control socket",
 				vm->spec->name, vm->pid);
-			if (vm->state == VMMD__V1__VM_STATE__VM_STATE_STOPPING)
+			if (vm->state == VMMD__V1__VM_STATE__VM_STATE_STOPPING ||
+			    vm->state == VMMD__V1__VM_STATE__VM_STATE_MIGRATING)
 				registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STARTING,
 						    "re-attaching");
 			continue;
