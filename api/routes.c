@@ -22,6 +22,7 @@ const struct api_route api_routes[] = {
 	ROUTE(ResumeVm, "POST", "/v1/vms/{id}:resume", resume_vm_request, operation),
 	ROUTE(SnapshotVm, "POST", "/v1/vms/{id}:snapshot", snapshot_vm_request, operation),
 	ROUTE(RestoreVm, "POST", "/v1/vms:restore", restore_vm_request, operation),
+	ROUTE(MigrateVm, "POST", "/v1/vms/{id}:migrate", migrate_vm_request, operation),
 	ROUTE(GetOperation, "GET", "/v1/operations/{id}", get_operation_request, operation),
 	ROUTE(ListOperations, "GET", "/v1/operations", list_operations_request,
 	      list_operations_response),

@@ -31,6 +31,9 @@ const char cli_usage[] =
     "  restore DIR [--name NAME] [--memory-mode copy|lazy] [--wait]\n"
     "                                a new VM (NAME, else the saved VM's name) from the\n"
     "                                snapshot in DIR, running where the snapshot left it\n"
+    "  migrate VM DEST [--downtime-limit MS] [--bandwidth-limit BYTES] [--max-rounds N]\n"
+    "         [--wait]               move the running VM live to the vmmd whose migration\n"
+    "                                listener is DEST (host:port); --wait prints the figures\n"
     "  delete VM [--force] [--wait]\n"
     "  operations [--vm VM]          operations, newest first\n"
     "  operation ID                  one operation\n"
@@ -46,13 +49,14 @@ const char cli_usage[] =
     "error, 3 the daemon cannot be reached.\n";
 
 /* Which operands a subcommand takes. */
-enum { OPND_NONE, OPND_VM, OPND_OP, OPND_VM_DIR, OPND_DIR };
+enum { OPND_NONE, OPND_VM, OPND_OP, OPND_VM_DIR, OPND_DIR, OPND_VM_DEST };
 
 static const char *const operand_names[] = {
     [OPND_VM] = "VM name or id",
     [OPND_OP] = "operation id",
     [OPND_VM_DIR] = "VM name or id",
     [OPND_DIR] = "snapshot directory",
+    [OPND_VM_DEST] = "VM name or id",
 };
 
 static const struct {
@@ -69,6 +73,7 @@ static const struct {
     [CLI_RESUME] = {"resume", OPND_VM},
     [CLI_SNAPSHOT] = {"snapshot", OPND_VM_DIR},
     [CLI_RESTORE] = {"restore", OPND_DIR},
+    [CLI_MIGRATE] = {"migrate", OPND_VM_DEST},
     [CLI_DELETE] = {"delete", OPND_VM},
     [CLI_OPERATIONS] = {"operations", OPND_NONE},
     [CLI_OPERATION] = {"operation", OPND_OP},
@@ -85,7 +90,8 @@ static const struct {
 #define ALL  (~0u)
 #define ACTIONS                                                                                    \
 	(M(CLI_CREATE) | M(CLI_START) | M(CLI_STOP) | M(CLI_REBOOT) | M(CLI_PAUSE) |               \
-	 M(CLI_RESUME) | M(CLI_SNAPSHOT) | M(CLI_RESTORE) | M(CLI_DELETE) | M(CLI_CANCEL))
+	 M(CLI_RESUME) | M(CLI_SNAPSHOT) | M(CLI_RESTORE) | M(CLI_MIGRATE) | M(CLI_DELETE) |  \
+	 M(CLI_CANCEL))
 
 enum {
 	O_SOCKET = 256,
@@ -110,6 +116,9 @@ enum {
 	O_HELP,
 	O_PAUSED,
 	O_MEMORY_MODE,
+	O_DOWNTIME,
+	O_BANDWIDTH,
+	O_ROUNDS,
 };
 
 static const struct option long_opts[] = {
@@ -135,6 +144,9 @@ static const struct option long_opts[] = {
     {"help", no_argument, NULL, O_HELP},
     {"paused", no_argument, NULL, O_PAUSED},
     {"memory-mode", required_argument, NULL, O_MEMORY_MODE},
+    {"downtime-limit", required_argument, NULL, O_DOWNTIME},
+    {"bandwidth-limit", required_argument, NULL, O_BANDWIDTH},
+    {"max-rounds", required_argument, NULL, O_ROUNDS},
     {0},
 };
 
@@ -162,6 +174,9 @@ static const unsigned opt_cmds[] = {
     [O_HELP - O_SOCKET] = ALL,
     [O_PAUSED - O_SOCKET] = M(CLI_SNAPSHOT),
     [O_MEMORY_MODE - O_SOCKET] = M(CLI_RESTORE),
+    [O_DOWNTIME - O_SOCKET] = M(CLI_MIGRATE),
+    [O_BANDWIDTH - O_SOCKET] = M(CLI_MIGRATE),
+    [O_ROUNDS - O_SOCKET] = M(CLI_MIGRATE),
 };
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -268,6 +283,28 @@ static int set_opt(struct cli_args *a, int c, const char *arg, char *err, size_t
 			return bad(err, errlen, "--memory-mode %s: must be copy or lazy", arg);
 		a->lazy = !strcmp(arg, "lazy");
 		break;
+	case O_DOWNTIME:
+		if (parse_u32(arg, 1, 600000, &a->downtime_limit_ms))
+			return bad(err, errlen,
+				   "--downtime-limit %s: not a number of milliseconds (1-600000)",
+				   arg);
+		break;
+	case O_ROUNDS:
+		if (parse_u32(arg, 1, 1000, &a->max_rounds))
+			return bad(err, errlen, "--max-rounds %s: not a number of rounds (1-1000)",
+				   arg);
+		break;
+	case O_BANDWIDTH: {
+		char *end;
+
+		errno = 0;
+		a->bandwidth_limit = arg[0] >= '0' && arg[0] <= '9' ? strtoull(arg, &end, 10) : 0;
+		if (arg[0] < '0' || arg[0] > '9' || errno || *end)
+			return bad(err, errlen, "--bandwidth-limit %s: not a number of bytes per "
+						"second",
+				   arg);
+		break;
+	}
 	case O_STOP_TIMEOUT:
 		if (parse_u32(arg, 1, 86400, &a->stop_timeout_s))
 			return bad(err, errlen,
@@ -334,14 +371,19 @@ int cli_args__parse(struct cli_args *a, int argc, char **argv, char *err, size_t
 			return bad(err, errlen, "%s: --%s does not apply", a->cmd_name,
 				   long_opts[seen[i] - O_SOCKET].name);
 	}
-	want = cmds[cmd].operand == OPND_NONE ? 0 : cmds[cmd].operand == OPND_VM_DIR ? 2 : 1;
+	want = cmds[cmd].operand == OPND_NONE					  ? 0
+	       : cmds[cmd].operand == OPND_VM_DIR || cmds[cmd].operand == OPND_VM_DEST ? 2
+											 : 1;
 	if (nr_operands - 1 < want) {
-		/* snapshot VM DIR: the VM comes first, so with one it is DIR. */
-		int missing = cmds[cmd].operand == OPND_VM_DIR && nr_operands == 2
-				  ? OPND_DIR
-				  : cmds[cmd].operand;
+		/* snapshot VM DIR, migrate VM DEST: the VM comes first, so with
+		 * one it is the second that is missing. */
+		const char *missing = operand_names[cmds[cmd].operand];
 
-		return bad(err, errlen, "%s: missing the %s", a->cmd_name, operand_names[missing]);
+		if (nr_operands == 2 && cmds[cmd].operand == OPND_VM_DIR)
+			missing = operand_names[OPND_DIR];
+		if (nr_operands == 2 && cmds[cmd].operand == OPND_VM_DEST)
+			missing = "destination (host:port of its vmmd's migration listener)";
+		return bad(err, errlen, "%s: missing the %s", a->cmd_name, missing);
 	}
 	if (nr_operands - 1 > want)
 		return bad(err, errlen, "%s: unexpected argument \"%s\"", a->cmd_name,
@@ -352,6 +394,8 @@ int cli_args__parse(struct cli_args *a, int argc, char **argv, char *err, size_t
 		a->target = operands[1];
 	if (cmds[cmd].operand == OPND_VM_DIR)
 		a->dir = operands[2];
+	if (cmds[cmd].operand == OPND_VM_DEST)
+		a->dest = operands[2];
 	if (cmd == CLI_CREATE) {
 		if (!a->name)
 			return bad(err, errlen, "create: --name is required");

@@ -23,6 +23,7 @@ enum cli_cmd {
 	CLI_RESUME,
 	CLI_SNAPSHOT,
 	CLI_RESTORE,
+	CLI_MIGRATE,
 	CLI_DELETE,
 	CLI_OPERATIONS,
 	CLI_OPERATION,
@@ -56,6 +57,10 @@ struct cli_args {
 	const char *vm; /* operations/events --vm */
 	bool paused;	/* snapshot --paused */
 	bool lazy;	/* restore --memory-mode lazy */
+	/* migrate VM DEST */
+	const char *dest;
+	uint32_t downtime_limit_ms, max_rounds;
+	uint64_t bandwidth_limit;
 
 	/* create (and restore: --name) */
 	const char *name;

@@ -184,6 +184,33 @@ const char *show__snapshot(json_t *op, char *buf, size_t len)
 	return buf;
 }
 
+const char *show__migration(json_t *op, bool rounds, char *buf, size_t len)
+{
+	json_t *rs = json_object_get(json_object_get(op, "migration"), "round_stats"), *r;
+	size_t i, off;
+
+	if (!*jstr(op, "migration.destination"))
+		return NULL;
+	off = (size_t)snprintf(buf, len,
+			       "to %s: %" PRId64 " ms in all (setup %" PRId64 " ms), %" PRId64
+			       " ms downtime, %" PRId64 " bytes, %" PRId64 " pages (+%" PRId64
+			       " zero), %" PRId64 " rounds",
+			       jstr(op, "migration.destination"), jint(op, "migration.total_ms"),
+			       jint(op, "migration.setup_ms"), jint(op, "migration.downtime_ms"),
+			       jint(op, "migration.bytes"), jint(op, "migration.pages_normal"),
+			       jint(op, "migration.pages_zero"), jint(op, "migration.rounds"));
+	json_array_foreach(rs, i, r) {
+		if (!rounds || off >= len)
+			break;
+		off += (size_t)snprintf(buf + off, len - off,
+					"\n  round %zu: %" PRId64 " pages in %" PRId64
+					" ms, guest dirtied %" PRId64 " pages/s",
+					i, jint(r, "pages"), jint(r, "ms"),
+					jint(r, "dirty_pages_per_s"));
+	}
+	return buf;
+}
+
 void show__op(json_t *op, FILE *out)
 {
 	char buf[64], text[1200];
@@ -204,6 +231,8 @@ void show__op(json_t *op, FILE *out)
 	}
 	if (show__snapshot(op, text, sizeof(text)))
 		field(out, "snapshot:", text);
+	if (show__migration(op, false, text, sizeof(text)))
+		field(out, "migration:", text);
 	fmt__time_ms(buf, sizeof(buf), jint(op, "created_at_ms"));
 	field(out, "created:", buf);
 	if (jint(op, "finished_at_ms")) {

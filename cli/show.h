@@ -2,6 +2,7 @@
 #ifndef VMMD_CLI_SHOW_H
 #define VMMD_CLI_SHOW_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -25,6 +26,10 @@ void show__op(json_t *op, FILE *out);
 /* "DIR (N pages of RAM, N bytes of state, N ms)" of a snapshot operation
  * into buf; NULL if op has no snapshot result. */
 const char *show__snapshot(json_t *op, char *buf, size_t len);
+/* "to DEST: N ms in all, N ms downtime, ..." of a migrate operation into
+ * buf; NULL if op has no migration result.  With rounds, each round
+ * follows on its own indented line. */
+const char *show__migration(json_t *op, bool rounds, char *buf, size_t len);
 /* One Event on one line: time, seq, VM, kind, state, operation, message. */
 void show__event(json_t *ev, json_t *names, FILE *out);
 /* The VM name for an id in a ListVmsResponse, or the id. */

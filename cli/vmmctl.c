@@ -84,7 +84,7 @@ static int wait_op(struct client *c, json_t **op)
 static int report_op(struct client *c, json_t *op, const char *vm, bool json)
 {
 	const char *state = jstr(op, "state");
-	char st[32], res[1200];
+	char st[32], res[8192];
 
 	if (json)
 		print_json(op);
@@ -104,7 +104,8 @@ static int report_op(struct client *c, json_t *op, const char *vm, bool json)
 	if (!json) {
 		fmt__enum(st, sizeof(st), *state ? state : "-", "OPERATION_STATE_");
 		printf("%s %s: operation %s %s", c->cmd, vm, jstr(op, "id"), st);
-		if (show__snapshot(op, res, sizeof(res)))
+		if (show__snapshot(op, res, sizeof(res)) ||
+		    show__migration(op, true, res, sizeof(res)))
 			printf(": %s", res);
 		putchar('\n');
 	}
@@ -149,6 +150,7 @@ static json_t *action_body(const struct cli_args *a, char *dir)
 	Vmmd__V1__DeleteVmRequest del = VMMD__V1__DELETE_VM_REQUEST__INIT;
 	Vmmd__V1__SnapshotVmRequest snap = VMMD__V1__SNAPSHOT_VM_REQUEST__INIT;
 	Vmmd__V1__RestoreVmRequest rest = VMMD__V1__RESTORE_VM_REQUEST__INIT;
+	Vmmd__V1__MigrateVmRequest mig = VMMD__V1__MIGRATE_VM_REQUEST__INIT;
 
 	switch (a->cmd) {
 	case CLI_SNAPSHOT:
@@ -161,6 +163,12 @@ static json_t *action_body(const struct cli_args *a, char *dir)
 		rest.memory_mode = a->lazy ? VMMD__V1__MEMORY_MODE__MEMORY_MODE_LAZY
 					   : VMMD__V1__MEMORY_MODE__MEMORY_MODE_COPY;
 		return api_json__from_message(&rest.base);
+	case CLI_MIGRATE:
+		mig.destination = (char *)a->dest;
+		mig.downtime_limit_ms = a->downtime_limit_ms;
+		mig.bandwidth_limit = a->bandwidth_limit;
+		mig.max_rounds = a->max_rounds;
+		return api_json__from_message(&mig.base);
 	case CLI_STOP:
 		stop.force = a->force;
 		stop.timeout_s = a->timeout_s;
@@ -362,11 +370,13 @@ static int run(struct client *c, const struct cli_args *a)
 	case CLI_STOP:
 	case CLI_REBOOT:
 	case CLI_DELETE:
+	case CLI_MIGRATE:
 		body = action_body(a, NULL);
 		ret = action(c, a,
-			     a->cmd == CLI_STOP	    ? "StopVm"
-			     : a->cmd == CLI_REBOOT ? "RebootVm"
-						    : "DeleteVm",
+			     a->cmd == CLI_STOP	     ? "StopVm"
+			     : a->cmd == CLI_REBOOT  ? "RebootVm"
+			     : a->cmd == CLI_MIGRATE ? "MigrateVm"
+						     : "DeleteVm",
 			     a->target, body);
 		json_decref(body);
 		return ret;

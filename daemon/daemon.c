@@ -1,6 +1,7 @@
 /* daemon/daemon.c — bring the core up (load, re-attach, reconcile,
  * supervise) and down (workers are left running on purpose). */
 #include "daemon/daemon.h"
+#include "daemon/migrate.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -47,7 +48,9 @@ int daemon__init(struct daemon *d, const struct daemon_config *cfg)
 	worker__reattach(d);
 	ops__reconcile(d);
 	pthread_mutex_unlock(&d->lock);
-	return worker__supervise_start(d);
+	if ((r = worker__supervise_start(d)))
+		return r;
+	return migrate_in__start(d);
 }
 
 void daemon__fini(struct daemon *d)
@@ -57,6 +60,9 @@ void daemon__fini(struct daemon *d)
 	pthread_mutex_lock(&d->lock);
 	d->stopping = true;
 	pthread_cond_broadcast(&d->changed);
+	pthread_mutex_unlock(&d->lock);
+	migrate_in__stop(d);
+	pthread_mutex_lock(&d->lock);
 	/* Operation threads see `stopping` and return without touching the
 	 * VMs; the next vmmd reconciles their persisted operations. */
 	while (d->nr_threads && pthread_cond_timedwait(&d->changed, &d->lock, &ts) != ETIMEDOUT)
@@ -75,7 +81,7 @@ void daemon__fini(struct daemon *d)
 		struct op *op = d->ops;
 
 		d->ops = op->next;
-		free(op);
+		op__free(op);
 	}
 	events__free(d->events);
 	metrics__free(d->metrics);

@@ -25,6 +25,12 @@ struct daemon_config {
 	unsigned int default_stop_timeout_s;
 	/* Seconds a starting worker has to answer on its control socket. */
 	unsigned int start_timeout_s;
+	/* Live migration (daemon/migrate*.c): the listener ("" when off), the
+	 * data ports its incoming vmms listen on, and the TLS files used for
+	 * both (and as MigrateVm's default). */
+	char migration_listen[128];
+	unsigned int migration_port_lo, migration_port_hi;
+	char migration_cert[256], migration_key[256], migration_ca[256];
 };
 
 struct console;
@@ -42,6 +48,8 @@ struct vm {
 	bool child;	   /* our child (waitpid) rather than re-attached (poll pid) */
 	bool stop_wanted;  /* an operation stops it: exit code 3 does not restart */
 	bool deleted;	   /* removed from the list; freed when the last op ends */
+	bool incoming;	   /* migrating in: vmm --incoming on data_port */
+	unsigned int data_port;
 	char op_id[DAEMON_ID_LEN];
 	struct console *console;
 };
@@ -68,6 +76,24 @@ struct op {
 	bool has_result;
 	uint64_t memory_pages, state_bytes;
 	uint32_t duration_ms;
+	/* MigrateVm's arguments and result */
+	struct op_migrate *mig;
+};
+
+#define MIGRATE_ROUNDS_KEPT 64
+
+struct op_migrate {
+	char dest[256];
+	uint32_t downtime_limit_ms, max_rounds;
+	uint64_t bandwidth_limit;
+	char cert[REGISTRY_PATH_MAX], key[REGISTRY_PATH_MAX], ca[REGISTRY_PATH_MAX];
+	bool has_result;
+	uint32_t setup_ms, total_ms, downtime_ms, rounds;
+	uint64_t bytes, pages_normal, pages_zero;
+	struct {
+		uint64_t pages, dirty_pages_per_s;
+		uint32_t ms;
+	} round[MIGRATE_ROUNDS_KEPT];
 };
 
 struct daemon {
@@ -82,6 +108,7 @@ struct daemon {
 	bool stopping;
 	int nr_threads; /* operation threads running */
 	struct api_service svc;
+	struct migrate_in *mig_in; /* the migration listener, if any */
 };
 
 /* daemon/registry.c */
@@ -108,6 +135,7 @@ void vm__free(struct vm *vm);
 
 /* daemon/ops.c */
 struct op *ops__find(struct daemon *d, const char *id);
+void op__free(struct op *op);
 /* Begins an operation on vm (under d->lock): FAILED_PRECONDITION if one runs. */
 int ops__begin(struct daemon *d, struct vm *vm, Vmmd__V1__OperationKind kind, struct op **out,
 	       struct api_error *err);
@@ -134,10 +162,13 @@ char *store__read_file(const char *path, size_t *len);
 /* daemon/worker.c */
 void worker__paths(const struct daemon *d, const char *id, const char *what, char *buf,
 		   size_t len);
-/* Start from a snapshot instead of booting (vmm --restore DIR). */
+/* Start from a snapshot instead of booting (vmm --restore DIR), or wait
+ * for a live migration (vmm --incoming HOST:PORT with the TLS files). */
 struct worker_restore {
 	const char *dir;
 	bool lazy;
+	const char *incoming;
+	const char *cert, *key, *ca;
 };
 /* Starts vmm for vm; restore NULL boots the kernel. */
 int worker__spawn(struct daemon *d, struct vm *vm, const struct worker_restore *restore, char *why,
@@ -146,6 +177,10 @@ int worker__spawn(struct daemon *d, struct vm *vm, const struct worker_restore *
 int worker__control(const struct daemon *d, const char *id, const char *cmd, char *reply,
 		    size_t len, int timeout_ms);
 int worker__supervise_start(struct daemon *d);
+void worker__remove_files(struct daemon *d, const char *id);
+/* Takes vm off the registry and its files away, announced as deleted
+ * with why; freed at once (d->lock held). */
+void registry__remove(struct daemon *d, struct vm *vm, const char *op_id, const char *why);
 /* Startup: re-attach to live workers or settle the state of dead ones. */
 void worker__reattach(struct daemon *d);
 
@@ -189,6 +224,10 @@ struct metrics *metrics__new(void);
 void metrics__free(struct metrics *m);
 void metrics__observe(struct metrics *m, const char *transport, const char *route, int status,
 		      uint64_t usec);
+/* A migration ended: incoming or outgoing, "succeeded", "failed" or
+ * "cancelled", and the guest's downtime when it succeeded. */
+void metrics__migration(struct metrics *m, bool incoming, const char *result,
+			uint32_t downtime_ms);
 int metrics__render(struct daemon *d, char **text, size_t *len);
 
 /* daemon/service.c */

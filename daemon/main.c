@@ -70,11 +70,17 @@ static void usage(FILE *f)
 		"  --grpc-listen H:P   also serve gRPC on TCP (same TLS files)\n"
 		"  --tls-cert F --tls-key F --tls-ca F   server certificate, key, client CA\n"
 		"  --stop-timeout SECS default grace period of StopVm (30)\n"
+		"  --migration-listen H:P  take live migrations from other vmmds there (mutual TLS\n"
+		"                      with the --migration-tls-* files; off by default)\n"
+		"  --migration-tls-cert F --migration-tls-key F --migration-tls-ca F\n"
+		"                      certificate, key and CA for migrations, both ways\n"
+		"  --migration-data-ports A-B  ports the incoming vmms listen on (default: the\n"
+		"                      --migration-listen port + 1 to + 16)\n"
 		"  --log-level L       error | warn | info | debug\n");
 }
 
 enum { O_STATE = 256, O_RUN, O_ALLOW, O_VMM, O_REST, O_GRPC, O_REST_L, O_GRPC_L, O_CERT, O_KEY,
-       O_CA, O_LOG, O_STOP };
+       O_CA, O_LOG, O_STOP, O_MIG_L, O_MIG_CERT, O_MIG_KEY, O_MIG_CA, O_MIG_PORTS };
 
 static const struct option opts[] = {
 	{ "state-dir", 1, NULL, O_STATE },   { "run-dir", 1, NULL, O_RUN },
@@ -84,8 +90,68 @@ static const struct option opts[] = {
 	{ "tls-cert", 1, NULL, O_CERT },     { "tls-key", 1, NULL, O_KEY },
 	{ "tls-ca", 1, NULL, O_CA },	     { "log-level", 1, NULL, O_LOG },
 	{ "stop-timeout", 1, NULL, O_STOP }, { "help", 0, NULL, 'h' },
-	{ "version", 0, NULL, 'V' },	     { NULL, 0, NULL, 0 },
+	{ "version", 0, NULL, 'V' },
+	{ "migration-listen", 1, NULL, O_MIG_L },
+	{ "migration-tls-cert", 1, NULL, O_MIG_CERT },
+	{ "migration-tls-key", 1, NULL, O_MIG_KEY },
+	{ "migration-tls-ca", 1, NULL, O_MIG_CA },
+	{ "migration-data-ports", 1, NULL, O_MIG_PORTS },
+	{ NULL, 0, NULL, 0 },
 };
+
+/* A --migration-tls-* file: absolute (vmm gets it), into out. */
+static int mig_file(const char *opt, const char *in, char *out, size_t len)
+{
+	char real[PATH_MAX];
+
+	if (!realpath(in, real) || strlen(real) >= len) {
+		fprintf(stderr, "vmmd: --%s %s: %s\n", opt, in, strerror(errno ? errno : ENAMETOOLONG));
+		return -1;
+	}
+	strcpy(out, real);
+	return 0;
+}
+
+/* --migration-listen and its companions, checked and into cfg. */
+static int mig_options(struct daemon_config *cfg, const char *listen, const char *cert,
+		       const char *key, const char *ca, const char *ports)
+{
+	const char *colon;
+	unsigned int lo, hi;
+	char tail;
+
+	if ((cert && mig_file("migration-tls-cert", cert, cfg->migration_cert,
+			      sizeof(cfg->migration_cert))) ||
+	    (key && mig_file("migration-tls-key", key, cfg->migration_key,
+			     sizeof(cfg->migration_key))) ||
+	    (ca && mig_file("migration-tls-ca", ca, cfg->migration_ca, sizeof(cfg->migration_ca))))
+		return -1;
+	if (!listen)
+		return 0;
+	colon = strrchr(listen, ':');
+	if (!colon || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535 ||
+	    strlen(listen) >= sizeof(cfg->migration_listen)) {
+		fprintf(stderr, "vmmd: --migration-listen %s: expected HOST:PORT\n", listen);
+		return -1;
+	}
+	/* A TCP listener takes only peers with a certificate from our CA. */
+	if (!cert || !key || !ca) {
+		fprintf(stderr, "vmmd: --migration-listen needs --migration-tls-cert, "
+				"--migration-tls-key and --migration-tls-ca\n");
+		return -1;
+	}
+	strcpy(cfg->migration_listen, listen);
+	lo = (unsigned int)atoi(colon + 1) + 1;
+	hi = lo + 15;
+	if (ports && (sscanf(ports, "%u-%u%c", &lo, &hi, &tail) != 2 || !lo || lo > hi ||
+		      hi > 65535)) {
+		fprintf(stderr, "vmmd: --migration-data-ports %s: expected A-B (1-65535)\n", ports);
+		return -1;
+	}
+	cfg->migration_port_lo = lo;
+	cfg->migration_port_hi = hi > 65535 ? 65535 : hi;
+	return 0;
+}
 
 /* The vmm binary: VMMD_VMM, --vmm, next to vmmd, or in the build tree. */
 static int find_vmm(const char *opt, char *out, size_t len)
@@ -116,6 +182,8 @@ int main(int argc, char **argv)
 {
 	const char *state = NULL, *run = NULL, *rest_sock = NULL, *grpc_sock = NULL, *vmm = NULL;
 	const char *allow[DAEMON_MAX_ALLOW];
+	const char *mig_listen = NULL, *mig_cert = NULL, *mig_key = NULL, *mig_ca = NULL,
+		   *mig_ports = NULL;
 	int nr_allow = 0, c, listen_fd = -1, rc = 1;
 	bool systemd = getenv("INVOCATION_ID") || getenv("NOTIFY_SOCKET") || getenv("LISTEN_FDS");
 	struct rest_config rc_cfg = { .listen_fd = -1, .unix_mode = 0660 };
@@ -149,6 +217,11 @@ int main(int argc, char **argv)
 		case O_KEY: rc_cfg.tls_key = gc_cfg.tls_key = optarg; break;
 		case O_CA: rc_cfg.tls_ca = gc_cfg.tls_ca = optarg; break;
 		case O_STOP: cfg.default_stop_timeout_s = (unsigned)atoi(optarg); break;
+		case O_MIG_L: mig_listen = optarg; break;
+		case O_MIG_CERT: mig_cert = optarg; break;
+		case O_MIG_KEY: mig_key = optarg; break;
+		case O_MIG_CA: mig_ca = optarg; break;
+		case O_MIG_PORTS: mig_ports = optarg; break;
 		case O_LOG:
 			if (!strcmp(optarg, "error")) log__set_level(LOG_ERROR);
 			else if (!strcmp(optarg, "warn")) log__set_level(LOG_WARN);
@@ -168,6 +241,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmmd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	if (mig_options(&cfg, mig_listen, mig_cert, mig_key, mig_ca, mig_ports))
+		return 2;
 	umask(077);
 	if (mkdir_abs(state ? state : systemd ? "/var/lib/vmmd" : "var", cfg.state_dir,
 		      sizeof(cfg.state_dir)) ||

@@ -21,9 +21,15 @@ struct series {
 	double sum;
 };
 
+/* Migrations by direction (0 out, 1 in) and result. */
+static const char *const mig_results[] = { "succeeded", "failed", "cancelled" };
+#define NR_MIG_RESULTS (sizeof(mig_results) / sizeof(mig_results[0]))
+
 struct metrics {
 	pthread_mutex_t lock;
 	struct series *series;
+	uint64_t migrations[2][NR_MIG_RESULTS];
+	uint64_t downtime_ms_sum, downtime_count;
 };
 
 struct metrics *metrics__new(void)
@@ -76,6 +82,20 @@ void metrics__observe(struct metrics *m, const char *transport, const char *rout
 	pthread_mutex_unlock(&m->lock);
 }
 
+void metrics__migration(struct metrics *m, bool incoming, const char *result,
+			uint32_t downtime_ms)
+{
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < NR_MIG_RESULTS; i++)
+		if (!strcmp(result, mig_results[i]))
+			m->migrations[incoming][i]++;
+	if (!incoming && !strcmp(result, "succeeded")) {
+		m->downtime_ms_sum += downtime_ms;
+		m->downtime_count++;
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
 struct buf {
 	char *p;
 	size_t len, cap;
@@ -114,7 +134,7 @@ int metrics__render(struct daemon *d, char **text, size_t *len)
 		VMMD__V1__VM_STATE__VM_STATE_CREATING, VMMD__V1__VM_STATE__VM_STATE_STOPPED,
 		VMMD__V1__VM_STATE__VM_STATE_STARTING, VMMD__V1__VM_STATE__VM_STATE_RUNNING,
 		VMMD__V1__VM_STATE__VM_STATE_PAUSED,   VMMD__V1__VM_STATE__VM_STATE_STOPPING,
-		VMMD__V1__VM_STATE__VM_STATE_FAILED,
+		VMMD__V1__VM_STATE__VM_STATE_MIGRATING, VMMD__V1__VM_STATE__VM_STATE_FAILED,
 	};
 	struct buf b = { 0 };
 
@@ -166,6 +186,19 @@ int metrics__render(struct daemon *d, char **text, size_t *len)
 		    "code=\"%d\"} %llu\n",
 		    t, r, s->code, (unsigned long long)s->count);
 	}
+	out(&b, "# HELP vmmd_migrations_total Live migrations that ended, by direction and "
+		"result.\n# TYPE vmmd_migrations_total counter\n");
+	for (int dir = 0; dir < 2; dir++)
+		for (size_t i = 0; i < NR_MIG_RESULTS; i++)
+			out(&b, "vmmd_migrations_total{direction=\"%s\",result=\"%s\"} %llu\n",
+			    dir ? "in" : "out", mig_results[i],
+			    (unsigned long long)d->metrics->migrations[dir][i]);
+	out(&b, "# HELP vmmd_migration_downtime_seconds Guest downtime of the outgoing "
+		"migrations that succeeded.\n# TYPE vmmd_migration_downtime_seconds summary\n"
+		"vmmd_migration_downtime_seconds_sum %.3f\n"
+		"vmmd_migration_downtime_seconds_count %llu\n",
+	    (double)d->metrics->downtime_ms_sum / 1000,
+	    (unsigned long long)d->metrics->downtime_count);
 	pthread_mutex_unlock(&d->metrics->lock);
 	if (b.oom) {
 		free(b.p);

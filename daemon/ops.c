@@ -1,6 +1,7 @@
 /* daemon/ops.c — operations: one at a time per VM, each run by its own
  * thread, persisted at every change so a vmmd crash never loses one. */
 #include "daemon/daemon.h"
+#include "daemon/migrate.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -16,7 +17,8 @@
 static const char *op_kind__name(Vmmd__V1__OperationKind k)
 {
 	static const char *const n[] = { "unspecified", "create", "start",  "stop",     "reboot",
-					 "pause",	"resume", "delete", "snapshot", "restore" };
+					 "pause",	"resume", "delete", "snapshot", "restore",
+					 "migrate" };
 
 	return (unsigned)k < sizeof(n) / sizeof(n[0]) ? n[k] : "unknown";
 }
@@ -27,6 +29,13 @@ struct op *ops__find(struct daemon *d, const char *id)
 		if (!strcmp(op->id, id))
 			return op;
 	return NULL;
+}
+
+void op__free(struct op *op)
+{
+	if (op)
+		free(op->mig);
+	free(op);
 }
 
 static bool op__done(const struct op *op)
@@ -46,7 +55,7 @@ static void ops__prune(struct daemon *d)
 		if (++n > OPS_KEEP && op__done(op)) {
 			*pp = op->next;
 			store__remove_op(d, op);
-			free(op);
+			op__free(op);
 			continue;
 		}
 		pp = &op->next;
@@ -305,8 +314,6 @@ static void run_pause(struct daemon *d, struct op *op, struct vm *vm, bool pause
 	}
 }
 
-void worker__remove_files(struct daemon *d, const char *id);
-
 static void run_delete(struct daemon *d, struct op *op, struct vm *vm)
 {
 	if (vm->pid > 0 && !run_stop(d, op, vm, 0, true))
@@ -316,22 +323,12 @@ static void run_delete(struct daemon *d, struct op *op, struct vm *vm)
 		ops__fail(d, op, API_NOT_FOUND, "vm %s went away", op->vm_id);
 		return;
 	}
-	for (struct vm **pp = &d->vms; *pp; pp = &(*pp)->next)
-		if (*pp == vm) {
-			*pp = vm->next;
-			break;
-		}
-	store__remove_vm(d, vm);
-	worker__remove_files(d, vm->id);
-	events__emit(d->events, vm->id, VMMD__V1__EVENT_KIND__EVENT_KIND_VM_DELETED, 0, op->id,
-		     op->state, "vm \"%s\" deleted", vm->spec->name);
-	pr_info("vm \"%s\": deleted", vm->spec->name);
+	registry__remove(d, vm, op->id, "deleted");
 	op->finished_at_ms = now_ms();
 	op->state = VMMD__V1__OPERATION_STATE__OPERATION_STATE_SUCCEEDED;
 	op->progress = 100;
 	snprintf(op->message, sizeof(op->message), "deleted");
 	ops__emit(d, op);
-	vm__free(vm);
 }
 
 static void *op__thread(void *arg)
@@ -381,6 +378,9 @@ static void *op__thread(void *arg)
 		break;
 	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_SNAPSHOT:
 		snapshot__run(d, op, vm);
+		break;
+	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_MIGRATE:
+		migrate_out__run(d, op, vm);
 		break;
 	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE: {
 		const struct worker_restore rs = { op->path, op->lazy };

@@ -119,6 +119,8 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 	Vmmd__V1__Operation m = VMMD__V1__OPERATION__INIT;
 	Vmmd__V1__Error e = VMMD__V1__ERROR__INIT;
 	Vmmd__V1__SnapshotResult snap = VMMD__V1__SNAPSHOT_RESULT__INIT;
+	Vmmd__V1__MigrationResult mig = VMMD__V1__MIGRATION_RESULT__INIT;
+	Vmmd__V1__MigrationRound rounds[MIGRATE_ROUNDS_KEPT], *rp[MIGRATE_ROUNDS_KEPT];
 
 	m.id = (char *)op->id;
 	m.kind = op->kind;
@@ -141,7 +143,48 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 		snap.duration_ms = op->duration_ms;
 		m.snapshot = &snap;
 	}
+	if (op->mig && op->mig->has_result) {
+		const struct op_migrate *g = op->mig;
+		size_t n = g->rounds < MIGRATE_ROUNDS_KEPT ? g->rounds : MIGRATE_ROUNDS_KEPT;
+
+		mig.destination = (char *)g->dest;
+		mig.setup_ms = g->setup_ms;
+		mig.total_ms = g->total_ms;
+		mig.downtime_ms = g->downtime_ms;
+		mig.bytes = g->bytes;
+		mig.pages_normal = g->pages_normal;
+		mig.pages_zero = g->pages_zero;
+		mig.rounds = g->rounds;
+		for (size_t i = 0; i < n; i++) {
+			vmmd__v1__migration_round__init(&rounds[i]);
+			rounds[i].pages = g->round[i].pages;
+			rounds[i].ms = g->round[i].ms;
+			rounds[i].dirty_pages_per_s = g->round[i].dirty_pages_per_s;
+			rp[i] = &rounds[i];
+		}
+		mig.n_round_stats = n;
+		mig.round_stats = rp;
+		m.migration = &mig;
+	}
 	return (Vmmd__V1__Operation *)msg__dup(&m.base);
+}
+
+void registry__remove(struct daemon *d, struct vm *vm, const char *op_id, const char *why)
+{
+	struct op *op = op_id ? ops__find(d, op_id) : NULL;
+
+	for (struct vm **pp = &d->vms; *pp; pp = &(*pp)->next)
+		if (*pp == vm) {
+			*pp = vm->next;
+			break;
+		}
+	store__remove_vm(d, vm);
+	worker__remove_files(d, vm->id);
+	events__emit(d->events, vm->id, VMMD__V1__EVENT_KIND__EVENT_KIND_VM_DELETED, 0,
+		     op_id, op ? op->state : 0, "vm \"%s\" %s", vm->spec->name, why);
+	pr_info("vm \"%s\": %s", vm->spec->name, why);
+	pthread_cond_broadcast(&d->changed);
+	vm__free(vm);
 }
 
 void vm__free(struct vm *vm)

@@ -53,6 +53,8 @@ static void op__set_args(struct op *op, const struct op *args)
 	op->paused = args->paused;
 	op->lazy = args->lazy;
 	memcpy(op->path, args->path, sizeof(op->path));
+	if (args->mig && (op->mig = malloc(sizeof(*op->mig))))
+		*op->mig = *args->mig;
 }
 
 /* A new VM record from spec (validated; taken over, freed on failure) and
@@ -198,6 +200,8 @@ static int action(struct daemon *d, const char *id, Vmmd__V1__OperationKind kind
 		r = wrong_state(err, vm, hint);
 	} else if (!(r = ops__begin(d, vm, kind, &op, err))) {
 		op__set_args(op, args);
+		if (args && args->mig && !op->mig)
+			ops__fail(d, op, API_RESOURCE_EXHAUSTED, "out of memory");
 		r = reply_op(d, op, resp, err);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -294,6 +298,68 @@ HANDLER(RestoreVm)
 		       "; give the restored VM another name", &args, resp, err);
 }
 
+/* A TLS file MigrateVm names, or vmmd's own: absolute and readable. */
+static int migrate_file(const char *field, const char *given, const char *ours, char *out,
+			size_t len, struct api_error *err)
+{
+	const char *p = given && *given ? given : ours;
+
+	if (!*p)
+		return api_error__set(err, API_INVALID_ARGUMENT, field,
+				      "is required: vmmd has no --migration-tls-* files");
+	if (p[0] != '/' || strlen(p) >= len)
+		return api_error__set(err, API_INVALID_ARGUMENT, field,
+				      "%s: must be an absolute path of at most %zu bytes", p,
+				      len - 1);
+	if (access(p, R_OK))
+		return api_error__set(err, API_INVALID_ARGUMENT, field, "%s: %s", p,
+				      strerror(errno));
+	snprintf(out, len, "%s", p);
+	return 0;
+}
+
+HANDLER(MigrateVm)
+{
+	REQ(Vmmd__V1__MigrateVmRequest, req);
+	struct daemon *d = ctx;
+	const Vmmd__V1__TlsFiles *t = req->tls;
+	struct op_migrate *m = calloc(1, sizeof(*m));
+	struct op args = { .mig = m };
+	const char *colon = strrchr(req->destination, ':');
+	int r;
+
+	if (!m)
+		return api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+	if (!colon || colon == req->destination || !colon[1] || atoi(colon + 1) <= 0 ||
+	    atoi(colon + 1) > 65535 || strlen(req->destination) >= sizeof(m->dest))
+		r = api_error__set(err, API_INVALID_ARGUMENT, "destination",
+				   "\"%.64s\": expected host:port of the destination vmmd's "
+				   "--migration-listen",
+				   req->destination);
+	else if (req->downtime_limit_ms > 600000)
+		r = api_error__set(err, API_INVALID_ARGUMENT, "downtime_limit_ms",
+				   "%u: at most 600000", req->downtime_limit_ms);
+	else if (req->max_rounds > 1000)
+		r = api_error__set(err, API_INVALID_ARGUMENT, "max_rounds", "%u: at most 1000",
+				   req->max_rounds);
+	else if (!(r = migrate_file("tls.cert", t ? t->cert : NULL, d->cfg.migration_cert,
+				    m->cert, sizeof(m->cert), err)) &&
+		 !(r = migrate_file("tls.key", t ? t->key : NULL, d->cfg.migration_key, m->key,
+				    sizeof(m->key), err)))
+		r = migrate_file("tls.ca", t ? t->ca : NULL, d->cfg.migration_ca, m->ca,
+				 sizeof(m->ca), err);
+	if (!r) {
+		snprintf(m->dest, sizeof(m->dest), "%s", req->destination);
+		m->downtime_limit_ms = req->downtime_limit_ms ? req->downtime_limit_ms : 300;
+		m->max_rounds = req->max_rounds ? req->max_rounds : 30;
+		m->bandwidth_limit = req->bandwidth_limit;
+		r = action(d, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_MIGRATE, M(RUNNING),
+			   ": only a running VM can be migrated", &args, resp, err);
+	}
+	free(m);
+	return r;
+}
+
 HANDLER(GetOperation)
 {
 	REQ(Vmmd__V1__GetOperationRequest, req);
@@ -352,11 +418,14 @@ HANDLER(CancelOperation)
 	else if (op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_START &&
 		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_REBOOT &&
 		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_CREATE &&
-		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE)
+		 op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE &&
+		 (op->kind != VMMD__V1__OPERATION_KIND__OPERATION_KIND_MIGRATE || !op->mig))
 		/* Stop, pause, resume, delete and snapshot are quick or cannot be
-		 * undone. */
+		 * undone; an incoming migration is cancelled on its source. */
 		r = api_error__set(err, API_FAILED_PRECONDITION, "id",
-				   "operation %s cannot be cancelled (only starting is)", op->id);
+				   "operation %s cannot be cancelled (only starting and an "
+				   "outgoing migration are)",
+				   op->id);
 	else {
 		op->cancel = true;
 		pthread_cond_broadcast(&d->changed);
@@ -416,7 +485,7 @@ static const struct {
 	H(CreateVm),	 H(ListVms),	    H(GetVm),	       H(DeleteVm),	H(StartVm),
 	H(StopVm),	 H(RebootVm),	    H(PauseVm),	       H(ResumeVm),	H(GetOperation),
 	H(ListOperations), H(CancelOperation), H(GetConsoleLog), H(GetVersion), H(SnapshotVm),
-	H(RestoreVm),
+	H(RestoreVm),	 H(MigrateVm),
 #undef H
 };
 

@@ -218,6 +218,25 @@ static struct op *parse_op(const char *text, size_t len, char *why, size_t whyle
 		op->state_bytes = o->snapshot->state_bytes;
 		op->duration_ms = o->snapshot->duration_ms;
 	}
+	if (o->migration && (op->mig = calloc(1, sizeof(*op->mig)))) {
+		const Vmmd__V1__MigrationResult *r = o->migration;
+		struct op_migrate *g = op->mig;
+
+		g->has_result = true;
+		snprintf(g->dest, sizeof(g->dest), "%s", r->destination);
+		g->setup_ms = r->setup_ms;
+		g->total_ms = r->total_ms;
+		g->downtime_ms = r->downtime_ms;
+		g->bytes = r->bytes;
+		g->pages_normal = r->pages_normal;
+		g->pages_zero = r->pages_zero;
+		g->rounds = r->rounds;
+		for (size_t i = 0; i < r->n_round_stats && i < MIGRATE_ROUNDS_KEPT; i++) {
+			g->round[i].pages = r->round_stats[i]->pages;
+			g->round[i].ms = r->round_stats[i]->ms;
+			g->round[i].dirty_pages_per_s = r->round_stats[i]->dirty_pages_per_s;
+		}
+	}
 	protobuf_c_message_free_unpacked(m, NULL);
 	return op;
 }

@@ -79,7 +79,17 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 	if (!argv)
 		return NULL;
 	ARG("%s", d->cfg.vmm_path);
-	if (restore) {
+	if (restore && restore->incoming) {
+		/* The same machine, its RAM and state from the source. */
+		ARG("--incoming");
+		ARG("%s", restore->incoming);
+		ARG("--tls-cert");
+		ARG("%s", restore->cert);
+		ARG("--tls-key");
+		ARG("%s", restore->key);
+		ARG("--tls-ca");
+		ARG("%s", restore->ca);
+	} else if (restore) {
 		/* The same machine, its state from the snapshot: no boot. */
 		ARG("--restore");
 		ARG("%s", restore->dir);
@@ -112,8 +122,8 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 	if (s->rng)
 		ARG("--rng");
 	/* vmm restarts a rebooting guest itself: that works while vmmd is down.
-	 * Not a restored one: vmm would run its own command line again, and
-	 * restore the snapshot instead of booting; vmmd boots it afresh
+	 * Not a restored (or migrated) one: vmm would run its own command line
+	 * again, and restore the snapshot instead of booting; vmmd boots it afresh
 	 * (worker__exited), from a status file if vmmd was down. */
 	ARG("--on-reboot");
 	ARG("%s", s->on_reboot == VMMD__V1__ON_REBOOT__ON_REBOOT_RESTART && !restore ? "restart"
@@ -402,6 +412,9 @@ static void worker__exited(struct daemon *d, struct vm *vm, int code, int sig)
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STOPPED, "guest rebooted");
 	else if (code == 4)
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STOPPED, "stopped hard");
+	else if (code == 5)
+		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STOPPED,
+				    "migrated away; vmm stopped");
 	else if (code < 0)
 		registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_FAILED,
 				    "vmm (pid %d) exited while vmmd was not running and left no "
@@ -517,7 +530,8 @@ void worker__reattach(struct daemon *d)
 		if (vm->state != VMMD__V1__VM_STATE__VM_STATE_STARTING &&
 		    vm->state != VMMD__V1__VM_STATE__VM_STATE_RUNNING &&
 		    vm->state != VMMD__V1__VM_STATE__VM_STATE_PAUSED &&
-		    vm->state != VMMD__V1__VM_STATE__VM_STATE_STOPPING)
+		    vm->state != VMMD__V1__VM_STATE__VM_STATE_STOPPING &&
+		    vm->state != VMMD__V1__VM_STATE__VM_STATE_MIGRATING)
 			continue;
 		vm->child = false;
 		if (!worker__control(d, vm->id, "{\"cmd\":\"status\"}", reply, sizeof(reply), 2000) &&
@@ -525,6 +539,16 @@ void worker__reattach(struct daemon *d)
 			pidp = strstr(reply, "\"pid\":");
 			if (pidp)
 				vm->pid = atoi(pidp + 6);
+			/* A migration that ended while vmmd was down: the guest
+			 * runs on the destination, this vmm stays paused. */
+			if (strstr(reply, "\"state\":\"migrated\"")) {
+				registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_FAILED,
+						    "migrated away while vmmd was down (vmm pid %d "
+						    "paused for good): check the destination, then "
+						    "delete this VM",
+						    vm->pid);
+				continue;
+			}
 			registry__set_state(d, vm,
 					    strstr(reply, "\"state\":\"paused\"") ?
 						    VMMD__V1__VM_STATE__VM_STATE_PAUSED :
@@ -538,7 +562,8 @@ void worker__reattach(struct daemon *d)
 			 * probing a starting one and watches the pid of the rest. */
 			pr_warn("vm \"%s\": vmm (pid %d) does not answer on its control socket",
 				vm->spec->name, vm->pid);
-			if (vm->state == VMMD__V1__VM_STATE__VM_STATE_STOPPING)
+			if (vm->state == VMMD__V1__VM_STATE__VM_STATE_STOPPING ||
+			    vm->state == VMMD__V1__VM_STATE__VM_STATE_MIGRATING)
 				registry__set_state(d, vm, VMMD__V1__VM_STATE__VM_STATE_STARTING,
 						    "re-attaching");
 			continue;

@@ -1,10 +1,11 @@
 /* migration/stream.c — a TCP connection, in mutual TLS 1.3 when given
  * certificates, carrying the framed records of stream.h. */
 #include "migration/stream.h"
+#include "common/tcp.h"
+#include "common/tls.h"
 
 #include <endian.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -14,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,80 +27,6 @@ struct mig_stream {
 	SSL *ssl;
 	uint64_t sent;
 };
-
-static void stream__why(char *why, size_t wlen, const char *what, const char *detail)
-{
-	snprintf(why, wlen, "%s: %s", what, detail);
-}
-
-static void stream__ssl_why(char *why, size_t wlen, const char *what)
-{
-	unsigned long e = ERR_get_error();
-	char buf[256];
-
-	ERR_error_string_n(e, buf, sizeof(buf));
-	stream__why(why, wlen, what, e ? buf : "the peer closed the connection");
-	ERR_clear_error();
-}
-
-/* "host:port", "[v6]:port"; host may be empty for listening on all. */
-static int stream__split(const char *addr, char *host, size_t hlen, char *port, size_t plen)
-{
-	const char *colon = strrchr(addr, ':');
-	size_t n;
-
-	if (!colon || !colon[1] || strlen(colon + 1) >= plen)
-		return -EINVAL;
-	n = (size_t)(colon - addr);
-	if (n && addr[0] == '[' && addr[n - 1] == ']') {
-		addr++;
-		n -= 2;
-	}
-	if (n >= hlen)
-		return -EINVAL;
-	memcpy(host, addr, n);
-	host[n] = 0;
-	strcpy(port, colon + 1);
-	return 0;
-}
-
-static void stream__timeouts(int fd, int secs)
-{
-	struct timeval tv = { .tv_sec = secs };
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-static SSL_CTX *stream__tls_ctx(const struct tls_files *tls, bool server, char *why, size_t wlen)
-{
-	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-
-	if (!ctx) {
-		stream__ssl_why(why, wlen, "TLS");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-	if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert) != 1) {
-		stream__ssl_why(why, wlen, tls->cert);
-		goto out_free;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		stream__ssl_why(why, wlen, tls->key);
-		goto out_free;
-	}
-	if (SSL_CTX_load_verify_locations(ctx, tls->ca, NULL) != 1) {
-		stream__ssl_why(why, wlen, tls->ca);
-		goto out_free;
-	}
-	/* Mutual: each side accepts only a peer certified by the CA. */
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	return ctx;
-out_free:
-	SSL_CTX_free(ctx);
-	return NULL;
-}
 
 static struct mig_stream *stream__wrap(int fd, const struct tls_files *tls, bool server,
 				       int timeout_ms, char *why, size_t wlen)
@@ -115,29 +41,17 @@ static struct mig_stream *stream__wrap(int fd, const struct tls_files *tls, bool
 	s->fd = fd;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (!tls || !tls->cert) {
-		stream__timeouts(fd, IO_TIMEOUT_S);
+		tcp__timeouts(fd, IO_TIMEOUT_S);
 		return s;
 	}
-	stream__timeouts(fd, (timeout_ms + 999) / 1000);
-	s->ctx = stream__tls_ctx(tls, server, why, wlen);
+	tcp__timeouts(fd, (timeout_ms + 999) / 1000);
+	s->ctx = tls__ctx_new(tls, server, why, wlen);
 	if (!s->ctx)
 		goto out_close;
-	s->ssl = SSL_new(s->ctx);
-	if (!s->ssl || SSL_set_fd(s->ssl, fd) != 1) {
-		stream__ssl_why(why, wlen, "TLS");
+	s->ssl = tls__handshake(s->ctx, fd, server, why, wlen);
+	if (!s->ssl)
 		goto out_close;
-	}
-	if ((server ? SSL_accept(s->ssl) : SSL_connect(s->ssl)) != 1) {
-		long v = SSL_get_verify_result(s->ssl);
-
-		if (v != X509_V_OK)
-			stream__why(why, wlen, "TLS handshake: peer certificate refused",
-				    X509_verify_cert_error_string(v));
-		else
-			stream__ssl_why(why, wlen, "TLS handshake");
-		goto out_close;
-	}
-	stream__timeouts(fd, IO_TIMEOUT_S);
+	tcp__timeouts(fd, IO_TIMEOUT_S);
 	return s;
 out_close:
 	mig_stream__close(s);
@@ -147,31 +61,8 @@ out_close:
 struct mig_stream *mig_stream__connect(const char *dest, const struct tls_files *tls,
 				       int timeout_ms, char *why, size_t wlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-	char host[256], port[16];
-	int fd = -1, rc;
+	int fd = tcp__connect(dest, (timeout_ms + 999) / 1000, why, wlen);
 
-	if (stream__split(dest, host, sizeof(host), port, sizeof(port)) || !host[0]) {
-		stream__why(why, wlen, dest, "not host:port");
-		return NULL;
-	}
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc) {
-		stream__why(why, wlen, dest, gai_strerror(rc));
-		return NULL;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		stream__timeouts(fd, (timeout_ms + 999) / 1000);
-		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
-			break;
-		snprintf(why, wlen, "cannot connect to %s: %s", dest, strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
 	if (fd < 0)
 		return NULL;
 	return stream__wrap(fd, tls, false, timeout_ms, why, wlen);
@@ -180,31 +71,11 @@ struct mig_stream *mig_stream__connect(const char *dest, const struct tls_files 
 struct mig_stream *mig_stream__accept(const char *addr, const struct tls_files *tls,
 				      int timeout_ms, char *why, size_t wlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
-	char host[256], port[16];
-	int lfd, fd, rc, one = 1;
+	int lfd = tcp__listen(addr, 1, why, wlen), fd, rc;
 	struct pollfd p;
 
-	if (stream__split(addr, host, sizeof(host), port, sizeof(port))) {
-		stream__why(why, wlen, addr, "not host:port");
+	if (lfd < 0)
 		return NULL;
-	}
-	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (rc) {
-		stream__why(why, wlen, addr, gai_strerror(rc));
-		return NULL;
-	}
-	lfd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-	if (lfd >= 0)
-		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (lfd < 0 || bind(lfd, res->ai_addr, res->ai_addrlen) || listen(lfd, 1)) {
-		snprintf(why, wlen, "cannot listen on %s: %s", addr, strerror(errno));
-		freeaddrinfo(res);
-		if (lfd >= 0)
-			close(lfd);
-		return NULL;
-	}
-	freeaddrinfo(res);
 	p = (struct pollfd){ .fd = lfd, .events = POLLIN };
 	rc = poll(&p, 1, timeout_ms);
 	fd = rc > 0 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;

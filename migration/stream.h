@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "common/tls.h"
+
 enum mig_rec {
 	MIG_HELLO = 1,   /* src->dst: the Manifest without sections (machine check) */
 	MIG_ACCEPT,      /* dst->src: the machine fits; send RAM */
@@ -24,9 +26,6 @@ enum mig_rec {
 #define MIG_MAX_RECORD (64u << 20)
 #define MIG_MAGIC "VMMDMIG1"
 
-struct tls_files {
-	const char *cert, *key, *ca; /* all three, or none for plain TCP */
-};
 
 struct mig_stream;
 

@@ -16,7 +16,7 @@ mode=${mode_line%% *}
 direct=
 lab=
 tiny="tiny-guest.sh control.sh snapshot.sh migrate.sh virtio-malicious.sh"
-daemon="vmmctl-kvm.sh vmmd-lab.sh vmmd-snapshot.sh"
+daemon="vmmctl-kvm.sh vmmd-lab.sh vmmd-snapshot.sh vmmd-migrate.sh"
 linux="linux-guest.sh|virtio-small.sh vmmd-linux.sh linux-snapshot.sh"
 devices="virtio-blk.sh|virtio-net.sh"
 # Lab runs are groups separated by '|', one L1 boot each (~6 s), so that a

@@ -153,6 +153,47 @@ console_text() {
 	printf '%s' "$R" | sed -n 's/.*"data":"\([^"]*\)".*/\1/p' | base64 -d 2>/dev/null
 }
 
+# certs CA-NAME LEAF-NAME...: a CA and leaf certificates it signed, in $WORK.
+certs() {
+	ca=$1
+	shift
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=$ca" -keyout "$WORK/$ca.key" -out "$WORK/$ca.crt" 2>/dev/null
+	for leaf in "$@"; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-subj "/CN=$leaf" -keyout "$WORK/$leaf.key" -out "$WORK/$leaf.csr" 2>/dev/null
+		openssl x509 -req -in "$WORK/$leaf.csr" -CA "$WORK/$ca.crt" -CAkey "$WORK/$ca.key" \
+			-CAcreateserial -days 2 -out "$WORK/$leaf.crt" 2>/dev/null
+	done
+}
+# The daemon tests: operations and consoles through the REST API.
+op_id() { printf '%s' "$R" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p'; }
+# wait_op ID SECS: until the operation is no longer running; it is in $R.
+wait_op() {
+	_i=0
+	while [ $_i -lt $(($2 * 10)) ]; do
+		api GET "/v1/operations/$1"
+		has_r OPERATION_STATE_RUNNING || return 0
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+}
+# wait_console VM PATTERN SECS: the VM's console output into $WORK/VM.con.
+wait_console() {
+	_i=0
+	while [ $_i -lt $(($3 * 10)) ]; do
+		console_text "$1" >"$WORK/$1.con"
+		grep -q -- "$2" "$WORK/$1.con" && return 0
+		sleep 0.2
+		_i=$((_i + 2))
+	done
+	return 1
+}
+beats() { grep -c "tiny: heartbeat" "$1"; }
+# The lines of a console log that are whole: the last may be half printed.
+whole() { if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; }
+last_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | tail -n 1; }
+first_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | head -n 1; }
 tap_plan() {
 	echo "1..$TAP_N"
 	[ "$TAP_FAILED" -eq 0 ]

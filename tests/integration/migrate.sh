@@ -10,7 +10,6 @@
 . "$(dirname "$0")/lib.sh"
 args="--memory 128M --cpus 2 --stop-timeout 0"
 port=47000
-beats() { grep -c "tiny: heartbeat" "$1"; }
 last_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
 first_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | head -n 1; }
 says() { printf '%s\n' "$1" | grep -q -- "$2"; }
@@ -23,18 +22,6 @@ if ! command -v openssl >/dev/null; then
 fi
 
 # Two CAs: "good" signs both vmm's certificates, "evil" a stranger's.
-certs() { # certs CA-NAME LEAF-NAME...
-	ca=$1
-	shift
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-		-subj "/CN=$ca" -keyout "$WORK/$ca.key" -out "$WORK/$ca.crt" 2>/dev/null
-	for leaf in "$@"; do
-		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-subj "/CN=$leaf" -keyout "$WORK/$leaf.key" -out "$WORK/$leaf.csr" 2>/dev/null
-		openssl x509 -req -in "$WORK/$leaf.csr" -CA "$WORK/$ca.crt" -CAkey "$WORK/$ca.key" \
-			-CAcreateserial -days 2 -out "$WORK/$leaf.crt" 2>/dev/null
-	done
-}
 certs good src dst
 certs evil stranger
 tls_json() { # tls_json LEAF CA

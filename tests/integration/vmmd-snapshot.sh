@@ -22,33 +22,6 @@ unset VMMD_SOCKET
 err_is() {
 	[ "$CODE" = "$1" ] && has_r "\"code\":\"$2\"" && has_r "\"field\":\"$3\""
 }
-op_id() { printf '%s' "$R" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p'; }
-# wait_op ID SECS: until the operation is no longer running; it is in $R.
-wait_op() {
-	_i=0
-	while [ $_i -lt $(($2 * 10)) ]; do
-		api GET "/v1/operations/$1"
-		has_r OPERATION_STATE_RUNNING || return 0
-		sleep 0.1
-		_i=$((_i + 1))
-	done
-}
-# wait_console VM PATTERN SECS: the VM's console output into $WORK/VM.con.
-wait_console() {
-	_i=0
-	while [ $_i -lt $(($3 * 10)) ]; do
-		console_text "$1" >"$WORK/$1.con"
-		grep -q -- "$2" "$WORK/$1.con" && return 0
-		sleep 0.2
-		_i=$((_i + 2))
-	done
-	return 1
-}
-beats() { grep -c "tiny: heartbeat" "$1"; }
-# The lines of a console log that are whole: the last may be half printed.
-whole() { if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; }
-last_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | tail -n 1; }
-first_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | head -n 1; }
 # continues VM SAVED: the restored VM's console: no boot, beats above SAVED.
 continues() {
 	wait_console "$1" "tiny: heartbeat" 30

@@ -187,6 +187,34 @@ static void test_snapshot_takes_vm_and_dir(void **state)
 	assert_int_not_equal(parse(&a, "pause", "web", "--paused", NULL), 0);
 }
 
+static void test_migrate_takes_vm_dest_and_limits(void **state)
+{
+	struct cli_args a;
+
+	assert_int_equal(parse(&a, "migrate", "web", "10.0.0.2:7000", "--downtime-limit", "200",
+			       "--bandwidth-limit", "1048576", "--max-rounds", "5", "--wait",
+			       "--json", NULL),
+			 0);
+	assert_int_equal(a.cmd, CLI_MIGRATE);
+	assert_string_equal(a.target, "web");
+	assert_string_equal(a.dest, "10.0.0.2:7000");
+	assert_int_equal(a.downtime_limit_ms, 200);
+	assert_int_equal(a.bandwidth_limit, 1048576);
+	assert_int_equal(a.max_rounds, 5);
+	assert_true(a.wait && a.json);
+	assert_int_equal(parse(&a, "migrate", "web", "h:1", NULL), 0);
+	assert_int_equal(a.downtime_limit_ms, 0); /* the daemon's default */
+	assert_int_not_equal(parse(&a, "migrate", "web", NULL), 0);
+	assert_non_null(strstr(err, "missing the destination"));
+	assert_int_not_equal(parse(&a, "migrate", NULL), 0);
+	assert_non_null(strstr(err, "missing the VM"));
+	assert_int_not_equal(parse(&a, "migrate", "web", "h:1", "--bandwidth-limit", "1M", NULL), 0);
+	assert_non_null(strstr(err, "--bandwidth-limit 1M"));
+	assert_int_not_equal(parse(&a, "migrate", "web", "h:1", "--max-rounds", "0", NULL), 0);
+	assert_int_not_equal(parse(&a, "stop", "web", "--downtime-limit", "5", NULL), 0);
+	assert_non_null(strstr(err, "--downtime-limit does not apply"));
+}
+
 static void test_restore_takes_dir_name_mode(void **state)
 {
 	struct cli_args a;
@@ -333,6 +361,7 @@ int main(void)
 	    cmocka_unit_test(test_option_for_another_command_refused),
 	    cmocka_unit_test(test_operands),
 	    cmocka_unit_test(test_snapshot_takes_vm_and_dir),
+	    cmocka_unit_test(test_migrate_takes_vm_dest_and_limits),
 	    cmocka_unit_test(test_restore_takes_dir_name_mode),
 	    cmocka_unit_test(test_disk_keys),
 	    cmocka_unit_test(test_net_slirp_hostfwd_and_tap),
