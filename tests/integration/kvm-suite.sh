@@ -19,14 +19,16 @@ tiny="tiny-guest.sh control.sh snapshot.sh migrate.sh virtio-malicious.sh"
 daemon="vmmctl-kvm.sh vmmd-lab.sh vmmd-snapshot.sh vmmd-migrate.sh"
 linux="linux-guest.sh|virtio-small.sh vmmd-linux.sh linux-snapshot.sh"
 devices="virtio-blk.sh|virtio-net.sh"
+# Two L1 hosts on one link (tests/lab/run --hosts 2).
+twohost="linux-migrate.sh"
 # Lab runs are groups separated by '|', one L1 boot each (~6 s), so that a
 # group that meets a stalled L1 (see tests/lab/fetch-qemu) is cheap to retry.
 # An emulating KVM (kvm_pvm) runs even the tiny guest a thousand times
 # slower than hardware and reports its triple fault as an emulation error,
 # so the suites run in the lab there too, where KVM is real.
 case $mode in
-native) direct=$(echo "$tiny $daemon $linux $devices" | tr '|' ' ') ;;
-*) lab="$tiny|$daemon|$linux|$devices" ;;
+native) direct=$(echo "$tiny $daemon $linux $devices" | tr '|' ' ') lab=$twohost ;;
+*) lab="$tiny|$daemon|$linux|$devices|$twohost" ;;
 esac
 diag "host KVM: $mode_line"
 [ -n "$direct" ] && diag "running directly: $direct"
@@ -71,9 +73,12 @@ for group in "$@"; do
 	linux-guest.sh) l1_cpus=2 ;;
 	*) l1_cpus=1 ;;
 	esac
+	l1_hosts=1 l1_mem=4096
+	[ "$group" = "$twohost" ] && l1_hosts=2 l1_mem=2048
 	# shellcheck disable=SC2086
 	for attempt in 1 2 3; do
-		"$VMMD_SRCDIR/tests/lab/run" --cpus $l1_cpus --memory 4096 --timeout 600 $share -- \
+		"$VMMD_SRCDIR/tests/lab/run" --hosts $l1_hosts --cpus $l1_cpus --memory $l1_mem \
+			--timeout 600 $share -- \
 			env VMMD_SRCDIR="$VMMD_SRCDIR" VMMD_BUILDDIR="$VMMD_BUILDDIR" VMMD_CACHE="$VMMD_CACHE" \
 			sh "$here/run-list.sh" $group >"$WORK/lab.tap" 2>&1
 		rc=$?
