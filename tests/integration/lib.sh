@@ -83,6 +83,18 @@ vmm_finish() {
 	exec 8>&-
 }
 
+# vmm_migrate DEST EXTRA-JSON SECS: starts a live migration on the vmm at
+# $CTL_SOCK and waits up to SECS for it to end; $st is its last status.
+vmm_migrate() {
+	st=$(ctl "{\"cmd\":\"migrate\",\"destination\":\"$1\"$2}")
+	_i=0
+	while printf '%s' "$st" | grep -q '"migration":"active"' && [ $_i -lt $(($3 * 10)) ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+		st=$(ctl '{"cmd":"migrate-status"}')
+	done
+}
+
 # flip_byte FILE OFFSET: changes one byte in place (corruption tests).
 flip_byte() {
 	_b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')

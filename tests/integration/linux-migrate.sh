@@ -43,14 +43,7 @@ check "the guest runs on lab-a with its lease and disk" \
 	sh -c "grep -q 'guest: eth0 lease' '$WORK/src' && grep -q 'TICK 3 .* migrated-disk-o' '$WORK/src'"
 boot_id=$(sed -n 's/.*TICK 3 \([^ ]*\).*/\1/p' "$WORK/src" | tr -d '\r' | head -n 1)
 
-r=$(ctl "{\"cmd\":\"migrate\",\"destination\":\"$peer:$port\",\"downtime_limit_ms\":300}")
-i=0
-st=$r
-while printf '%s' "$st" | grep -q '"migration":"active"' && [ $i -lt 1200 ]; do
-	sleep 0.25
-	i=$((i + 1))
-	st=$(ctl '{"cmd":"migrate-status"}')
-done
+vmm_migrate "$peer:$port" ',"downtime_limit_ms":300' 300
 last=$(sed -n 's/.*TICK \([0-9]*\) .*/\1/p' "$WORK/src" | tail -n 1)
 down=$(printf '%s' "$st" | sed -n 's/.*"downtime_ms":\([0-9]*\).*/\1/p')
 check "the migration to lab-b completes ($(printf '%s' "$st" | sed -n 's/.*"migration":"\([a-z]*\)".*"total_ms":\([0-9]*\).*/\1, \2 ms/p'), ${down:-?} ms down)" \

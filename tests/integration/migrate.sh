@@ -65,17 +65,8 @@ dst_stop() {
 	fi
 	wait $dpid 2>/dev/null
 }
-# migrate EXTRA-JSON: starts a migration, waits for its end, $st = last status.
-migrate() {
-	r=$(ctl "{\"cmd\":\"migrate\",\"destination\":\"127.0.0.1:$port\"$1}")
-	i=0
-	st=$r
-	while printf '%s' "$st" | grep -q '"migration":"active"' && [ $i -lt 600 ]; do
-		sleep 0.1
-		i=$((i + 1))
-		st=$(ctl '{"cmd":"migrate-status"}')
-	done
-}
+# migrate EXTRA-JSON: to this test's destination, waits for the end ($st).
+migrate() { vmm_migrate "127.0.0.1:$port" "$1" 60; }
 rm -f "$WORK/din"
 mkfifo "$WORK/din"
 exec 9<>"$WORK/din"
