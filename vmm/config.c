@@ -318,6 +318,11 @@ int config__parse(struct vm_config *cfg, int argc, char **argv)
 		fprintf(stderr, "vmm: --tls-cert, --tls-key and --tls-ca go together, with --incoming\n");
 		return -EINVAL;
 	}
+	if ((cfg->incoming || cfg->restore_dir) && cfg->on_reboot == ON_REBOOT_RESTART) {
+		/* The re-exec would restore (or wait for) the same VM again, not boot. */
+		fprintf(stderr, "vmm: --on-reboot restart cannot go with --restore or --incoming\n");
+		return -EINVAL;
+	}
 	if (cfg->incoming && cfg->restore_dir) {
 		fprintf(stderr, "vmm: --incoming and --restore exclude each other\n");
 		return -EINVAL;

@@ -30,6 +30,7 @@ head -c $((40 * 1024 * 1024)) /dev/zero >"$WORK/big-initrd"
 expect "no --kernel is refused" "--kernel is required"
 expect "unknown option is named" "unknown option '--bogus'" --kernel "$TINY" --bogus
 expect "option without a value is named" "option '--memory' needs a value" --kernel "$TINY" --memory
+expect "--on-reboot restart with --restore is refused" "cannot go with --restore or --incoming" --restore /nonexistent --on-reboot restart
 expect "--cpus 0 is refused" "--cpus '0'" --kernel "$TINY" --cpus 0
 expect "--cpus not a number is refused" "--cpus 'two'" --kernel "$TINY" --cpus two
 expect "--cpus above 255 is refused" "--cpus '300'" --kernel "$TINY" --cpus 300
