@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RECV_ACCEPT_MS (600 * 1000) /* how long --incoming waits for a source */
 #define RECV_IDLE_MS (60 * 1000)    /* silence mid-migration that ends it */
@@ -75,6 +76,7 @@ static int recv__run(struct vm *vm, struct mig_stream *s, char *why, size_t wlen
 	uint8_t *buf = NULL;
 	uint32_t type;
 	size_t len;
+	const char *hold;
 	int err;
 
 	err = mig_stream__recv(s, &type, &buf, &len, RECV_IDLE_MS);
@@ -131,6 +133,11 @@ static int recv__run(struct vm *vm, struct mig_stream *s, char *why, size_t wlen
 	if (err)
 		return err;
 	pr_info("incoming: %llu pages and the state received; ready", (unsigned long long)pages);
+	/* Test hook: holds the source in stop-and-copy long enough for a test
+	 * to kill this side there (tests/integration/migrate.sh). */
+	hold = getenv("VMM_TEST_HOLD_READY_MS");
+	if (hold && atoi(hold) > 0)
+		usleep((useconds_t)atoi(hold) * 1000);
 	err = mig_stream__send(s, MIG_READY, NULL, 0);
 	if (!err)
 		err = mig_stream__recv(s, &type, &buf, &len, RECV_IDLE_MS);

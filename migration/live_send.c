@@ -398,9 +398,11 @@ static void *live_send__thread(void *arg)
 	if (!err || ls->committed) {
 		/* Stays paused for good; "stop" (or a signal) ends vmm with exit 5. */
 		__atomic_store_n(&ls->vm->migrated, true, __ATOMIC_RELEASE);
-		pr_info("migrated to %s: %lld ms in all, %lld ms stopped, %llu rounds, %llu bytes",
+		pr_info("migrated to %s: %lld ms in all, %lld ms stopped, %llu rounds, %llu bytes "
+			"(dirty %s)",
 			ls->dest, (long long)ls->total_ms, (long long)ls->downtime_ms_measured,
-			(unsigned long long)ls->rounds, (unsigned long long)ls->bytes);
+			(unsigned long long)ls->rounds, (unsigned long long)ls->bytes,
+			vm__dirty_log_kind(ls->vm));
 	}
 	return NULL;
 }
@@ -418,8 +420,9 @@ static json_t *live_send__status_json(struct live_send *ls)
 							(json_int_t)ls->round[i].ms,
 							"dirty_pages_per_s",
 							ls->round[i].dirty_pages_per_s));
-	j = json_pack("{s:b, s:s, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+	j = json_pack("{s:b, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
 		      "ok", 1, "migration", state_names[ls->state], "phase", ls->phase,
+		      "dirty_log", ls->vm ? vm__dirty_log_kind(ls->vm) : NULL,
 		      "destination", ls->state == MS_NONE ? NULL : ls->dest, "error",
 		      ls->error[0] ? ls->error : NULL, "setup_ms", (json_int_t)ls->setup_ms,
 		      "total_ms", (json_int_t)ls->total_ms, "downtime_ms",

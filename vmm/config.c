@@ -43,6 +43,9 @@ void config__usage(FILE *out)
 	      "  --incoming HOST:PORT wait there for a live migration of a VM with these options\n"
 	      "  --tls-cert/--tls-key/--tls-ca FILE  mutual TLS 1.3 for --incoming: only a source\n"
 	      "                       whose certificate chains to the CA gets through\n"
+	      "  --dirty-log MODE     how a live migration learns what vCPUs wrote: ring (KVM's\n"
+	      "                       per-vCPU dirty ring), bitmap (KVM_GET_DIRTY_LOG) or auto\n"
+	      "                       (the ring where KVM has it; default)\n"
 	      "  --status-file PATH   on exit, write why the VM stopped there (JSON)\n"
 	      "  --spec-fd N          first option only: read options, each NUL-terminated,\n"
 	      "                       from descriptor N (how vmmd hands over a VM's spec)\n"
@@ -145,7 +148,7 @@ static int config__bad(const char *opt, const char *arg, const char *why)
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
        OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET, OPT_CONSOLE,
        OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE, OPT_RESTORE, OPT_RESTORE_MODE, OPT_INCOMING,
-       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_DIRTY_LOG };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -168,6 +171,7 @@ static const struct option long_opts[] = {
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "dirty-log", required_argument, NULL, OPT_DIRTY_LOG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -237,6 +241,16 @@ static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
 	case OPT_TLS_CERT: cfg->tls_cert = arg; return 0;
 	case OPT_TLS_KEY: cfg->tls_key = arg; return 0;
 	case OPT_TLS_CA: cfg->tls_ca = arg; return 0;
+	case OPT_DIRTY_LOG:
+		if (!strcmp(arg, "auto"))
+			cfg->dirty_log = DIRTY_LOG_AUTO;
+		else if (!strcmp(arg, "ring"))
+			cfg->dirty_log = DIRTY_LOG_RING;
+		else if (!strcmp(arg, "bitmap"))
+			cfg->dirty_log = DIRTY_LOG_BITMAP;
+		else
+			return config__bad("--dirty-log", arg, "expected auto, ring or bitmap");
+		return 0;
 	case OPT_RESTORE_MODE:
 		if (strcmp(arg, "copy") && strcmp(arg, "lazy"))
 			return config__bad("--restore-mode", arg, "expected copy or lazy");

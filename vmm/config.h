@@ -12,6 +12,7 @@
 
 enum serial_kind { SERIAL_NONE, SERIAL_STDIO, SERIAL_FILE, SERIAL_UNIX };
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
+enum dirty_log_mode { DIRTY_LOG_AUTO, DIRTY_LOG_RING, DIRTY_LOG_BITMAP };
 
 /* "path=FILE,readonly=on" style option: the first bare word, then key=value. */
 struct kv_opt {
@@ -45,6 +46,7 @@ struct vm_config {
 	bool restore_lazy;        /* --restore-mode lazy */
 	const char *incoming;     /* --incoming HOST:PORT: wait for a live migration */
 	const char *tls_cert, *tls_key, *tls_ca; /* --tls-*: mutual TLS for --incoming */
+	enum dirty_log_mode dirty_log;           /* --dirty-log */
 	bool verbose;
 };
 

@@ -3,6 +3,7 @@
 
 #include "common/log.h"
 #include "vmm/cpuid.h"
+#include "vmm/dirty_ring.h"
 #include "vmm/layout.h"
 #include "vmm/vm.h"
 
@@ -118,6 +119,9 @@ static int vcpu__create_one(struct vm *vm, unsigned int id,
 		err = -errno;
 		goto out_free;
 	}
+	err = dirty_ring__map(v);
+	if (err)
+		goto out_free;
 	memcpy(cpuid, supported, sz);
 	cpuid__fixup(cpuid, id, vm->nr_cpus);
 	if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
@@ -287,6 +291,14 @@ static bool vcpu__handle_exit(struct vcpu *v)
 		return false;
 	case KVM_EXIT_INTR:
 		return false;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		if (dirty_ring__harvest(vm, v)) {
+			vm__request_stop(vm, VM_STOP_ERROR,
+					 "vCPU %u: KVM's dirty ring cannot be emptied (try "
+					 "--dirty-log bitmap)", v->id);
+			return true;
+		}
+		return false;
 	case KVM_EXIT_HLT:
 		/* Only without an in-kernel LAPIC; treat as a stop of this vCPU. */
 		vm__request_stop(vm, VM_STOP_ERROR, "vCPU %u halted with interrupts off at RIP 0x%llx",
@@ -414,6 +426,7 @@ void vcpus__destroy(struct vm *vm)
 			continue;
 		if (v->run)
 			munmap(v->run, (size_t)vm->vcpu_mmap_size);
+		dirty_ring__unmap(v);
 		if (v->fd >= 0)
 			close(v->fd);
 		free(v);

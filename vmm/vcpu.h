@@ -5,6 +5,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct vm;
 
@@ -15,6 +16,11 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	/* KVM's dirty ring of this vCPU (dirty_ring.c), NULL without one. */
+	struct kvm_dirty_gfn *ring;
+	uint32_t ring_fetch;
+	uint32_t ring_idle_fulls; /* "full" exits in a row that found nothing */
+	pthread_mutex_t ring_lock;
 };
 
 int vcpus__create(struct vm *vm);

@@ -3,6 +3,7 @@
 #include "vmm/vm.h"
 
 #include "common/log.h"
+#include "vmm/dirty_ring.h"
 #include "vmm/layout.h"
 #include "vmm/vcpu.h"
 
@@ -111,6 +112,10 @@ int vm__dirty_log_fetch(struct vm *vm, uint64_t *bitmap)
 	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = tmp };
 	int err = 0;
 
+	if (vm->dirty_ring_entries) {
+		free(tmp);
+		return dirty_ring__fetch(vm, bitmap);
+	}
 	if (!tmp)
 		return -ENOMEM;
 	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
@@ -132,6 +137,11 @@ int vm__dirty_log_fetch(struct vm *vm, uint64_t *bitmap)
 out:
 	free(tmp);
 	return err;
+}
+
+const char *vm__dirty_log_kind(const struct vm *vm)
+{
+	return vm->dirty_ring_entries ? "ring" : "bitmap";
 }
 
 /* One memfd holds all RAM so the paravisor and a servicing successor can map
@@ -231,6 +241,9 @@ int vm__create(struct vm *vm, struct vm_config *cfg)
 	err = vm__init_ram(vm);
 	if (err)
 		goto out_destroy;
+	err = dirty_ring__enable(vm);
+	if (err)
+		goto out_destroy;
 	err = evloop__init(&vm->loop);
 	if (err) {
 		pr_err("event loop: %s", strerror(-err));
@@ -249,6 +262,8 @@ void vm__destroy(struct vm *vm)
 		evloop__exit(&vm->loop);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
+	free(vm->ring_dirty);
+	vm->ring_dirty = NULL;
 	if (vm->mem_fd >= 0)
 		close(vm->mem_fd);
 	if (vm->vm_fd >= 0)

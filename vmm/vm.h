@@ -41,6 +41,10 @@ struct vm {
 	uint64_t low_ram_size; /* min(ram_size, PCI_HOLE_START) */
 	struct guest_mem mem;  /* the same RAM as regions, for device models */
 	bool dirty_logging;    /* KVM_MEM_LOG_DIRTY_PAGES on the RAM slots */
+	/* KVM's dirty ring (dirty_ring.c): entries per vCPU, 0 if the bitmap
+	 * is used; pages that vCPUs emptied from full rings wait here. */
+	uint32_t dirty_ring_entries;
+	uint64_t *ring_dirty;
 	/* A live migration handed the guest over: this VM stays paused until
 	 * stopped (so its statistics can be read), then exits as migrated. */
 	bool migrated;
@@ -111,7 +115,9 @@ extern int (*vm__incoming_hook)(struct vm *vm);
 /* Dirty page logging of guest RAM (what vCPUs write) for live migration. */
 int vm__dirty_log(struct vm *vm, bool on);
 /* ORs the pages written since the last fetch into bitmap (one bit per 4 KiB
- * of RAM, linear as in the memfd) and clears KVM's log. */
+ * of RAM, linear as in the memfd) and clears KVM's log (ring or bitmap). */
 int vm__dirty_log_fetch(struct vm *vm, uint64_t *bitmap);
+/* "ring" or "bitmap": which of KVM's two dirty logs this VM uses. */
+const char *vm__dirty_log_kind(const struct vm *vm);
 
 #endif

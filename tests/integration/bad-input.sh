@@ -52,6 +52,7 @@ expect "initrd larger than RAM is refused" "initrd $WORK/big-initrd: larger than
 expect "missing initrd file is named" "initrd /nonexistent/initrd: No such file" \
 	--kernel "$TINY" --initrd /nonexistent/initrd
 expect "--on-reboot with an unknown action is refused" "--on-reboot 'maybe'" --kernel "$TINY" --on-reboot maybe
+expect "--dirty-log with an unknown mode is refused" "--dirty-log 'rings'" --kernel "$TINY" --dirty-log rings
 expect "stray argument is refused" "unexpected argument 'extra'" --kernel "$TINY" extra
 
 run_vmm "$WORK/help" 10 --help

@@ -4,9 +4,9 @@
 # carries on at the destination (heartbeat counter continues, no second
 # boot, its RAM pattern verifies), idle and while dirtying memory, in plain
 # TCP and in mutual TLS; and the faults: a certificate from another CA, the
-# destination killed mid-way, a cancel, a peer that sends garbage, a
-# destination of another size — the source keeps running every time and
-# the destination never runs the guest.
+# destination killed mid-way and in stop-and-copy, a cancel, a peer that
+# sends garbage, a destination of another size — the source keeps running
+# every time and the destination never runs the guest.
 . "$(dirname "$0")/lib.sh"
 args="--memory 128M --cpus 2 --stop-timeout 0"
 port=47000
@@ -85,6 +85,10 @@ src_rc=$?
 check "migration completes: $(field "$st" migration), $(field "$st" rounds) rounds, $(field "$st" downtime_ms) ms down, $(field "$st" bytes) bytes" \
 	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"'"
 check "stopped, the source vmm exits 5 (migrated away; got $src_rc)" [ "$src_rc" -eq 5 ]
+# KVM's dirty ring by default; the bitmap only on kvm_pvm (see dirty_ring.c).
+want_log=ring
+[ -e /sys/module/kvm_pvm ] && want_log=bitmap
+check "pre-copy read KVM's dirty $want_log ($(field "$st" dirty_log))" [ "$(field "$st" dirty_log)" = "$want_log" ]
 wait_for "$WORK/d1" "tiny: heartbeat" 20
 first=$(first_beat "$WORK/d1")
 check "the guest carries on at the destination (heartbeat ${before:-?} before, ${first:-none} first after)" \
@@ -96,9 +100,12 @@ check "the destination says it received the VM" has "$WORK/d1" "the guest runs h
 dst_stop "idle guest" "$WORK/d1"
 exec 8>&-
 
-# 2. A guest dirtying 4 MiB flat out, in mutual TLS: pre-copy cannot
+# 2. A guest dirtying 4 MiB flat out, in mutual TLS, with KVM_GET_DIRTY_LOG
+# (--dirty-log bitmap) instead of the ring: pre-copy cannot
 # converge, so max_rounds ends it; the heartbeat goes on at the destination.
+args="$args --dirty-log bitmap"
 src "$WORK/s2" "heartbeat=14 dirty=0 dirty_size=4"
+args="--memory 128M --cpus 2 --stop-timeout 0"
 rm -f "$WORK/dst.rc"
 dst "$WORK/d2" --tls-cert "$WORK/dst.crt" --tls-key "$WORK/dst.key" --tls-ca "$WORK/good.crt"
 before=$(last_beat "$WORK/s2")
@@ -107,8 +114,8 @@ ctl '{"cmd":"stop"}' >/dev/null
 wait $pid 2>/dev/null
 rounds=$(field "$st" rounds)
 # (How many rounds depends on how fast this host sends: 1 to max_rounds.)
-check "a dirtying guest migrates in mutual TLS ($(field "$st" migration), $rounds rounds, $(field "$st" downtime_ms) ms down)" \
-	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"' && [ '${rounds:-0}' -ge 1 ]"
+check "a dirtying guest migrates in mutual TLS ($(field "$st" migration), $rounds rounds, $(field "$st" downtime_ms) ms down, dirty $(field "$st" dirty_log))" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"' && [ '${rounds:-0}' -ge 1 ] && printf '%s' '$st' | grep -q '\"dirty_log\":\"bitmap\"'"
 wait_for "$WORK/d2" "tiny: heartbeat" 20
 first=$(first_beat "$WORK/d2")
 check "the dirtying guest carries on at the destination (${before:-?} -> ${first:-none})" \
@@ -149,6 +156,29 @@ migrate "$slow"
 check "the destination killed mid-way fails the migration ($(field "$st" error))" \
 	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"failed\"'"
 alive "destination killed"
+
+# Killed in stop-and-copy: the guest is paused on the source and the
+# destination holds every page and the state (VMM_TEST_HOLD_READY_MS keeps
+# it there, before READY) when it dies; the source must resume the guest.
+rm -f "$WORK/dst.rc"
+export VMM_TEST_HOLD_READY_MS=8000
+dst "$WORK/d4b"
+unset VMM_TEST_HOLD_READY_MS
+(
+	i=0
+	until ctl '{"cmd":"migrate-status"}' | grep -q '"phase":"stop-and-copy"' || [ $i -ge 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	sleep 0.5
+	kill -KILL "$(cat "$WORK/dst.pid")"
+) &
+killer=$!
+migrate ""
+wait $killer
+check "the destination killed in stop-and-copy fails the migration ($(field "$st" error))" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"failed\"' && printf '%s' '$st' | grep -q 'hung up'"
+alive "destination killed in stop-and-copy"
 
 rm -f "$WORK/dst.rc"
 dst "$WORK/d5"
