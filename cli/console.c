@@ -153,7 +153,7 @@ int console__run(struct client *c, const char *id, const char *name)
 	curl_free(esc_id);
 	out_client.stop = &console_stop;
 	s->c = &out_client;
-	s->path = client__path("ConsoleStream", id, NULL);
+	s->path = client__path("ConsoleStream", id, (const char *)NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	if (isatty(STDIN_FILENO) && !tcgetattr(STDIN_FILENO, &saved_tty)) {

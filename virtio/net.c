@@ -234,7 +234,7 @@ static bool net__finish_csum(uint8_t *frame, size_t len, const struct virtio_net
  * Returns false if the frame was dropped. */
 static bool net__tx_one(struct virtio_net *n, struct virtq_elem *e)
 {
-	struct virtio_net_hdr_v1 h;
+	struct virtio_net_hdr_v1 h = {0};
 	struct iovec hv = {.iov_base = &h, .iov_len = sizeof(h)};
 	size_t flen;
 	int r;
