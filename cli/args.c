@@ -32,8 +32,11 @@ const char cli_usage[] =
     "                                a new VM (NAME, else the saved VM's name) from the\n"
     "                                snapshot in DIR, running where the snapshot left it\n"
     "  migrate VM DEST [--downtime-limit MS] [--bandwidth-limit BYTES] [--max-rounds N]\n"
-    "         [--wait]               move the running VM live to the vmmd whose migration\n"
-    "                                listener is DEST (host:port); --wait prints the figures\n"
+    "         [--auto-converge] [--wait]\n"
+    "                                move the running VM live to the vmmd whose migration\n"
+    "                                listener is DEST (host:port); --auto-converge throttles\n"
+    "                                a guest that dirties memory faster than the link;\n"
+    "                                --wait prints the figures\n"
     "  delete VM [--force] [--wait]\n"
     "  operations [--vm VM]          operations, newest first\n"
     "  operation ID                  one operation\n"
@@ -119,6 +122,7 @@ enum {
 	O_DOWNTIME,
 	O_BANDWIDTH,
 	O_ROUNDS,
+	O_CONVERGE,
 };
 
 static const struct option long_opts[] = {
@@ -147,6 +151,7 @@ static const struct option long_opts[] = {
     {"downtime-limit", required_argument, NULL, O_DOWNTIME},
     {"bandwidth-limit", required_argument, NULL, O_BANDWIDTH},
     {"max-rounds", required_argument, NULL, O_ROUNDS},
+    {"auto-converge", no_argument, NULL, O_CONVERGE},
     {0},
 };
 
@@ -177,6 +182,7 @@ static const unsigned opt_cmds[] = {
     [O_DOWNTIME - O_SOCKET] = M(CLI_MIGRATE),
     [O_BANDWIDTH - O_SOCKET] = M(CLI_MIGRATE),
     [O_ROUNDS - O_SOCKET] = M(CLI_MIGRATE),
+    [O_CONVERGE - O_SOCKET] = M(CLI_MIGRATE),
 };
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -276,6 +282,9 @@ static int set_opt(struct cli_args *a, int c, const char *arg, char *err, size_t
 		if (strcmp(arg, "restart") && strcmp(arg, "stop"))
 			return bad(err, errlen, "--on-reboot %s: must be restart or stop", arg);
 		a->on_reboot = arg;
+		break;
+	case O_CONVERGE:
+		a->auto_converge = true;
 		break;
 	case O_PAUSED: a->paused = true; break;
 	case O_MEMORY_MODE:

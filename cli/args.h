@@ -61,6 +61,7 @@ struct cli_args {
 	const char *dest;
 	uint32_t downtime_limit_ms, max_rounds;
 	uint64_t bandwidth_limit;
+	bool auto_converge;
 
 	/* create (and restore: --name) */
 	const char *name;

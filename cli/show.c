@@ -199,14 +199,24 @@ const char *show__migration(json_t *op, bool rounds, char *buf, size_t len)
 			       jint(op, "migration.setup_ms"), jint(op, "migration.downtime_ms"),
 			       jint(op, "migration.bytes"), jint(op, "migration.pages_normal"),
 			       jint(op, "migration.pages_zero"), jint(op, "migration.rounds"));
+	if (off < len && jint(op, "migration.throughput_bytes_per_s"))
+		off += (size_t)snprintf(buf + off, len - off, ", %.1f MB/s",
+					(double)jint(op, "migration.throughput_bytes_per_s") / 1e6);
+	if (off < len && *jstr(op, "migration.dirty_log"))
+		off += (size_t)snprintf(buf + off, len - off, ", dirty %s",
+					jstr(op, "migration.dirty_log"));
+	if (off < len && jint(op, "migration.throttle_percent"))
+		off += (size_t)snprintf(buf + off, len - off, ", vCPUs throttled up to %" PRId64 "%%",
+					jint(op, "migration.throttle_percent"));
 	json_array_foreach(rs, i, r) {
 		if (!rounds || off >= len)
 			break;
 		off += (size_t)snprintf(buf + off, len - off,
 					"\n  round %zu: %" PRId64 " pages in %" PRId64
-					" ms, guest dirtied %" PRId64 " pages/s",
+					" ms, guest dirtied %" PRId64 " pages/s%s",
 					i, jint(r, "pages"), jint(r, "ms"),
-					jint(r, "dirty_pages_per_s"));
+					jint(r, "dirty_pages_per_s"),
+					jint(r, "throttle_percent") ? " (throttled)" : "");
 	}
 	return buf;
 }

@@ -168,6 +168,7 @@ static json_t *action_body(const struct cli_args *a, char *dir)
 		mig.downtime_limit_ms = a->downtime_limit_ms;
 		mig.bandwidth_limit = a->bandwidth_limit;
 		mig.max_rounds = a->max_rounds;
+		mig.auto_converge = a->auto_converge;
 		return api_json__from_message(&mig.base);
 	case CLI_STOP:
 		stop.force = a->force;

@@ -86,13 +86,16 @@ struct op_migrate {
 	char dest[256];
 	uint32_t downtime_limit_ms, max_rounds;
 	uint64_t bandwidth_limit;
+	bool auto_converge;
 	char cert[REGISTRY_PATH_MAX], key[REGISTRY_PATH_MAX], ca[REGISTRY_PATH_MAX];
 	bool has_result;
 	uint32_t setup_ms, total_ms, downtime_ms, rounds;
-	uint64_t bytes, pages_normal, pages_zero;
+	uint64_t bytes, pages_normal, pages_zero, throughput;
+	uint32_t throttle_pct;
+	char dirty_log[8];
 	struct {
 		uint64_t pages, dirty_pages_per_s;
-		uint32_t ms;
+		uint32_t ms, throttle_pct;
 	} round[MIGRATE_ROUNDS_KEPT];
 };
 

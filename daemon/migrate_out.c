@@ -65,7 +65,13 @@ static void out__take_status(struct op_migrate *g, json_t *st, uint32_t vmmd_set
 	g->pages_normal = I("pages_normal");
 	g->pages_zero = I("pages_zero");
 	g->rounds = (uint32_t)I("rounds");
+	g->throttle_pct = (uint32_t)I("throttle_percent");
+	/* The transfer alone: vmm's total less its own setup. */
+	if (I("total_ms") > I("setup_ms"))
+		g->throughput = g->bytes * 1000 / (I("total_ms") - I("setup_ms"));
 #undef I
+	snprintf(g->dirty_log, sizeof(g->dirty_log), "%s",
+		 json_string_value(json_object_get(st, "dirty_log")) ?: "");
 	json_array_foreach(rounds, i, r) {
 		if (i >= MIGRATE_ROUNDS_KEPT)
 			break;
@@ -73,6 +79,8 @@ static void out__take_status(struct op_migrate *g, json_t *st, uint32_t vmmd_set
 		g->round[i].ms = (uint32_t)json_integer_value(json_object_get(r, "ms"));
 		g->round[i].dirty_pages_per_s =
 			(uint64_t)(json_number_value(json_object_get(r, "dirty_pages_per_s")) + 0.5);
+		g->round[i].throttle_pct =
+			(uint32_t)json_integer_value(json_object_get(r, "throttle_percent"));
 	}
 }
 
@@ -280,11 +288,11 @@ void migrate_out__run(struct daemon *d, struct op *op, struct vm *vm)
 	if (out__setup(&o, spec, data, sizeof(data)))
 		goto out_unlocked;
 	rep = out__vmm(&o,
-		       json_pack("{s:s, s:s, s:i, s:i, s:I, s:{s:s, s:s, s:s}}", "cmd", "migrate",
-				 "destination", data, "downtime_limit_ms", (int)g->downtime_limit_ms,
-				 "max_rounds", (int)g->max_rounds, "bandwidth_limit",
-				 (json_int_t)g->bandwidth_limit, "tls", "cert", g->cert, "key",
-				 g->key, "ca", g->ca),
+		       json_pack("{s:s, s:s, s:i, s:i, s:I, s:b, s:{s:s, s:s, s:s}}", "cmd",
+				 "migrate", "destination", data, "downtime_limit_ms",
+				 (int)g->downtime_limit_ms, "max_rounds", (int)g->max_rounds,
+				 "bandwidth_limit", (json_int_t)g->bandwidth_limit, "auto_converge",
+				 g->auto_converge, "tls", "cert", g->cert, "key", g->key, "ca", g->ca),
 		       5000);
 	if (rep && !json_is_true(json_object_get(rep, "ok")))
 		snprintf(o.why, sizeof(o.why), "vmm refused to migrate: %s",

@@ -155,11 +155,15 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 		mig.pages_normal = g->pages_normal;
 		mig.pages_zero = g->pages_zero;
 		mig.rounds = g->rounds;
+		mig.dirty_log = (char *)g->dirty_log;
+		mig.throttle_percent = g->throttle_pct;
+		mig.throughput_bytes_per_s = g->throughput;
 		for (size_t i = 0; i < n; i++) {
 			vmmd__v1__migration_round__init(&rounds[i]);
 			rounds[i].pages = g->round[i].pages;
 			rounds[i].ms = g->round[i].ms;
 			rounds[i].dirty_pages_per_s = g->round[i].dirty_pages_per_s;
+			rounds[i].throttle_percent = g->round[i].throttle_pct;
 			rp[i] = &rounds[i];
 		}
 		mig.n_round_stats = n;

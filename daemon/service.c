@@ -353,6 +353,7 @@ HANDLER(MigrateVm)
 		m->downtime_limit_ms = req->downtime_limit_ms ? req->downtime_limit_ms : 300;
 		m->max_rounds = req->max_rounds ? req->max_rounds : 30;
 		m->bandwidth_limit = req->bandwidth_limit;
+		m->auto_converge = req->auto_converge;
 		r = action(d, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_MIGRATE, M(RUNNING),
 			   ": only a running VM can be migrated", &args, resp, err);
 	}

@@ -231,10 +231,14 @@ static struct op *parse_op(const char *text, size_t len, char *why, size_t whyle
 		g->pages_normal = r->pages_normal;
 		g->pages_zero = r->pages_zero;
 		g->rounds = r->rounds;
+		snprintf(g->dirty_log, sizeof(g->dirty_log), "%s", r->dirty_log);
+		g->throttle_pct = r->throttle_percent;
+		g->throughput = r->throughput_bytes_per_s;
 		for (size_t i = 0; i < r->n_round_stats && i < MIGRATE_ROUNDS_KEPT; i++) {
 			g->round[i].pages = r->round_stats[i]->pages;
 			g->round[i].ms = r->round_stats[i]->ms;
 			g->round[i].dirty_pages_per_s = r->round_stats[i]->dirty_pages_per_s;
+			g->round[i].throttle_pct = r->round_stats[i]->throttle_percent;
 		}
 	}
 	protobuf_c_message_free_unpacked(m, NULL);

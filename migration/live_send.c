@@ -9,6 +9,7 @@
 #include "migration/saved_state.h"
 #include "migration/stream.h"
 #include "vmm/control.h"
+#include "vmm/vcpu_throttle.h"
 #include "vmm/vm.h"
 
 #include <endian.h>
@@ -35,7 +36,14 @@ struct round_stats {
 	uint64_t pages;
 	int64_t ms;
 	double dirty_pages_per_s;
+	unsigned int throttle_pct;
 };
+
+/* Auto-converge, QEMU's rule: two rounds in which the guest dirtied more
+ * than half of what the link carried meanwhile raise the throttle. */
+#define THROTTLE_FIRST_PCT 20
+#define THROTTLE_STEP_PCT 10
+#define THROTTLE_MAX_PCT 99
 
 struct live_send {
 	struct vm *vm;
@@ -43,6 +51,8 @@ struct live_send {
 	char cert[512], key[512], ca[512];
 	unsigned int downtime_ms, max_rounds;
 	uint64_t bandwidth; /* bytes per second; 0: as fast as the link goes */
+	bool auto_converge;
+	unsigned int throttle_pct, high_rounds;
 
 	pthread_mutex_t lock; /* guards what status reads, s, cancel */
 	enum send_state state;
@@ -240,9 +250,32 @@ static int send__hello(struct live_send *ls, char *why, size_t wlen)
 	return err ? err : send__expect(ls, MIG_ACCEPT, SEND_REPLY_MS, why, wlen);
 }
 
+/* After a round: raises the vCPU throttle when the guest outruns the link. */
+static void send__converge(struct live_send *ls, uint64_t dirty, uint64_t sent)
+{
+	unsigned int pct;
+
+	if (!ls->auto_converge || !sent || dirty * MIG_PAGE * 2 <= sent) {
+		ls->high_rounds = 0;
+		return;
+	}
+	if (++ls->high_rounds < 2)
+		return;
+	ls->high_rounds = 0;
+	pct = ls->throttle_pct ? ls->throttle_pct + THROTTLE_STEP_PCT : THROTTLE_FIRST_PCT;
+	if (pct > THROTTLE_MAX_PCT)
+		pct = THROTTLE_MAX_PCT;
+	if (pct != ls->throttle_pct && !vm__throttle(ls->vm, pct)) {
+		pthread_mutex_lock(&ls->lock);
+		ls->throttle_pct = pct;
+		pthread_mutex_unlock(&ls->lock);
+	}
+}
+
 static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 {
 	uint64_t rate = 0; /* bytes per ms of the last round */
+	uint64_t last_sent = 0; /* bytes the last round sent */
 	int err;
 
 	for (;;) {
@@ -254,6 +287,8 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 			snprintf(why, wlen, "cannot read the dirty log: %s", strerror(-err));
 			return err;
 		}
+		if (r)
+			send__converge(ls, dirty, last_sent);
 		/* Stop-and-copy once the rest fits the downtime limit. */
 		if (r && ((rate && dirty * MIG_PAGE / rate <= ls->downtime_ms) ||
 			  r >= ls->max_rounds)) {
@@ -278,10 +313,12 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 			ls->round[r].pages = r ? dirty : ls->pages_normal;
 			ls->round[r].ms = ms;
 			ls->round[r].dirty_pages_per_s = r && ms ? dirty * 1000.0 / (double)ms : 0;
+			ls->round[r].throttle_pct = ls->throttle_pct;
 		}
 		ls->rounds++;
 		pthread_mutex_unlock(&ls->lock);
-		rate = (mig_stream__bytes_sent(ls->s) - b0) / (uint64_t)(now_ms() - t0 + 1);
+		last_sent = mig_stream__bytes_sent(ls->s) - b0;
+		rate = last_sent / (uint64_t)(now_ms() - t0 + 1);
 	}
 }
 
@@ -296,6 +333,7 @@ static int send__complete(struct live_send *ls, int64_t *t_stop, char *why, size
 
 	send__set_phase(ls, "stop-and-copy");
 	*t_stop = now_ms();
+	vm__throttle(ls->vm, 0);
 	if (vm__pause(ls->vm)) {
 		snprintf(why, wlen, "the VM is stopping");
 		return -ESHUTDOWN;
@@ -377,6 +415,7 @@ static void *live_send__thread(void *arg)
 			mig_stream__send(s, MIG_ERROR, why, strlen(why) + 1);
 		__atomic_store_n(&ls->vm->mem.dirty, NULL, __ATOMIC_RELEASE);
 		vm__dirty_log(ls->vm, false);
+		vm__throttle(ls->vm, 0);
 		if (!paused_before)
 			vm__resume(ls->vm);
 		pr_err("migrate to %s failed: %s; the VM runs on here", ls->dest, why);
@@ -415,12 +454,15 @@ static json_t *live_send__status_json(struct live_send *ls)
 
 	pthread_mutex_lock(&ls->lock);
 	for (uint64_t i = 0; i < ls->rounds && i < SEND_ROUNDS_KEPT; i++)
-		json_array_append_new(rounds, json_pack("{s:I, s:I, s:f}", "pages",
+		json_array_append_new(rounds, json_pack("{s:I, s:I, s:f, s:i}", "pages",
 							(json_int_t)ls->round[i].pages, "ms",
 							(json_int_t)ls->round[i].ms,
 							"dirty_pages_per_s",
-							ls->round[i].dirty_pages_per_s));
-	j = json_pack("{s:b, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+							ls->round[i].dirty_pages_per_s,
+							"throttle_percent",
+							(int)ls->round[i].throttle_pct));
+	j = json_pack("{s:b, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
+		      "s:i, s:o}",
 		      "ok", 1, "migration", state_names[ls->state], "phase", ls->phase,
 		      "dirty_log", ls->vm ? vm__dirty_log_kind(ls->vm) : NULL,
 		      "destination", ls->state == MS_NONE ? NULL : ls->dest, "error",
@@ -429,7 +471,8 @@ static json_t *live_send__status_json(struct live_send *ls)
 		      (json_int_t)ls->downtime_ms_measured, "bytes",
 		      (json_int_t)(ls->s ? mig_stream__bytes_sent(ls->s) : ls->bytes),
 		      "pages_normal", (json_int_t)ls->pages_normal, "pages_zero",
-		      (json_int_t)ls->pages_zero, "rounds", (json_int_t)ls->rounds, "round_stats",
+		      (json_int_t)ls->pages_zero, "rounds", (json_int_t)ls->rounds, "auto_converge",
+		      ls->auto_converge, "throttle_percent", (int)ls->throttle_pct, "round_stats",
 		      rounds);
 	pthread_mutex_unlock(&ls->lock);
 	return j;
@@ -440,16 +483,17 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 	struct live_send *ls = &send_job;
 	const char *dest = NULL, *cert = NULL, *key = NULL, *ca = NULL;
 	json_int_t downtime = SEND_DOWNTIME_DEFAULT_MS, rounds = SEND_MAX_ROUNDS_DEFAULT, bw = 0;
+	int converge = 0;
 	pthread_t tid;
 	uint64_t words;
 
-	if (json_unpack(req, "{s:s, s?I, s?I, s?I, s?{s:s, s:s, s:s}}", "destination", &dest,
+	if (json_unpack(req, "{s:s, s?I, s?I, s?I, s?b, s?{s:s, s:s, s:s}}", "destination", &dest,
 			"downtime_limit_ms", &downtime, "max_rounds", &rounds, "bandwidth_limit", &bw,
-			"tls", "cert", &cert, "key", &key, "ca", &ca) ||
+			"auto_converge", &converge, "tls", "cert", &cert, "key", &key, "ca", &ca) ||
 	    !strchr(dest, ':') || strlen(dest) >= sizeof(ls->dest))
 		return control__fail("migrate: needs \"destination\":\"host:port\", optional "
 				     "\"downtime_limit_ms\", \"max_rounds\", \"bandwidth_limit\" "
-				     "(bytes/s), \"tls\":{cert,key,ca}");
+				     "(bytes/s), \"auto_converge\" (bool), \"tls\":{cert,key,ca}");
 	if (downtime < 1 || downtime > 600000 || rounds < 1 || rounds > 1000 || bw < 0)
 		return control__fail("migrate: downtime_limit_ms must be 1..600000, max_rounds "
 				     "1..1000, bandwidth_limit >= 0");
@@ -484,6 +528,8 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 	ls->downtime_ms = (unsigned int)downtime;
 	ls->max_rounds = (unsigned int)rounds;
 	ls->bandwidth = (uint64_t)bw;
+	ls->auto_converge = converge;
+	ls->throttle_pct = ls->high_rounds = 0;
 	ls->state = MS_ACTIVE;
 	ls->phase = "setup";
 	ls->error[0] = 0;

@@ -5,6 +5,7 @@
 #include "vmm/cpuid.h"
 #include "vmm/dirty_ring.h"
 #include "vmm/layout.h"
+#include "vmm/vcpu_throttle.h"
 #include "vmm/vm.h"
 
 #include <asm/kvm.h>
@@ -364,6 +365,7 @@ static void *vcpu__thread(void *arg)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;
+				vcpu__throttle(v);
 				continue;
 			}
 			vm__request_stop(vm, VM_STOP_ERROR, "vCPU %u: KVM_RUN: %s", v->id,

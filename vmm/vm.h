@@ -45,6 +45,9 @@ struct vm {
 	 * is used; pages that vCPUs emptied from full rings wait here. */
 	uint32_t dirty_ring_entries;
 	uint64_t *ring_dirty;
+	/* vcpu_throttle.c: % of time vCPUs are kept out (0: not throttled). */
+	unsigned int throttle_pct;
+	pthread_t throttle_thread;
 	/* A live migration handed the guest over: this VM stays paused until
 	 * stopped (so its statistics can be read), then exits as migrated. */
 	bool migrated;

@@ -123,6 +123,27 @@ check "the dirtying guest carries on at the destination (${before:-?} -> ${first
 dst_stop "dirtying guest" "$WORK/d2"
 exec 8>&-
 
+# 2b. Auto-converge: 8 MiB rewritten flat out over a link held to 16 MiB/s
+# cannot converge; the throttle must rise round after round (the rounds'
+# stats say by how much), come off for the handover, and the guest carry on.
+src "$WORK/s2b" "heartbeat=14 dirty=0 dirty_size=8"
+rm -f "$WORK/dst.rc"
+dst "$WORK/d2b"
+before=$(last_beat "$WORK/s2b")
+migrate ',"auto_converge":true,"bandwidth_limit":16777216,"max_rounds":10,"downtime_limit_ms":1'
+ctl '{"cmd":"stop"}' >/dev/null
+wait $pid 2>/dev/null
+pct=$(field "$st" throttle_percent)
+check "auto-converge throttles the vCPUs ($(field "$st" migration), $(field "$st" rounds) rounds, throttle ${pct:-?}%)" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"' && [ '${pct:-0}' -ge 20 ]"
+check "the throttle came off for the handover" has "$WORK/s2b" "vCPU throttle off"
+wait_for "$WORK/d2b" "tiny: heartbeat" 20
+first=$(first_beat "$WORK/d2b")
+check "the throttled guest carries on at the destination (${before:-?} -> ${first:-none})" \
+	sh -c "[ '${first:-0}' -gt '${before:-999999999}' ]"
+dst_stop "auto-converge" "$WORK/d2b"
+exec 8>&-
+
 # 3. Faults, one source that must survive them all.
 src "$WORK/s3" "heartbeat=14 pattern=5 dirty_size=32"
 alive() { # alive NAME: the source still runs its guest

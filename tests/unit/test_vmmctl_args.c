@@ -192,8 +192,8 @@ static void test_migrate_takes_vm_dest_and_limits(void **state)
 	struct cli_args a;
 
 	assert_int_equal(parse(&a, "migrate", "web", "10.0.0.2:7000", "--downtime-limit", "200",
-			       "--bandwidth-limit", "1048576", "--max-rounds", "5", "--wait",
-			       "--json", NULL),
+			       "--bandwidth-limit", "1048576", "--max-rounds", "5", "--auto-converge",
+			       "--wait", "--json", NULL),
 			 0);
 	assert_int_equal(a.cmd, CLI_MIGRATE);
 	assert_string_equal(a.target, "web");
@@ -201,9 +201,11 @@ static void test_migrate_takes_vm_dest_and_limits(void **state)
 	assert_int_equal(a.downtime_limit_ms, 200);
 	assert_int_equal(a.bandwidth_limit, 1048576);
 	assert_int_equal(a.max_rounds, 5);
-	assert_true(a.wait && a.json);
+	assert_true(a.wait && a.json && a.auto_converge);
 	assert_int_equal(parse(&a, "migrate", "web", "h:1", NULL), 0);
 	assert_int_equal(a.downtime_limit_ms, 0); /* the daemon's default */
+	assert_false(a.auto_converge);
+	assert_int_not_equal(parse(&a, "snapshot", "web", "/tmp/s", "--auto-converge", NULL), 0);
 	assert_int_not_equal(parse(&a, "migrate", "web", NULL), 0);
 	assert_non_null(strstr(err, "missing the destination"));
 	assert_int_not_equal(parse(&a, "migrate", NULL), 0);
