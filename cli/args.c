@@ -32,10 +32,11 @@ const char cli_usage[] =
     "                                a new VM (NAME, else the saved VM's name) from the\n"
     "                                snapshot in DIR, running where the snapshot left it\n"
     "  migrate VM DEST [--downtime-limit MS] [--bandwidth-limit BYTES] [--max-rounds N]\n"
-    "         [--auto-converge] [--wait]\n"
+    "         [--auto-converge] [--connections N] [--wait]\n"
     "                                move the running VM live to the vmmd whose migration\n"
     "                                listener is DEST (host:port); --auto-converge throttles\n"
     "                                a guest that dirties memory faster than the link;\n"
+    "                                --connections N carries RAM on N connections at once;\n"
     "                                --wait prints the figures\n"
     "  delete VM [--force] [--wait]\n"
     "  operations [--vm VM]          operations, newest first\n"
@@ -123,6 +124,7 @@ enum {
 	O_BANDWIDTH,
 	O_ROUNDS,
 	O_CONVERGE,
+	O_CONNECTIONS,
 };
 
 static const struct option long_opts[] = {
@@ -152,6 +154,7 @@ static const struct option long_opts[] = {
     {"bandwidth-limit", required_argument, NULL, O_BANDWIDTH},
     {"max-rounds", required_argument, NULL, O_ROUNDS},
     {"auto-converge", no_argument, NULL, O_CONVERGE},
+    {"connections", required_argument, NULL, O_CONNECTIONS},
     {0},
 };
 
@@ -183,6 +186,7 @@ static const unsigned opt_cmds[] = {
     [O_BANDWIDTH - O_SOCKET] = M(CLI_MIGRATE),
     [O_ROUNDS - O_SOCKET] = M(CLI_MIGRATE),
     [O_CONVERGE - O_SOCKET] = M(CLI_MIGRATE),
+    [O_CONNECTIONS - O_SOCKET] = M(CLI_MIGRATE),
 };
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -285,6 +289,11 @@ static int set_opt(struct cli_args *a, int c, const char *arg, char *err, size_t
 		break;
 	case O_CONVERGE:
 		a->auto_converge = true;
+		break;
+	case O_CONNECTIONS:
+		if (parse_u32(arg, 1, 16, &a->connections))
+			return bad(err, errlen, "--connections %s: not a number of connections (1-16)",
+				   arg);
 		break;
 	case O_PAUSED: a->paused = true; break;
 	case O_MEMORY_MODE:

@@ -62,6 +62,7 @@ struct cli_args {
 	uint32_t downtime_limit_ms, max_rounds;
 	uint64_t bandwidth_limit;
 	bool auto_converge;
+	uint32_t connections;
 
 	/* create (and restore: --name) */
 	const char *name;

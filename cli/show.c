@@ -202,6 +202,9 @@ const char *show__migration(json_t *op, bool rounds, char *buf, size_t len)
 	if (off < len && jint(op, "migration.throughput_bytes_per_s"))
 		off += (size_t)snprintf(buf + off, len - off, ", %.1f MB/s",
 					(double)jint(op, "migration.throughput_bytes_per_s") / 1e6);
+	if (off < len && jint(op, "migration.connections") > 1)
+		off += (size_t)snprintf(buf + off, len - off, " on %" PRId64 " connections",
+					jint(op, "migration.connections"));
 	if (off < len && *jstr(op, "migration.dirty_log"))
 		off += (size_t)snprintf(buf + off, len - off, ", dirty %s",
 					jstr(op, "migration.dirty_log"));

@@ -169,6 +169,7 @@ static json_t *action_body(const struct cli_args *a, char *dir)
 		mig.bandwidth_limit = a->bandwidth_limit;
 		mig.max_rounds = a->max_rounds;
 		mig.auto_converge = a->auto_converge;
+		mig.connections = a->connections;
 		return api_json__from_message(&mig.base);
 	case CLI_STOP:
 		stop.force = a->force;

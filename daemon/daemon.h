@@ -87,11 +87,12 @@ struct op_migrate {
 	uint32_t downtime_limit_ms, max_rounds;
 	uint64_t bandwidth_limit;
 	bool auto_converge;
+	uint32_t connections;
 	char cert[REGISTRY_PATH_MAX], key[REGISTRY_PATH_MAX], ca[REGISTRY_PATH_MAX];
 	bool has_result;
 	uint32_t setup_ms, total_ms, downtime_ms, rounds;
 	uint64_t bytes, pages_normal, pages_zero, throughput;
-	uint32_t throttle_pct;
+	uint32_t throttle_pct, nr_conns;
 	char dirty_log[8];
 	struct {
 		uint64_t pages, dirty_pages_per_s;

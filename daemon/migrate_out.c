@@ -66,6 +66,7 @@ static void out__take_status(struct op_migrate *g, json_t *st, uint32_t vmmd_set
 	g->pages_zero = I("pages_zero");
 	g->rounds = (uint32_t)I("rounds");
 	g->throttle_pct = (uint32_t)I("throttle_percent");
+	g->nr_conns = (uint32_t)I("connections");
 	/* The transfer alone: vmm's total less its own setup. */
 	if (I("total_ms") > I("setup_ms"))
 		g->throughput = g->bytes * 1000 / (I("total_ms") - I("setup_ms"));
@@ -288,11 +289,12 @@ void migrate_out__run(struct daemon *d, struct op *op, struct vm *vm)
 	if (out__setup(&o, spec, data, sizeof(data)))
 		goto out_unlocked;
 	rep = out__vmm(&o,
-		       json_pack("{s:s, s:s, s:i, s:i, s:I, s:b, s:{s:s, s:s, s:s}}", "cmd",
+		       json_pack("{s:s, s:s, s:i, s:i, s:I, s:b, s:i, s:{s:s, s:s, s:s}}", "cmd",
 				 "migrate", "destination", data, "downtime_limit_ms",
 				 (int)g->downtime_limit_ms, "max_rounds", (int)g->max_rounds,
 				 "bandwidth_limit", (json_int_t)g->bandwidth_limit, "auto_converge",
-				 g->auto_converge, "tls", "cert", g->cert, "key", g->key, "ca", g->ca),
+				 g->auto_converge, "connections", (int)g->connections, "tls", "cert",
+				 g->cert, "key", g->key, "ca", g->ca),
 		       5000);
 	if (rep && !json_is_true(json_object_get(rep, "ok")))
 		snprintf(o.why, sizeof(o.why), "vmm refused to migrate: %s",

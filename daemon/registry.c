@@ -157,6 +157,7 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 		mig.rounds = g->rounds;
 		mig.dirty_log = (char *)g->dirty_log;
 		mig.throttle_percent = g->throttle_pct;
+		mig.connections = g->nr_conns;
 		mig.throughput_bytes_per_s = g->throughput;
 		for (size_t i = 0; i < n; i++) {
 			vmmd__v1__migration_round__init(&rounds[i]);

@@ -342,6 +342,9 @@ HANDLER(MigrateVm)
 	else if (req->max_rounds > 1000)
 		r = api_error__set(err, API_INVALID_ARGUMENT, "max_rounds", "%u: at most 1000",
 				   req->max_rounds);
+	else if (req->connections > 16)
+		r = api_error__set(err, API_INVALID_ARGUMENT, "connections", "%u: at most 16",
+				   req->connections);
 	else if (!(r = migrate_file("tls.cert", t ? t->cert : NULL, d->cfg.migration_cert,
 				    m->cert, sizeof(m->cert), err)) &&
 		 !(r = migrate_file("tls.key", t ? t->key : NULL, d->cfg.migration_key, m->key,
@@ -354,6 +357,7 @@ HANDLER(MigrateVm)
 		m->max_rounds = req->max_rounds ? req->max_rounds : 30;
 		m->bandwidth_limit = req->bandwidth_limit;
 		m->auto_converge = req->auto_converge;
+		m->connections = req->connections ? req->connections : 1;
 		r = action(d, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_MIGRATE, M(RUNNING),
 			   ": only a running VM can be migrated", &args, resp, err);
 	}

@@ -233,6 +233,7 @@ static struct op *parse_op(const char *text, size_t len, char *why, size_t whyle
 		g->rounds = r->rounds;
 		snprintf(g->dirty_log, sizeof(g->dirty_log), "%s", r->dirty_log);
 		g->throttle_pct = r->throttle_percent;
+		g->nr_conns = r->connections;
 		g->throughput = r->throughput_bytes_per_s;
 		for (size_t i = 0; i < r->n_round_stats && i < MIGRATE_ROUNDS_KEPT; i++) {
 			g->round[i].pages = r->round_stats[i]->pages;

@@ -3,9 +3,12 @@
  * Protocol (records of stream.h), source → destination unless marked:
  *   HELLO    Manifest: machine and section names, no data
  *   ← ACCEPT / ERROR
+ *   CHANNELS (optional) le32 N, token: N more connections follow, each
+ *            opening with JOIN (the token) and carrying PAGES, then DONE
  *   PAGES*   le32 count, count × le64 (RAM offset | MIG_PAGE_ZERO), then the
  *            4 KiB of every entry without the flag, in order
- *   STATE    Manifest with every section (the source is paused by now)
+ *   STATE    Manifest with every section (the source is paused by now; the
+ *            destination takes it once every extra connection said DONE)
  *   ← READY  the destination loaded it all and will start on GO
  *   GO       the source is committed: it will never resume
  *   ← RUNNING
@@ -17,5 +20,6 @@
 #define MIG_PAGE 4096u
 #define MIG_BATCH_PAGES 256u
 #define MIG_PAGE_ZERO 1ull
+#define MIG_TOKEN_LEN 16
 
 #endif

@@ -12,6 +12,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,28 @@
 
 #define RECV_ACCEPT_MS (600 * 1000) /* how long --incoming waits for a source */
 #define RECV_IDLE_MS (60 * 1000)    /* silence mid-migration that ends it */
+#define RECV_JOIN_MS (10 * 1000)    /* for the source's extra connections */
+#define RECV_MAX_CHANNELS 16
+
+/* An extra RAM connection (live.h: CHANNELS), drained on its own thread. */
+struct recv_chan {
+	struct vm *vm;
+	struct mig_stream *s;
+	pthread_t tid;
+	bool started;
+	uint64_t pages;
+	int err;
+	char why[256];
+};
+
+/* What recv__run needs besides the control connection. */
+struct recv_ctx {
+	int lfd;
+	const char *addr;
+	const struct tls_files *tls;
+	unsigned int nr_chan;
+	struct recv_chan chan[RECV_MAX_CHANNELS];
+};
 
 static int recv__pages(struct vm *vm, const uint8_t *p, size_t len, uint64_t *pages,
 		       char *why, size_t wlen)
@@ -69,7 +92,110 @@ static int recv__manifest(const uint8_t *buf, size_t len, Manifest **m, char *wh
 	return 0;
 }
 
-static int recv__run(struct vm *vm, struct mig_stream *s, char *why, size_t wlen)
+static void *recv__chan_thread(void *arg)
+{
+	struct recv_chan *c = arg;
+
+	for (;;) {
+		uint8_t *buf = NULL;
+		uint32_t type;
+		size_t len;
+		int err = mig_stream__recv(c->s, &type, &buf, &len, RECV_IDLE_MS);
+
+		if (err)
+			snprintf(c->why, sizeof(c->why), "a RAM connection %s",
+				 err == -ETIMEDOUT ? "went silent" : "hung up");
+		else if (type == MIG_PAGES)
+			err = recv__pages(c->vm, buf, len, &c->pages, c->why, sizeof(c->why));
+		else if (type != MIG_DONE)
+			snprintf(c->why, sizeof(c->why), "unexpected record %u on a RAM connection",
+				 type),
+				err = -EPROTO;
+		free(buf);
+		if (err)
+			mig_stream__shutdown(c->s); /* the source hears of it at once */
+		if (err || type == MIG_DONE) {
+			c->err = err;
+			return NULL;
+		}
+	}
+}
+
+/* CHANNELS: accepts the extra connections, each proving with the token
+ * that it belongs to this migration, and starts draining them. */
+static int recv__channels(struct vm *vm, struct recv_ctx *x, const uint8_t *p, size_t len,
+			  char *why, size_t wlen)
+{
+	uint32_t n;
+
+	if (len != 4 + MIG_TOKEN_LEN)
+		goto bad;
+	memcpy(&n, p, 4);
+	n = le32toh(n);
+	if (!n || n >= RECV_MAX_CHANNELS || x->nr_chan)
+		goto bad;
+	for (unsigned int i = 0; i < n; i++) {
+		struct recv_chan *c = &x->chan[i];
+		uint8_t *buf = NULL;
+		uint32_t type;
+		size_t jlen;
+		int err;
+
+		c->vm = vm;
+		c->s = mig_stream__accept_on(x->lfd, x->addr, x->tls, RECV_JOIN_MS, why, wlen);
+		if (!c->s)
+			return -ETIMEDOUT;
+		x->nr_chan = i + 1;
+		err = mig_stream__recv(c->s, &type, &buf, &jlen, RECV_JOIN_MS);
+		if (!err && (type != MIG_JOIN || jlen != MIG_TOKEN_LEN ||
+			     memcmp(buf, p + 4, MIG_TOKEN_LEN)))
+			err = -EPERM;
+		free(buf);
+		if (err) {
+			snprintf(why, wlen, "RAM connection %u did not join this migration", i + 1);
+			return err;
+		}
+		c->started = !pthread_create(&c->tid, NULL, recv__chan_thread, c);
+		if (!c->started) {
+			snprintf(why, wlen, "cannot start a thread for RAM connection %u", i + 1);
+			return -EAGAIN;
+		}
+	}
+	return 0;
+bad:
+	snprintf(why, wlen, "a malformed CHANNELS record: the stream is corrupt");
+	return -EPROTO;
+}
+
+/* Waits for every extra connection's DONE (abort: makes them stop first);
+ * returns the first one's failure, and adds their pages to *pages. */
+static int recv__channels_end(struct recv_ctx *x, bool abort, uint64_t *pages, char *why,
+			      size_t wlen)
+{
+	int err = 0;
+
+	for (unsigned int i = 0; i < x->nr_chan; i++) {
+		struct recv_chan *c = &x->chan[i];
+
+		if (abort)
+			mig_stream__shutdown(c->s);
+		if (c->started)
+			pthread_join(c->tid, NULL);
+		c->started = false;
+		if (!err && c->err && !abort) {
+			err = c->err;
+			snprintf(why, wlen, "%s", c->why);
+		}
+		*pages += c->pages;
+		mig_stream__close(c->s);
+		c->s = NULL;
+	}
+	x->nr_chan = 0;
+	return err;
+}
+
+static int recv__run(struct vm *vm, struct mig_stream *s, struct recv_ctx *x, char *why,
+		     size_t wlen)
 {
 	Manifest *m = NULL;
 	uint64_t pages = 0;
@@ -111,6 +237,8 @@ static int recv__run(struct vm *vm, struct mig_stream *s, char *why, size_t wlen
 		}
 		if (type == MIG_PAGES) {
 			err = recv__pages(vm, buf, len, &pages, why, wlen);
+		} else if (type == MIG_CHANNELS) {
+			err = recv__channels(vm, x, buf, len, why, wlen);
 		} else if (type == MIG_ERROR) {
 			snprintf(why, wlen, "the source gave up: %s", (char *)buf);
 			err = -ECANCELED;
@@ -122,7 +250,9 @@ static int recv__run(struct vm *vm, struct mig_stream *s, char *why, size_t wlen
 		}
 		free(buf);
 	}
-	err = recv__manifest(buf, len, &m, why, wlen);
+	err = recv__channels_end(x, false, &pages, why, wlen);
+	if (!err)
+		err = recv__manifest(buf, len, &m, why, wlen);
 	free(buf);
 	if (!err)
 		err = saved_state__check(vm, m, why, wlen);
@@ -158,18 +288,29 @@ static int live_recv__incoming(struct vm *vm)
 {
 	const struct vm_config *cfg = vm->cfg;
 	struct tls_files tls = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
-	struct mig_stream *s;
+	struct recv_ctx x = { .addr = cfg->incoming, .tls = &tls };
+	struct mig_stream *s = NULL;
 	char why[512] = "";
+	uint64_t ignored = 0;
 	int err;
 
-	pr_info("incoming: waiting for a migration on %s%s", cfg->incoming,
-		tls.cert ? " (mutual TLS)" : "");
-	s = mig_stream__accept(cfg->incoming, &tls, RECV_ACCEPT_MS, why, sizeof(why));
+	/* Open until the end: the source's extra connections come later. */
+	x.lfd = mig_stream__listen(cfg->incoming, why, sizeof(why));
+	if (x.lfd >= 0) {
+		pr_info("incoming: waiting for a migration on %s%s", cfg->incoming,
+			tls.cert ? " (mutual TLS)" : "");
+		s = mig_stream__accept_on(x.lfd, cfg->incoming, &tls, RECV_ACCEPT_MS, why,
+					  sizeof(why));
+	}
 	if (!s) {
 		pr_err("incoming: %s", why);
+		if (x.lfd >= 0)
+			close(x.lfd);
 		return -ECONNABORTED;
 	}
-	err = recv__run(vm, s, why, sizeof(why));
+	err = recv__run(vm, s, &x, why, sizeof(why));
+	recv__channels_end(&x, true, &ignored, why, sizeof(why));
+	close(x.lfd);
 	if (err) {
 		pr_err("incoming: %s", why);
 		mig_stream__send(s, MIG_ERROR, why, strlen(why) + 1);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #define SEND_MAX_ROUNDS_DEFAULT 30
 #define SEND_DOWNTIME_DEFAULT_MS 300
 #define SEND_ROUNDS_KEPT 64
+#define SEND_MAX_CHANNELS 16
 
 enum send_state { MS_NONE, MS_ACTIVE, MS_COMPLETED, MS_FAILED, MS_CANCELLED };
 static const char *const state_names[] = { "none", "active", "completed", "failed",
@@ -45,6 +47,20 @@ struct round_stats {
 #define THROTTLE_STEP_PCT 10
 #define THROTTLE_MAX_PCT 99
 
+/* One connection carrying RAM.  Channel 0 is the control connection too;
+ * page p always travels on channel (p / 64) % nr_chan, so two copies of a
+ * page can never overtake each other. */
+struct send_chan {
+	struct live_send *ls;
+	unsigned int index;
+	struct mig_stream *s;
+	int err;
+	/* The page batch being built. */
+	uint8_t hdr[4 + MIG_BATCH_PAGES * 8];
+	struct iovec iov[MIG_BATCH_PAGES + 1];
+	uint32_t n;
+};
+
 struct live_send {
 	struct vm *vm;
 	char dest[256];
@@ -58,8 +74,9 @@ struct live_send {
 	enum send_state state;
 	const char *phase;
 	char error[512];
-	struct mig_stream *s;
+	struct mig_stream *s; /* chan[0].s, the control connection */
 	bool cancel, committed;
+	bool round_abort; /* a channel failed: the others stop too */
 	int64_t start_ms, setup_ms, total_ms, downtime_ms_measured;
 	uint64_t bytes, pages_normal, pages_zero, rounds;
 	struct round_stats round[SEND_ROUNDS_KEPT];
@@ -68,10 +85,8 @@ struct live_send {
 	uint64_t *dirty, *dev_dirty;
 	uint64_t nr_pages;
 
-	/* The page batch being built. */
-	uint8_t hdr[4 + MIG_BATCH_PAGES * 8];
-	struct iovec iov[MIG_BATCH_PAGES + 1];
-	uint32_t n;
+	unsigned int nr_chan;
+	struct send_chan chan[SEND_MAX_CHANNELS];
 };
 
 static struct live_send send_job = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -84,13 +99,26 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Holds the average since the start at the bandwidth limit. */
-static void send__throttle(struct live_send *ls)
+/* Every connection's bytes (status reads it while channels send). */
+static uint64_t send__bytes(struct live_send *ls)
 {
-	uint64_t sent = mig_stream__bytes_sent(ls->s);
+	uint64_t b = 0;
+
+	for (unsigned int i = 0; i < ls->nr_chan; i++)
+		if (ls->chan[i].s)
+			b += mig_stream__bytes_sent(ls->chan[i].s);
+	return b;
+}
+
+/* Holds each channel's average since the start at its share of the limit. */
+static void send__throttle(struct send_chan *c)
+{
+	struct live_send *ls = c->ls;
+	uint64_t sent = mig_stream__bytes_sent(c->s);
+	uint64_t share = ls->bandwidth / ls->nr_chan ? ls->bandwidth / ls->nr_chan : 1;
 
 	for (;;) {
-		int64_t due_ms = (int64_t)(sent * 1000 / ls->bandwidth);
+		int64_t due_ms = (int64_t)(sent * 1000 / share);
 		int64_t ahead = due_ms - (now_ms() - ls->start_ms);
 
 		if (ahead <= 0 || __atomic_load_n(&ls->cancel, __ATOMIC_RELAXED))
@@ -99,57 +127,67 @@ static void send__throttle(struct live_send *ls)
 	}
 }
 
-static int send__flush(struct live_send *ls)
+static int send__flush(struct send_chan *c)
 {
-	uint32_t n = htole32(ls->n);
+	uint32_t n = htole32(c->n);
 	int iovs = 1, err;
 
-	if (!ls->n)
+	if (!c->n)
 		return 0;
-	memcpy(ls->hdr, &n, 4);
-	ls->iov[0] = (struct iovec){ ls->hdr, 4 + (size_t)ls->n * 8 };
-	for (uint32_t i = 0; i < ls->n; i++) {
+	memcpy(c->hdr, &n, 4);
+	c->iov[0] = (struct iovec){ c->hdr, 4 + (size_t)c->n * 8 };
+	for (uint32_t i = 0; i < c->n; i++) {
 		uint64_t e;
 
-		memcpy(&e, ls->hdr + 4 + (size_t)i * 8, 8);
+		memcpy(&e, c->hdr + 4 + (size_t)i * 8, 8);
 		e = le64toh(e);
 		if (!(e & MIG_PAGE_ZERO))
-			ls->iov[iovs++] = (struct iovec){ ls->vm->ram + e, MIG_PAGE };
+			c->iov[iovs++] = (struct iovec){ c->ls->vm->ram + e, MIG_PAGE };
 	}
-	err = mig_stream__sendv(ls->s, MIG_PAGES, ls->iov, iovs);
-	ls->n = 0;
-	if (!err && ls->bandwidth)
-		send__throttle(ls);
+	err = mig_stream__sendv(c->s, MIG_PAGES, c->iov, iovs);
+	c->n = 0;
+	if (!err && c->ls->bandwidth)
+		send__throttle(c);
 	return err;
 }
 
 /* Queues the page at RAM offset off; a zero page travels as a flag only. */
-static int send__page(struct live_send *ls, uint64_t off, bool skip_zero)
+static int send__page(struct send_chan *c, uint64_t off, bool skip_zero)
 {
+	struct live_send *ls = c->ls;
 	bool zero = page__is_zero(ls->vm->ram + off);
 	uint64_t e;
 
-	if (zero)
-		ls->pages_zero++;
-	else
-		ls->pages_normal++;
+	__atomic_fetch_add(zero ? &ls->pages_zero : &ls->pages_normal, 1, __ATOMIC_RELAXED);
 	if (zero && skip_zero)
 		return 0;
 	e = htole64(off | (zero ? MIG_PAGE_ZERO : 0));
-	memcpy(ls->hdr + 4 + (size_t)ls->n * 8, &e, 8);
-	if (++ls->n == MIG_BATCH_PAGES)
-		return send__flush(ls);
+	memcpy(c->hdr + 4 + (size_t)c->n * 8, &e, 8);
+	if (++c->n == MIG_BATCH_PAGES)
+		return send__flush(c);
 	return 0;
+}
+
+static bool send__stopped(struct live_send *ls)
+{
+	return __atomic_load_n(&ls->cancel, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&ls->round_abort, __ATOMIC_RELAXED);
+}
+
+static bool send__mine(const struct send_chan *c, uint64_t off)
+{
+	return (off / MIG_PAGE / 64) % c->ls->nr_chan == c->index;
 }
 
 /* Round 0: every page the guest ever touched (the memfd's data extents);
  * the destination's RAM starts as zeros, so zero pages need nothing. */
-static int send__all(struct live_send *ls)
+static int send__all(struct send_chan *c)
 {
+	struct live_send *ls = c->ls;
 	uint64_t off = 0, size = ls->vm->ram_size;
 	int err = 0;
 
-	while (!err && off < size && !__atomic_load_n(&ls->cancel, __ATOMIC_RELAXED)) {
+	while (!err && off < size && !send__stopped(ls)) {
 		off_t data = lseek(ls->vm->mem_fd, (off_t)off, SEEK_DATA), hole;
 
 		if (data < 0)
@@ -159,9 +197,10 @@ static int send__all(struct live_send *ls)
 			hole = (off_t)size;
 		for (off = (uint64_t)data & ~(uint64_t)(MIG_PAGE - 1); !err && off < (uint64_t)hole;
 		     off += MIG_PAGE)
-			err = send__page(ls, off, true);
+			if (send__mine(c, off))
+				err = send__page(c, off, true);
 	}
-	return err ? err : send__flush(ls);
+	return err ? err : send__flush(c);
 }
 
 /* Takes KVM's log and the devices' bitmap into ls->dirty; returns the count. */
@@ -182,22 +221,98 @@ static int send__fetch_dirty(struct live_send *ls, uint64_t *count)
 	return 0;
 }
 
-static int send__dirty(struct live_send *ls)
+static int send__dirty(struct send_chan *c)
 {
+	struct live_send *ls = c->ls;
 	uint64_t words = (ls->nr_pages + 63) / 64;
 	int err = 0;
 
-	for (uint64_t i = 0; !err && i < words; i++) {
+	for (uint64_t i = c->index; !err && i < words && !send__stopped(ls); i += ls->nr_chan) {
 		uint64_t w = ls->dirty[i];
 
 		while (w && !err) {
 			int b = __builtin_ctzll(w);
 
 			w &= w - 1;
-			err = send__page(ls, (i * 64 + (uint64_t)b) * MIG_PAGE, false);
+			err = send__page(c, (i * 64 + (uint64_t)b) * MIG_PAGE, false);
 		}
 	}
-	return err ? err : send__flush(ls);
+	return err ? err : send__flush(c);
+}
+
+static void *send__chan_thread(void *arg)
+{
+	struct send_chan *c = arg;
+
+	c->err = c->ls->rounds ? send__dirty(c) : send__all(c);
+	if (c->err)
+		__atomic_store_n(&c->ls->round_abort, true, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* One round (all pages, or those in ls->dirty) over every channel at once:
+ * channel 0 on this thread, the others on their own. */
+static int send__round(struct live_send *ls)
+{
+	pthread_t tid[SEND_MAX_CHANNELS];
+	bool started[SEND_MAX_CHANNELS] = { false };
+	int err = 0;
+
+	__atomic_store_n(&ls->round_abort, false, __ATOMIC_RELAXED);
+	for (unsigned int i = 1; i < ls->nr_chan; i++)
+		started[i] = !pthread_create(&tid[i], NULL, send__chan_thread, &ls->chan[i]);
+	send__chan_thread(&ls->chan[0]);
+	for (unsigned int i = 0; i < ls->nr_chan; i++) {
+		if (i && started[i])
+			pthread_join(tid[i], NULL);
+		else if (i)
+			ls->chan[i].err = -EAGAIN;
+		if (!err)
+			err = ls->chan[i].err;
+	}
+	return err;
+}
+
+/* After HELLO: the extra RAM connections, each introduced by the token. */
+static int send__channels(struct live_send *ls, const struct tls_files *tls, char *why,
+			  size_t wlen)
+{
+	uint8_t msg[4 + MIG_TOKEN_LEN];
+	uint32_t extra = htole32(ls->nr_chan - 1);
+	int err;
+
+	if (ls->nr_chan == 1)
+		return 0;
+	if (getrandom(msg + 4, MIG_TOKEN_LEN, 0) != MIG_TOKEN_LEN)
+		return -errno;
+	memcpy(msg, &extra, 4);
+	err = mig_stream__send(ls->s, MIG_CHANNELS, msg, sizeof(msg));
+	for (unsigned int i = 1; !err && i < ls->nr_chan; i++) {
+		struct mig_stream *s = mig_stream__connect(ls->dest, tls, SEND_CONNECT_MS, why, wlen);
+
+		if (!s)
+			return -ECONNREFUSED;
+		pthread_mutex_lock(&ls->lock);
+		ls->chan[i].s = s;
+		if (ls->cancel)
+			mig_stream__shutdown(s);
+		pthread_mutex_unlock(&ls->lock);
+		err = mig_stream__send(s, MIG_JOIN, msg + 4, MIG_TOKEN_LEN);
+	}
+	if (err)
+		snprintf(why, wlen, "opening %u connections: %s", ls->nr_chan, strerror(-err));
+	return err;
+}
+
+/* The end of the extra connections' data: the destination waits for every
+ * DONE before it takes the state. */
+static int send__channels_done(struct live_send *ls)
+{
+	int err = 0;
+
+	for (unsigned int i = 1; !err && i < ls->nr_chan; i++)
+		err = mig_stream__send(ls->chan[i].s, MIG_DONE, NULL, 0);
+	return err;
 }
 
 static void send__set_phase(struct live_send *ls, const char *phase)
@@ -280,7 +395,7 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 
 	for (;;) {
 		int64_t t0 = now_ms();
-		uint64_t b0 = mig_stream__bytes_sent(ls->s), dirty = 0, r = ls->rounds;
+		uint64_t b0 = send__bytes(ls), dirty = 0, r = ls->rounds;
 
 		err = r ? send__fetch_dirty(ls, &dirty) : 0;
 		if (err) {
@@ -297,7 +412,7 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 				__atomic_fetch_or(&ls->dev_dirty[i], ls->dirty[i], __ATOMIC_RELAXED);
 			return 0;
 		}
-		err = r ? send__dirty(ls) : send__all(ls);
+		err = send__round(ls);
 		if (err) {
 			snprintf(why, wlen, "sending RAM: %s", strerror(-err));
 			return err;
@@ -317,7 +432,7 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 		}
 		ls->rounds++;
 		pthread_mutex_unlock(&ls->lock);
-		last_sent = mig_stream__bytes_sent(ls->s) - b0;
+		last_sent = send__bytes(ls) - b0;
 		rate = last_sent / (uint64_t)(now_ms() - t0 + 1);
 	}
 }
@@ -343,7 +458,9 @@ static int send__complete(struct live_send *ls, int64_t *t_stop, char *why, size
 	if (!err)
 		err = send__fetch_dirty(ls, &dirty);
 	if (!err)
-		err = send__dirty(ls);
+		err = send__round(ls);
+	if (!err)
+		err = send__channels_done(ls);
 	if (!err) {
 		len = vmmd__migration__v1__manifest__get_packed_size(&m);
 		buf = malloc(len + 1);
@@ -390,12 +507,14 @@ static void *live_send__thread(void *arg)
 
 	s = mig_stream__connect(ls->dest, &tls, SEND_CONNECT_MS, why, sizeof(why));
 	pthread_mutex_lock(&ls->lock);
-	ls->s = s;
+	ls->s = ls->chan[0].s = s;
 	if (ls->cancel && s)
 		mig_stream__shutdown(s);
 	pthread_mutex_unlock(&ls->lock);
 	if (s)
 		err = send__hello(ls, why, sizeof(why));
+	if (!err)
+		err = send__channels(ls, &tls, why, sizeof(why));
 	if (!err) {
 		ls->setup_ms = now_ms() - ls->start_ms;
 		send__set_phase(ls, "pre-copy");
@@ -430,18 +549,21 @@ static void *live_send__thread(void *arg)
 		snprintf(ls->error, sizeof(ls->error), "%s", why);
 	}
 	ls->phase = NULL;
-	ls->bytes = s ? mig_stream__bytes_sent(s) : 0;
+	ls->bytes = send__bytes(ls);
 	ls->s = NULL;
+	for (unsigned int i = 0; i < ls->nr_chan; i++) {
+		mig_stream__close(ls->chan[i].s);
+		ls->chan[i].s = NULL;
+	}
 	pthread_mutex_unlock(&ls->lock);
-	mig_stream__close(s);
 	if (!err || ls->committed) {
 		/* Stays paused for good; "stop" (or a signal) ends vmm with exit 5. */
 		__atomic_store_n(&ls->vm->migrated, true, __ATOMIC_RELEASE);
 		pr_info("migrated to %s: %lld ms in all, %lld ms stopped, %llu rounds, %llu bytes "
-			"(dirty %s)",
+			"on %u connection%s (dirty %s)",
 			ls->dest, (long long)ls->total_ms, (long long)ls->downtime_ms_measured,
-			(unsigned long long)ls->rounds, (unsigned long long)ls->bytes,
-			vm__dirty_log_kind(ls->vm));
+			(unsigned long long)ls->rounds, (unsigned long long)ls->bytes, ls->nr_chan,
+			ls->nr_chan > 1 ? "s" : "", vm__dirty_log_kind(ls->vm));
 	}
 	return NULL;
 }
@@ -462,17 +584,18 @@ static json_t *live_send__status_json(struct live_send *ls)
 							"throttle_percent",
 							(int)ls->round[i].throttle_pct));
 	j = json_pack("{s:b, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
-		      "s:i, s:o}",
+		      "s:i, s:i, s:o}",
 		      "ok", 1, "migration", state_names[ls->state], "phase", ls->phase,
 		      "dirty_log", ls->vm ? vm__dirty_log_kind(ls->vm) : NULL,
 		      "destination", ls->state == MS_NONE ? NULL : ls->dest, "error",
 		      ls->error[0] ? ls->error : NULL, "setup_ms", (json_int_t)ls->setup_ms,
 		      "total_ms", (json_int_t)ls->total_ms, "downtime_ms",
 		      (json_int_t)ls->downtime_ms_measured, "bytes",
-		      (json_int_t)(ls->s ? mig_stream__bytes_sent(ls->s) : ls->bytes),
+		      (json_int_t)(ls->s ? send__bytes(ls) : ls->bytes),
 		      "pages_normal", (json_int_t)ls->pages_normal, "pages_zero",
 		      (json_int_t)ls->pages_zero, "rounds", (json_int_t)ls->rounds, "auto_converge",
-		      ls->auto_converge, "throttle_percent", (int)ls->throttle_pct, "round_stats",
+		      ls->auto_converge, "throttle_percent", (int)ls->throttle_pct, "connections",
+		      (int)ls->nr_chan, "round_stats",
 		      rounds);
 	pthread_mutex_unlock(&ls->lock);
 	return j;
@@ -483,20 +606,25 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 	struct live_send *ls = &send_job;
 	const char *dest = NULL, *cert = NULL, *key = NULL, *ca = NULL;
 	json_int_t downtime = SEND_DOWNTIME_DEFAULT_MS, rounds = SEND_MAX_ROUNDS_DEFAULT, bw = 0;
+	json_int_t conns = 1;
 	int converge = 0;
 	pthread_t tid;
 	uint64_t words;
 
-	if (json_unpack(req, "{s:s, s?I, s?I, s?I, s?b, s?{s:s, s:s, s:s}}", "destination", &dest,
-			"downtime_limit_ms", &downtime, "max_rounds", &rounds, "bandwidth_limit", &bw,
-			"auto_converge", &converge, "tls", "cert", &cert, "key", &key, "ca", &ca) ||
+	if (json_unpack(req, "{s:s, s?I, s?I, s?I, s?b, s?I, s?{s:s, s:s, s:s}}", "destination",
+			&dest, "downtime_limit_ms", &downtime, "max_rounds", &rounds,
+			"bandwidth_limit", &bw, "auto_converge", &converge, "connections", &conns,
+			"tls", "cert", &cert, "key", &key, "ca", &ca) ||
 	    !strchr(dest, ':') || strlen(dest) >= sizeof(ls->dest))
 		return control__fail("migrate: needs \"destination\":\"host:port\", optional "
 				     "\"downtime_limit_ms\", \"max_rounds\", \"bandwidth_limit\" "
-				     "(bytes/s), \"auto_converge\" (bool), \"tls\":{cert,key,ca}");
-	if (downtime < 1 || downtime > 600000 || rounds < 1 || rounds > 1000 || bw < 0)
+				     "(bytes/s), \"auto_converge\" (bool), \"connections\", "
+				     "\"tls\":{cert,key,ca}");
+	if (downtime < 1 || downtime > 600000 || rounds < 1 || rounds > 1000 || bw < 0 ||
+	    conns < 1 || conns > SEND_MAX_CHANNELS)
 		return control__fail("migrate: downtime_limit_ms must be 1..600000, max_rounds "
-				     "1..1000, bandwidth_limit >= 0");
+				     "1..1000, bandwidth_limit >= 0, connections 1..%d",
+				     SEND_MAX_CHANNELS);
 	if (cert && (strlen(cert) >= sizeof(ls->cert) || strlen(key) >= sizeof(ls->key) ||
 		     strlen(ca) >= sizeof(ls->ca)))
 		return control__fail("migrate: a TLS file path is too long");
@@ -529,6 +657,9 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 	ls->max_rounds = (unsigned int)rounds;
 	ls->bandwidth = (uint64_t)bw;
 	ls->auto_converge = converge;
+	ls->nr_chan = (unsigned int)conns;
+	for (unsigned int i = 0; i < SEND_MAX_CHANNELS; i++)
+		ls->chan[i] = (struct send_chan){ .ls = ls, .index = i };
 	ls->throttle_pct = ls->high_rounds = 0;
 	ls->state = MS_ACTIVE;
 	ls->phase = "setup";
@@ -537,7 +668,6 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 	ls->start_ms = now_ms();
 	ls->setup_ms = ls->total_ms = ls->downtime_ms_measured = 0;
 	ls->bytes = ls->pages_normal = ls->pages_zero = ls->rounds = 0;
-	ls->n = 0;
 	if (pthread_create(&tid, NULL, live_send__thread, ls)) {
 		ls->state = MS_FAILED;
 		pthread_mutex_unlock(&ls->lock);
@@ -571,8 +701,9 @@ static json_t *live_send__cancel(struct vm *vm, json_t *req)
 		return control__fail("migrate-cancel: too late, the destination runs the guest");
 	}
 	ls->cancel = true;
-	if (ls->s)
-		mig_stream__shutdown(ls->s);
+	for (unsigned int i = 0; i < ls->nr_chan; i++)
+		if (ls->chan[i].s)
+			mig_stream__shutdown(ls->chan[i].s);
 	pthread_mutex_unlock(&ls->lock);
 	return live_send__status_json(ls);
 }

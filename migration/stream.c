@@ -68,23 +68,37 @@ struct mig_stream *mig_stream__connect(const char *dest, const struct tls_files 
 	return stream__wrap(fd, tls, false, timeout_ms, why, wlen);
 }
 
+int mig_stream__listen(const char *addr, char *why, size_t wlen)
+{
+	return tcp__listen(addr, 16, why, wlen);
+}
+
+struct mig_stream *mig_stream__accept_on(int lfd, const char *addr, const struct tls_files *tls,
+					 int timeout_ms, char *why, size_t wlen)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	int rc = poll(&p, 1, timeout_ms);
+	int fd = rc > 0 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+
+	if (fd < 0) {
+		snprintf(why, wlen, "no migration connection arrived on %s within %d s", addr,
+			 timeout_ms / 1000);
+		return NULL;
+	}
+	return stream__wrap(fd, tls, true, timeout_ms, why, wlen);
+}
+
 struct mig_stream *mig_stream__accept(const char *addr, const struct tls_files *tls,
 				      int timeout_ms, char *why, size_t wlen)
 {
-	int lfd = tcp__listen(addr, 1, why, wlen), fd, rc;
-	struct pollfd p;
+	int lfd = mig_stream__listen(addr, why, wlen);
+	struct mig_stream *s;
 
 	if (lfd < 0)
 		return NULL;
-	p = (struct pollfd){ .fd = lfd, .events = POLLIN };
-	rc = poll(&p, 1, timeout_ms);
-	fd = rc > 0 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
-	if (fd < 0)
-		snprintf(why, wlen, "no migration arrived on %s within %d s", addr, timeout_ms / 1000);
+	s = mig_stream__accept_on(lfd, addr, tls, timeout_ms, why, wlen);
 	close(lfd);
-	if (fd < 0)
-		return NULL;
-	return stream__wrap(fd, tls, true, timeout_ms, why, wlen);
+	return s;
 }
 
 void mig_stream__close(struct mig_stream *s)

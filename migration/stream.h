@@ -21,6 +21,9 @@ enum mig_rec {
 	MIG_READY,       /* dst->src: state loaded; waiting for GO */
 	MIG_GO,          /* src->dst: the source will not resume: start */
 	MIG_RUNNING,     /* dst->src: vCPUs run on the destination */
+	MIG_CHANNELS,    /* src->dst: le32 count of extra RAM connections, token */
+	MIG_JOIN,        /* src->dst, first on an extra connection: the token */
+	MIG_DONE,        /* src->dst, last on an extra connection: no more pages */
 };
 
 #define MIG_MAX_RECORD (64u << 20)
@@ -36,6 +39,11 @@ struct mig_stream *mig_stream__connect(const char *dest, const struct tls_files 
  * peer whose certificate chains to tls->ca gets through when tls is set. */
 struct mig_stream *mig_stream__accept(const char *addr, const struct tls_files *tls,
 				      int timeout_ms, char *why, size_t wlen);
+/* The same in two steps, for a destination that takes several connections:
+ * the listening socket (close it when done), then one peer at a time. */
+int mig_stream__listen(const char *addr, char *why, size_t wlen);
+struct mig_stream *mig_stream__accept_on(int lfd, const char *addr, const struct tls_files *tls,
+					 int timeout_ms, char *why, size_t wlen);
 void mig_stream__close(struct mig_stream *s);
 
 int mig_stream__send(struct mig_stream *s, uint32_t type, const void *buf, size_t len);

@@ -71,12 +71,13 @@ rm -f "$WORK/din"
 mkfifo "$WORK/din"
 exec 9<>"$WORK/din"
 
-# 1. Idle guest, plain TCP.
+# 1. Idle guest, plain TCP, RAM spread over four connections (the pattern
+# check below fails if a page went missing on one of them).
 src "$WORK/s1" "heartbeat=14 pattern=77 dirty_size=32"
 rm -f "$WORK/dst.rc"
 dst "$WORK/d1"
 before=$(last_beat "$WORK/s1")
-migrate ""
+migrate ',"connections":4'
 r=$(ctl '{"cmd":"resume"}')
 check "the migrated source refuses to resume ($r)" says "$r" "migrated away"
 ctl '{"cmd":"stop"}' >/dev/null
@@ -100,22 +101,23 @@ check "the destination says it received the VM" has "$WORK/d1" "the guest runs h
 dst_stop "idle guest" "$WORK/d1"
 exec 8>&-
 
-# 2. A guest dirtying 4 MiB flat out, in mutual TLS, with KVM_GET_DIRTY_LOG
-# (--dirty-log bitmap) instead of the ring: pre-copy cannot
-# converge, so max_rounds ends it; the heartbeat goes on at the destination.
+# 2. A guest dirtying 4 MiB flat out, in mutual TLS on three connections,
+# with KVM_GET_DIRTY_LOG (--dirty-log bitmap) instead of the ring: pre-copy
+# cannot converge, so max_rounds ends it; the heartbeat goes on at the
+# destination.
 args="$args --dirty-log bitmap"
 src "$WORK/s2" "heartbeat=14 dirty=0 dirty_size=4"
 args="--memory 128M --cpus 2 --stop-timeout 0"
 rm -f "$WORK/dst.rc"
 dst "$WORK/d2" --tls-cert "$WORK/dst.crt" --tls-key "$WORK/dst.key" --tls-ca "$WORK/good.crt"
 before=$(last_beat "$WORK/s2")
-migrate ",\"max_rounds\":4,\"downtime_limit_ms\":1,$(tls_json src good)"
+migrate ",\"max_rounds\":4,\"downtime_limit_ms\":1,\"connections\":3,$(tls_json src good)"
 ctl '{"cmd":"stop"}' >/dev/null
 wait $pid 2>/dev/null
 rounds=$(field "$st" rounds)
 # (How many rounds depends on how fast this host sends: 1 to max_rounds.)
-check "a dirtying guest migrates in mutual TLS ($(field "$st" migration), $rounds rounds, $(field "$st" downtime_ms) ms down, dirty $(field "$st" dirty_log))" \
-	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"' && [ '${rounds:-0}' -ge 1 ] && printf '%s' '$st' | grep -q '\"dirty_log\":\"bitmap\"'"
+check "a dirtying guest migrates in mutual TLS on 3 connections ($(field "$st" migration), $rounds rounds, $(field "$st" downtime_ms) ms down, dirty $(field "$st" dirty_log), $(field "$st" connections) connections)" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"' && [ '${rounds:-0}' -ge 1 ] && printf '%s' '$st' | grep -q '\"dirty_log\":\"bitmap\"' && printf '%s' '$st' | grep -q '\"connections\":3'"
 wait_for "$WORK/d2" "tiny: heartbeat" 20
 first=$(first_beat "$WORK/d2")
 check "the dirtying guest carries on at the destination (${before:-?} -> ${first:-none})" \
@@ -130,7 +132,7 @@ src "$WORK/s2b" "heartbeat=14 dirty=0 dirty_size=8"
 rm -f "$WORK/dst.rc"
 dst "$WORK/d2b"
 before=$(last_beat "$WORK/s2b")
-migrate ',"auto_converge":true,"bandwidth_limit":16777216,"max_rounds":10,"downtime_limit_ms":1'
+migrate ',"auto_converge":true,"bandwidth_limit":16777216,"max_rounds":10,"downtime_limit_ms":1,"connections":2'
 ctl '{"cmd":"stop"}' >/dev/null
 wait $pid 2>/dev/null
 pct=$(field "$st" throttle_percent)
@@ -173,7 +175,7 @@ rm -f "$WORK/dst.rc"
 dst "$WORK/d4"
 ( sleep 1.5; kill -KILL "$(cat "$WORK/dst.pid")" ) &
 slow=",\"bandwidth_limit\":1048576" # 1 MiB/s: 32 MiB of pattern take 30 s
-migrate "$slow"
+migrate "$slow,\"connections\":2"
 check "the destination killed mid-way fails the migration ($(field "$st" error))" \
 	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"failed\"'"
 alive "destination killed"

@@ -102,6 +102,9 @@ VMID=$(printf '%s' "$R" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
 api POST /v1/vms/hb:migrate '{"destination":"nowhere"}'
 check "a destination that is not host:port is 400 on destination ($R)" \
 	r_all '"code":"INVALID_ARGUMENT"' '"field":"destination"'
+api POST /v1/vms/hb:migrate "{\"destination\":\"$IPB:$PB\",\"connections\":17}"
+check "17 connections is 400 on connections ($R)" \
+	r_all '"code":"INVALID_ARGUMENT"' '"field":"connections"' 'at most 16'
 migrate hb "{\"destination\":\"$IPB:$PE\"}" 60
 check "to a vmmd whose certificate comes from another CA: the operation fails naming TLS/the certificate" \
 	r_all OPERATION_STATE_FAILED 'TLS handshake: peer certificate refused'
@@ -146,13 +149,13 @@ check "...and b discarded its VM" gone hb 60
 on a
 wait_console hb "tiny: heartbeat" 10
 saved=$(last_beat "$WORK/hb.con")
-migrate hb "{\"destination\":\"$IPB:$PB\",\"downtime_limit_ms\":300,\"auto_converge\":true}"
+migrate hb "{\"destination\":\"$IPB:$PB\",\"downtime_limit_ms\":300,\"auto_converge\":true,\"connections\":3}"
 check "MigrateVm to b succeeded" has_r OPERATION_STATE_SUCCEEDED
 check "...its result has the figures (total, downtime, bytes, rounds, each round, dirty log, throughput)" \
 	r_all "\"migration\":{\"destination\":\"$IPB:$PB\",\"setup_ms\":[1-9]" \
 		'"total_ms":[1-9]' '"bytes":"[1-9]' '"pages_normal":"[1-9]' \
 		'"rounds":[1-9]' '"round_stats":\[{"pages":"[1-9]' \
-		'"dirty_log":"[a-z]' '"throughput_bytes_per_s":"[1-9]'
+		'"dirty_log":"[a-z]' '"throughput_bytes_per_s":"[1-9]' '"connections":3'
 check "...the VM is gone from a" gone hb 10
 on b
 api GET /v1/vms/hb
