@@ -28,6 +28,16 @@ certs good hosta hostb
 certs evil stranger
 
 # Two namespaces and a veth pair if this machine can; else the loopback.
+# iproute2's ip by its path: the lab's busybox sh runs its own applet for a
+# bare "ip", and that one has no netns.
+ip=ip
+for p in /usr/sbin/ip /sbin/ip /usr/bin/ip /bin/ip; do
+	if [ -x "$p" ] && "$p" -V 2>/dev/null | grep -q iproute2; then
+		ip=$p
+		break
+	fi
+done
+ip() { "$ip" "$@"; }
 NSA="" NSB="" IPA=127.0.0.1 IPB=127.0.0.1
 if ip netns add vmmd-mig-a 2>/dev/null; then
 	if ip netns add vmmd-mig-b && ip link add vmmd-va type veth peer name vmmd-vb &&
@@ -36,7 +46,7 @@ if ip netns add vmmd-mig-a 2>/dev/null; then
 		ip -n vmmd-mig-b addr add 10.99.0.2/24 dev vmmd-vb &&
 		ip -n vmmd-mig-a link set vmmd-va up && ip -n vmmd-mig-b link set vmmd-vb up &&
 		ip -n vmmd-mig-a link set lo up && ip -n vmmd-mig-b link set lo up; then
-		NSA="ip netns exec vmmd-mig-a" NSB="ip netns exec vmmd-mig-b"
+		NSA="$ip netns exec vmmd-mig-a" NSB="$ip netns exec vmmd-mig-b"
 		IPA=10.99.0.1 IPB=10.99.0.2
 	fi
 	trap 'ip netns del vmmd-mig-a 2>/dev/null; ip netns del vmmd-mig-b 2>/dev/null; rm -rf "$WORK"' EXIT
