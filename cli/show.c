@@ -211,6 +211,18 @@ const char *show__migration(json_t *op, bool rounds, char *buf, size_t len)
 	if (off < len && jint(op, "migration.throttle_percent"))
 		off += (size_t)snprintf(buf + off, len - off, ", vCPUs throttled up to %" PRId64 "%%",
 					jint(op, "migration.throttle_percent"));
+	if (off < len && rounds && jint(op, "migration.downtime_ms"))
+		off += (size_t)snprintf(buf + off, len - off,
+					"\n  downtime: pause %" PRId64 " ms, state %" PRId64
+					" ms, last %" PRId64 " pages %" PRId64
+					" ms, destination restore %" PRId64 " ms, GO to running %" PRId64
+					" ms",
+					jint(op, "migration.downtime.pause_ms"),
+					jint(op, "migration.downtime.state_ms"),
+					jint(op, "migration.downtime.last_pages"),
+					jint(op, "migration.downtime.last_pages_ms"),
+					jint(op, "migration.downtime.destination_restore_ms"),
+					jint(op, "migration.downtime.go_to_running_ms"));
 	json_array_foreach(rs, i, r) {
 		if (!rounds || off >= len)
 			break;

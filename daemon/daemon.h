@@ -93,6 +93,8 @@ struct op_migrate {
 	uint32_t setup_ms, total_ms, downtime_ms, rounds;
 	uint64_t bytes, pages_normal, pages_zero, throughput;
 	uint32_t throttle_pct, nr_conns;
+	uint32_t dt_pause, dt_state, dt_pages, dt_restore, dt_start; /* downtime parts */
+	uint64_t dt_last_pages;
 	char dirty_log[8];
 	struct {
 		uint64_t pages, dirty_pages_per_s;

@@ -67,6 +67,14 @@ static void out__take_status(struct op_migrate *g, json_t *st, uint32_t vmmd_set
 	g->rounds = (uint32_t)I("rounds");
 	g->throttle_pct = (uint32_t)I("throttle_percent");
 	g->nr_conns = (uint32_t)I("connections");
+#define D(k) ((uint32_t)json_integer_value(json_object_get(json_object_get(st, "downtime_breakdown"), k)))
+	g->dt_pause = D("pause_ms");
+	g->dt_state = D("state_ms");
+	g->dt_pages = D("last_pages_ms");
+	g->dt_last_pages = D("last_pages");
+	g->dt_restore = D("destination_restore_ms");
+	g->dt_start = D("go_to_running_ms");
+#undef D
 	/* The transfer alone: vmm's total less its own setup. */
 	if (I("total_ms") > I("setup_ms"))
 		g->throughput = g->bytes * 1000 / (I("total_ms") - I("setup_ms"));

@@ -120,6 +120,7 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 	Vmmd__V1__Error e = VMMD__V1__ERROR__INIT;
 	Vmmd__V1__SnapshotResult snap = VMMD__V1__SNAPSHOT_RESULT__INIT;
 	Vmmd__V1__MigrationResult mig = VMMD__V1__MIGRATION_RESULT__INIT;
+	Vmmd__V1__MigrationDowntime down = VMMD__V1__MIGRATION_DOWNTIME__INIT;
 	Vmmd__V1__MigrationRound rounds[MIGRATE_ROUNDS_KEPT], *rp[MIGRATE_ROUNDS_KEPT];
 
 	m.id = (char *)op->id;
@@ -158,6 +159,13 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 		mig.dirty_log = (char *)g->dirty_log;
 		mig.throttle_percent = g->throttle_pct;
 		mig.connections = g->nr_conns;
+		down.pause_ms = g->dt_pause;
+		down.state_ms = g->dt_state;
+		down.last_pages_ms = g->dt_pages;
+		down.last_pages = g->dt_last_pages;
+		down.destination_restore_ms = g->dt_restore;
+		down.go_to_running_ms = g->dt_start;
+		mig.downtime = &down;
 		mig.throughput_bytes_per_s = g->throughput;
 		for (size_t i = 0; i < n; i++) {
 			vmmd__v1__migration_round__init(&rounds[i]);

@@ -234,6 +234,14 @@ static struct op *parse_op(const char *text, size_t len, char *why, size_t whyle
 		snprintf(g->dirty_log, sizeof(g->dirty_log), "%s", r->dirty_log);
 		g->throttle_pct = r->throttle_percent;
 		g->nr_conns = r->connections;
+		if (r->downtime) {
+			g->dt_pause = r->downtime->pause_ms;
+			g->dt_state = r->downtime->state_ms;
+			g->dt_pages = r->downtime->last_pages_ms;
+			g->dt_last_pages = r->downtime->last_pages;
+			g->dt_restore = r->downtime->destination_restore_ms;
+			g->dt_start = r->downtime->go_to_running_ms;
+		}
 		g->throughput = r->throughput_bytes_per_s;
 		for (size_t i = 0; i < r->n_round_stats && i < MIGRATE_ROUNDS_KEPT; i++) {
 			g->round[i].pages = r->round_stats[i]->pages;

@@ -7,6 +7,9 @@
  *            opening with JOIN (the token) and carrying PAGES, then DONE
  *   PAGES*   le32 count, count × le64 (RAM offset | MIG_PAGE_ZERO), then the
  *            4 KiB of every entry without the flag, in order
+ *   SYNC     after each pre-copy round, on every connection
+ *   ← SYNCED every connection was read up to its SYNC: nothing of the
+ *            round is left in flight, so the guest never waits on it
  *   STATE    Manifest with every section (the source is paused by now; the
  *            destination takes it once every extra connection said DONE)
  *   ← READY  the destination loaded it all and will start on GO

@@ -25,11 +25,15 @@
 #define RECV_MAX_CHANNELS 16
 
 /* An extra RAM connection (live.h: CHANNELS), drained on its own thread. */
+struct recv_ctx;
+
 struct recv_chan {
 	struct vm *vm;
+	struct recv_ctx *x;
 	struct mig_stream *s;
 	pthread_t tid;
-	bool started;
+	bool started, ended;
+	unsigned int syncs; /* SYNC records read (under x->lock) */
 	uint64_t pages;
 	int err;
 	char why[256];
@@ -37,6 +41,9 @@ struct recv_chan {
 
 /* What recv__run needs besides the control connection. */
 struct recv_ctx {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* a channel read a SYNC or ended */
+	unsigned int syncs;  /* SYNC records read on the control connection */
 	int lfd;
 	const char *addr;
 	const struct tls_files *tls;
@@ -92,6 +99,40 @@ static int recv__manifest(const uint8_t *buf, size_t len, Manifest **m, char *wh
 	return 0;
 }
 
+/* A channel read a SYNC (or ended): wakes the control thread's wait. */
+static void recv__chan_note(struct recv_chan *c, bool ended)
+{
+	pthread_mutex_lock(&c->x->lock);
+	if (ended)
+		c->ended = true;
+	else
+		c->syncs++;
+	pthread_cond_broadcast(&c->x->cond);
+	pthread_mutex_unlock(&c->x->lock);
+}
+
+/* SYNC on the control connection: answers once every channel read its own
+ * SYNC of this round (live.h). */
+static int recv__sync(struct recv_ctx *x, struct mig_stream *s, char *why, size_t wlen)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&x->lock);
+	x->syncs++;
+	for (unsigned int i = 0; i < x->nr_chan && !err; i++) {
+		struct recv_chan *c = &x->chan[i];
+
+		while (c->syncs < x->syncs && !c->ended)
+			pthread_cond_wait(&x->cond, &x->lock);
+		if (c->syncs < x->syncs) {
+			snprintf(why, wlen, "%s", c->err ? c->why : "a RAM connection ended early");
+			err = c->err ? c->err : -EPROTO;
+		}
+	}
+	pthread_mutex_unlock(&x->lock);
+	return err ? err : mig_stream__send(s, MIG_SYNCED, NULL, 0);
+}
+
 static void *recv__chan_thread(void *arg)
 {
 	struct recv_chan *c = arg;
@@ -107,6 +148,8 @@ static void *recv__chan_thread(void *arg)
 				 err == -ETIMEDOUT ? "went silent" : "hung up");
 		else if (type == MIG_PAGES)
 			err = recv__pages(c->vm, buf, len, &c->pages, c->why, sizeof(c->why));
+		else if (type == MIG_SYNC)
+			recv__chan_note(c, false);
 		else if (type != MIG_DONE)
 			snprintf(c->why, sizeof(c->why), "unexpected record %u on a RAM connection",
 				 type),
@@ -116,6 +159,7 @@ static void *recv__chan_thread(void *arg)
 			mig_stream__shutdown(c->s); /* the source hears of it at once */
 		if (err || type == MIG_DONE) {
 			c->err = err;
+			recv__chan_note(c, true);
 			return NULL;
 		}
 	}
@@ -142,6 +186,7 @@ static int recv__channels(struct vm *vm, struct recv_ctx *x, const uint8_t *p, s
 		int err;
 
 		c->vm = vm;
+		c->x = x;
 		c->s = mig_stream__accept_on(x->lfd, x->addr, x->tls, RECV_JOIN_MS, why, wlen);
 		if (!c->s)
 			return -ETIMEDOUT;
@@ -239,6 +284,8 @@ static int recv__run(struct vm *vm, struct mig_stream *s, struct recv_ctx *x, ch
 			err = recv__pages(vm, buf, len, &pages, why, wlen);
 		} else if (type == MIG_CHANNELS) {
 			err = recv__channels(vm, x, buf, len, why, wlen);
+		} else if (type == MIG_SYNC) {
+			err = recv__sync(x, s, why, wlen);
 		} else if (type == MIG_ERROR) {
 			snprintf(why, wlen, "the source gave up: %s", (char *)buf);
 			err = -ECANCELED;
@@ -288,7 +335,10 @@ static int live_recv__incoming(struct vm *vm)
 {
 	const struct vm_config *cfg = vm->cfg;
 	struct tls_files tls = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
-	struct recv_ctx x = { .addr = cfg->incoming, .tls = &tls };
+	struct recv_ctx x = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			      .cond = PTHREAD_COND_INITIALIZER,
+			      .addr = cfg->incoming,
+			      .tls = &tls };
 	struct mig_stream *s = NULL;
 	char why[512] = "";
 	uint64_t ignored = 0;

@@ -80,6 +80,13 @@ struct live_send {
 	int64_t start_ms, setup_ms, total_ms, downtime_ms_measured;
 	uint64_t bytes, pages_normal, pages_zero, rounds;
 	struct round_stats round[SEND_ROUNDS_KEPT];
+	/* Where the downtime went, in ms: vCPUs out, device and vCPU state
+	 * taken, last pages sent, the destination's restore until READY,
+	 * GO until RUNNING. */
+	struct {
+		int64_t pause, collect, pages, restore, start;
+	} stop;
+	uint64_t stop_pages;
 
 	/* RAM-linear bitmaps: what to send now, and what devices wrote. */
 	uint64_t *dirty, *dev_dirty;
@@ -341,6 +348,22 @@ static int send__expect(struct live_send *ls, uint32_t want, int timeout_ms, cha
 	return err;
 }
 
+/* The end of a round: waits until the destination has read all of it.
+ * Without this the last round's bytes still sitting in socket buffers
+ * (megabytes on a fast link) would be drained with the guest stopped. */
+static int send__sync(struct live_send *ls, char *why, size_t wlen)
+{
+	int err = 0;
+
+	for (unsigned int i = 0; !err && i < ls->nr_chan; i++)
+		err = mig_stream__send(ls->chan[i].s, MIG_SYNC, NULL, 0);
+	if (err) {
+		snprintf(why, wlen, "sending RAM: %s", strerror(-err));
+		return err;
+	}
+	return send__expect(ls, MIG_SYNCED, SEND_REPLY_MS, why, wlen);
+}
+
 /* HELLO with the machine; the destination checks it before any RAM moves. */
 static int send__hello(struct live_send *ls, char *why, size_t wlen)
 {
@@ -417,6 +440,9 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 			snprintf(why, wlen, "sending RAM: %s", strerror(-err));
 			return err;
 		}
+		err = send__sync(ls, why, wlen);
+		if (err)
+			return err;
 		if (__atomic_load_n(&ls->cancel, __ATOMIC_RELAXED)) {
 			snprintf(why, wlen, "cancelled");
 			return -ECANCELED;
@@ -446,21 +472,28 @@ static int send__complete(struct live_send *ls, int64_t *t_stop, char *why, size
 	size_t len;
 	int err;
 
+	int64_t t;
+
 	send__set_phase(ls, "stop-and-copy");
-	*t_stop = now_ms();
+	*t_stop = t = now_ms();
 	vm__throttle(ls->vm, 0);
 	if (vm__pause(ls->vm)) {
 		snprintf(why, wlen, "the VM is stopping");
 		return -ESHUTDOWN;
 	}
+	ls->stop.pause = now_ms() - t;
+	t = now_ms();
 	/* Saving quiesces the devices: what they write meanwhile is marked. */
 	err = saved_state__collect(ls->vm, &m, why, wlen);
+	ls->stop.collect = now_ms() - t;
+	t = now_ms();
 	if (!err)
 		err = send__fetch_dirty(ls, &dirty);
 	if (!err)
 		err = send__round(ls);
 	if (!err)
 		err = send__channels_done(ls);
+	ls->stop_pages = err ? 0 : dirty;
 	if (!err) {
 		len = vmmd__migration__v1__manifest__get_packed_size(&m);
 		buf = malloc(len + 1);
@@ -477,9 +510,13 @@ static int send__complete(struct live_send *ls, int64_t *t_stop, char *why, size
 			snprintf(why, wlen, "sending the final state: %s", strerror(-err));
 		return err;
 	}
+	ls->stop.pages = now_ms() - t;
+	t = now_ms();
 	err = send__expect(ls, MIG_READY, SEND_REPLY_MS, why, wlen);
 	if (err)
 		return err;
+	ls->stop.restore = now_ms() - t;
+	t = now_ms();
 	pthread_mutex_lock(&ls->lock);
 	if (ls->cancel) {
 		pthread_mutex_unlock(&ls->lock);
@@ -492,6 +529,7 @@ static int send__complete(struct live_send *ls, int64_t *t_stop, char *why, size
 	    send__expect(ls, MIG_RUNNING, SEND_REPLY_MS, why, wlen))
 		pr_warn("migrate: GO sent but RUNNING not heard (%s); the guest is the destination's",
 			why);
+	ls->stop.start = now_ms() - t;
 	return 0;
 }
 
@@ -584,7 +622,7 @@ static json_t *live_send__status_json(struct live_send *ls)
 							"throttle_percent",
 							(int)ls->round[i].throttle_pct));
 	j = json_pack("{s:b, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
-		      "s:i, s:i, s:o}",
+		      "s:i, s:i, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
 		      "ok", 1, "migration", state_names[ls->state], "phase", ls->phase,
 		      "dirty_log", ls->vm ? vm__dirty_log_kind(ls->vm) : NULL,
 		      "destination", ls->state == MS_NONE ? NULL : ls->dest, "error",
@@ -595,8 +633,11 @@ static json_t *live_send__status_json(struct live_send *ls)
 		      "pages_normal", (json_int_t)ls->pages_normal, "pages_zero",
 		      (json_int_t)ls->pages_zero, "rounds", (json_int_t)ls->rounds, "auto_converge",
 		      ls->auto_converge, "throttle_percent", (int)ls->throttle_pct, "connections",
-		      (int)ls->nr_chan, "round_stats",
-		      rounds);
+		      (int)ls->nr_chan, "round_stats", rounds, "downtime_breakdown", "pause_ms",
+		      (json_int_t)ls->stop.pause, "state_ms", (json_int_t)ls->stop.collect,
+		      "last_pages_ms", (json_int_t)ls->stop.pages, "last_pages",
+		      (json_int_t)ls->stop_pages, "destination_restore_ms",
+		      (json_int_t)ls->stop.restore, "go_to_running_ms", (json_int_t)ls->stop.start);
 	pthread_mutex_unlock(&ls->lock);
 	return j;
 }
@@ -668,6 +709,8 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 	ls->start_ms = now_ms();
 	ls->setup_ms = ls->total_ms = ls->downtime_ms_measured = 0;
 	ls->bytes = ls->pages_normal = ls->pages_zero = ls->rounds = 0;
+	memset(&ls->stop, 0, sizeof(ls->stop));
+	ls->stop_pages = 0;
 	if (pthread_create(&tid, NULL, live_send__thread, ls)) {
 		ls->state = MS_FAILED;
 		pthread_mutex_unlock(&ls->lock);

@@ -205,8 +205,14 @@ int saved_state__apply(struct vm *vm, const Manifest *m, char *why, size_t wlen)
 	for (int i = 0; i < vm->nr_states; i++) {
 		const struct state_ops *ops = vm->states[i].ops;
 		const Section *s = saved_state__find(m, ops->section);
-		int err = ops->restore(vm->states[i].opaque, s->data.data, s->data.len);
+		struct timespec t0, t1;
+		int err;
 
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		err = ops->restore(vm->states[i].opaque, s->data.data, s->data.len);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		pr_debug("restore %s: %ld us", ops->section,
+			 (long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
 		if (err) {
 			snprintf(why, wlen, "%s: its saved state does not restore (%s)", ops->section,
 				 strerror(-err));

@@ -24,6 +24,8 @@ enum mig_rec {
 	MIG_CHANNELS,    /* src->dst: le32 count of extra RAM connections, token */
 	MIG_JOIN,        /* src->dst, first on an extra connection: the token */
 	MIG_DONE,        /* src->dst, last on an extra connection: no more pages */
+	MIG_SYNC,        /* src->dst, on every connection: the end of a round */
+	MIG_SYNCED,      /* dst->src: every connection read up to its SYNC */
 };
 
 #define MIG_MAX_RECORD (64u << 20)

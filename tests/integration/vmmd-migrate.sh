@@ -161,11 +161,12 @@ wait_console hb "tiny: heartbeat" 10
 saved=$(last_beat "$WORK/hb.con")
 migrate hb "{\"destination\":\"$IPB:$PB\",\"downtime_limit_ms\":300,\"auto_converge\":true,\"connections\":3}"
 check "MigrateVm to b succeeded" has_r OPERATION_STATE_SUCCEEDED
-check "...its result has the figures (total, downtime, bytes, rounds, each round, dirty log, throughput)" \
+check "...its result has the figures (total, downtime and its parts, bytes, rounds, each round, dirty log, throughput)" \
 	r_all "\"migration\":{\"destination\":\"$IPB:$PB\",\"setup_ms\":[1-9]" \
 		'"total_ms":[1-9]' '"bytes":"[1-9]' '"pages_normal":"[1-9]' \
 		'"rounds":[1-9]' '"round_stats":\[{"pages":"[1-9]' \
-		'"dirty_log":"[a-z]' '"throughput_bytes_per_s":"[1-9]' '"connections":3'
+		'"dirty_log":"[a-z]' '"throughput_bytes_per_s":"[1-9]' '"connections":3' \
+		'"downtime":{.*"destination_restore_ms"'
 check "...the VM is gone from a" gone hb 10
 on b
 api GET /v1/vms/hb
@@ -186,7 +187,7 @@ RC=$?
 diag "vmmctl: $(cat "$WORK/c.out" "$WORK/c.err")"
 check "vmmctl migrate --wait: exit 0, the figures printed" \
 	sh -c "[ $RC -eq 0 ] && grep -q 'succeeded: to $IPA:$PA: [0-9]* ms in all.* MB/s, dirty ' '$WORK/c.out' &&
-		grep -q 'round 0: [0-9]* pages' '$WORK/c.out'"
+		grep -q 'round 0: [0-9]* pages' '$WORK/c.out' && grep -q 'downtime: pause [0-9]* ms' '$WORK/c.out'"
 on b
 check "...the VM is gone from b" gone hb 10
 on a
