@@ -231,9 +231,9 @@ void metrics__free(struct metrics *m);
 void metrics__observe(struct metrics *m, const char *transport, const char *route, int status,
 		      uint64_t usec);
 /* A migration ended: incoming or outgoing, "succeeded", "failed" or
- * "cancelled", and the guest's downtime when it succeeded. */
+ * "cancelled", and (outgoing) its figures: downtime, time, bytes. */
 void metrics__migration(struct metrics *m, bool incoming, const char *result,
-			uint32_t downtime_ms);
+			const struct op_migrate *g);
 int metrics__render(struct daemon *d, char **text, size_t *len);
 
 /* daemon/service.c */

@@ -30,6 +30,7 @@ struct metrics {
 	struct series *series;
 	uint64_t migrations[2][NR_MIG_RESULTS];
 	uint64_t downtime_ms_sum, downtime_count;
+	uint64_t out_bytes, total_ms_sum;
 };
 
 struct metrics *metrics__new(void)
@@ -83,9 +84,16 @@ void metrics__observe(struct metrics *m, const char *transport, const char *rout
 }
 
 void metrics__migration(struct metrics *m, bool incoming, const char *result,
-			uint32_t downtime_ms)
+			const struct op_migrate *g)
 {
+	uint32_t downtime_ms = g ? g->downtime_ms : 0;
+
 	pthread_mutex_lock(&m->lock);
+	if (!incoming && g) {
+		m->out_bytes += g->bytes;
+		if (!strcmp(result, "succeeded"))
+			m->total_ms_sum += g->total_ms;
+	}
 	for (size_t i = 0; i < NR_MIG_RESULTS; i++)
 		if (!strcmp(result, mig_results[i]))
 			m->migrations[incoming][i]++;
@@ -199,6 +207,16 @@ int metrics__render(struct daemon *d, char **text, size_t *len)
 		"vmmd_migration_downtime_seconds_count %llu\n",
 	    (double)d->metrics->downtime_ms_sum / 1000,
 	    (unsigned long long)d->metrics->downtime_count);
+	out(&b, "# HELP vmmd_migration_duration_seconds Operation time of the outgoing "
+		"migrations that succeeded.\n# TYPE vmmd_migration_duration_seconds summary\n"
+		"vmmd_migration_duration_seconds_sum %.3f\n"
+		"vmmd_migration_duration_seconds_count %llu\n"
+		"# HELP vmmd_migration_sent_bytes_total Bytes outgoing migrations sent, whatever "
+		"their result.\n# TYPE vmmd_migration_sent_bytes_total counter\n"
+		"vmmd_migration_sent_bytes_total %llu\n",
+	    (double)d->metrics->total_ms_sum / 1000,
+	    (unsigned long long)d->metrics->downtime_count,
+	    (unsigned long long)d->metrics->out_bytes);
 	pthread_mutex_unlock(&d->metrics->lock);
 	if (b.oom) {
 		free(b.p);

@@ -366,14 +366,14 @@ static void *in__serve(void *arg)
 		if (op)
 			ops__update(d, op, VMMD__V1__OPERATION_STATE__OPERATION_STATE_SUCCEEDED,
 				    100, "migrated in from %s, running", ic->peer);
-		metrics__migration(d->metrics, true, "succeeded", 0);
+		metrics__migration(d->metrics, true, "succeeded", NULL);
 	} else {
 		if (vm)
 			registry__remove(d, vm, op_id, "discarded: the migration did not arrive");
 		if (op)
 			ops__fail(d, op, API_UNAVAILABLE, "migration in from %s failed: %s",
 				  ic->peer, why);
-		metrics__migration(d->metrics, true, "failed", 0);
+		metrics__migration(d->metrics, true, "failed", NULL);
 	}
 	pthread_mutex_unlock(&d->lock);
 	ok = runs ? json_pack("{s:b, s:s}", "ok", 1, "state", "running") :

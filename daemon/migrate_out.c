@@ -340,7 +340,7 @@ out_unlocked:
 					    "this VM",
 					    g->dest, o.why);
 		ops__fail(d, op, API_UNAVAILABLE, "vm \"%s\": %s", o.name, o.why);
-		metrics__migration(d->metrics, false, "failed", 0);
+		metrics__migration(d->metrics, false, "failed", g);
 		goto out_free;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -354,7 +354,7 @@ out_unlocked:
 			    "migrated to %s: %u ms in all, %u ms downtime, %llu bytes, %u rounds",
 			    g->dest, g->total_ms, g->downtime_ms, (unsigned long long)g->bytes,
 			    g->rounds);
-		metrics__migration(d->metrics, false, "succeeded", g->downtime_ms);
+		metrics__migration(d->metrics, false, "succeeded", g);
 		goto out_free;
 	}
 	if (vm && vm->state == VMMD__V1__VM_STATE__VM_STATE_MIGRATING)
@@ -367,12 +367,12 @@ out_unlocked:
 	if (op->cancel) {
 		ops__update(d, op, VMMD__V1__OPERATION_STATE__OPERATION_STATE_CANCELLED,
 			    op->progress, "cancelled; vm \"%s\" runs here", o.name);
-		metrics__migration(d->metrics, false, "cancelled", 0);
+		metrics__migration(d->metrics, false, "cancelled", g);
 	} else {
 		snprintf(op->error.field, sizeof(op->error.field), "destination");
 		ops__fail(d, op, o.code, "vm \"%s\" runs here; migration failed: %s", o.name,
 			  o.why[0] ? o.why : "unknown reason");
-		metrics__migration(d->metrics, false, "failed", 0);
+		metrics__migration(d->metrics, false, "failed", g);
 	}
 out_free:
 	json_decref(st);

@@ -203,9 +203,10 @@ check "/metrics counts the migrations (a: one in, one cancelled out)" \
 		'vmmd_migrations_total{direction="out",result="cancelled"} 1'
 on b
 api GET /metrics
-check "/metrics on b: one out succeeded, one in failed (the cancelled one)" \
+check "/metrics on b: one out succeeded, one in failed (the cancelled one), its bytes and time" \
 	r_all 'vmmd_migrations_total{direction="out",result="succeeded"} 1' \
-		'vmmd_migrations_total{direction="in",result="failed"} 1'
+		'vmmd_migrations_total{direction="in",result="failed"} 1' \
+		'vmmd_migration_sent_bytes_total [1-9]' 'vmmd_migration_duration_seconds_count 1'
 
 on a
 "$VMMCTL" --socket "$SA" stop hb --force --wait >/dev/null 2>&1
