@@ -195,11 +195,14 @@ static int send__all(struct send_chan *c)
 	int err = 0;
 
 	while (!err && off < size && !send__stopped(ls)) {
-		off_t data = lseek(ls->vm->mem_fd, (off_t)off, SEEK_DATA), hole;
+		/* After a lazy restore the memfd is not the guest's RAM: all of
+		 * it is looked at (zero pages still cost nothing on the wire). */
+		bool scan = ls->vm->ram_private;
+		off_t data = scan ? (off_t)off : lseek(ls->vm->mem_fd, (off_t)off, SEEK_DATA), hole;
 
 		if (data < 0)
 			break;
-		hole = lseek(ls->vm->mem_fd, data, SEEK_HOLE);
+		hole = scan ? (off_t)size : lseek(ls->vm->mem_fd, data, SEEK_HOLE);
 		if (hole < 0 || (uint64_t)hole > size)
 			hole = (off_t)size;
 		for (off = (uint64_t)data & ~(uint64_t)(MIG_PAGE - 1); !err && off < (uint64_t)hole;

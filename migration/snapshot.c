@@ -70,7 +70,8 @@ static int snapshot__write(struct vm *vm, int dirfd, struct snapshot_result *res
 
 	err = saved_state__collect(vm, &m, why, wlen);
 	if (!err)
-		err = snapshot_mem__write(dirfd, vm->ram, vm->mem_fd, vm->ram_size, &dig, why,
+		err = snapshot_mem__write(dirfd, vm->ram, vm->ram_private ? -1 : vm->mem_fd,
+					  vm->ram_size, &dig, why,
 					  wlen);
 	if (err)
 		goto out;
@@ -138,8 +139,11 @@ static int snapshot__load_memory(struct vm *vm, int dirfd, const Manifest *m, bo
 	struct mem_digest d;
 	int err;
 
-	if (lazy)
-		return snapshot_mem__map(dirfd, vm->ram, vm->ram_size, why, wlen);
+	if (lazy) {
+		err = snapshot_mem__map(dirfd, vm->ram, vm->ram_size, why, wlen);
+		vm->ram_private = !err;
+		return err;
+	}
 	/* Whatever the firmware set-up wrote goes: RAM is exactly the file's. */
 	if (fallocate(vm->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 		      (off_t)vm->ram_size) < 0)

@@ -215,13 +215,14 @@ int snapshot_mem__write(int dirfd, const uint8_t *ram, int mem_fd, uint64_t size
 		goto out_close;
 	}
 	while (off < size) {
-		/* Pages the guest never touched are holes in the memfd too. */
-		off_t data = lseek(mem_fd, (off_t)off, SEEK_DATA);
+		/* Pages the guest never touched are holes in the memfd too
+		 * (without one, mem_fd < 0, every page is looked at). */
+		off_t data = mem_fd < 0 ? (off_t)off : lseek(mem_fd, (off_t)off, SEEK_DATA);
 		off_t hole;
 
 		if (data < 0)
 			break; /* ENXIO: nothing but holes to the end */
-		hole = lseek(mem_fd, data, SEEK_HOLE);
+		hole = mem_fd < 0 ? (off_t)size : lseek(mem_fd, data, SEEK_HOLE);
 		if (hole < 0 || (uint64_t)hole > size)
 			hole = (off_t)size;
 		for (off = (uint64_t)data & ~(uint64_t)(PAGE - 1); off < (uint64_t)hole; off += PAGE) {

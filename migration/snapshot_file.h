@@ -25,7 +25,8 @@ int snapshot_file__write_state(int dirfd, const uint8_t *manifest, size_t len, c
 int snapshot_file__read_state(int dirfd, uint8_t **manifest, size_t *len, char *why,
 			      size_t wlen);
 
-/* Writes ram[0..size) (mem_fd: the same bytes, to skip its holes fast). */
+/* Writes ram[0..size) (mem_fd: the same bytes, to skip its holes fast; -1:
+ * none, every page is looked at). */
 int snapshot_mem__write(int dirfd, const uint8_t *ram, int mem_fd, uint64_t size,
 			struct mem_digest *d, char *why, size_t wlen);
 /* Reads the memory file into ram (already zero) and digests what it read. */

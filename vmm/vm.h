@@ -51,6 +51,11 @@ struct vm {
 	/* A live migration handed the guest over: this VM stays paused until
 	 * stopped (so its statistics can be read), then exits as migrated. */
 	bool migrated;
+	/* RAM is not all in mem_fd: a lazy restore mapped a snapshot's memory
+	 * file privately over it, so what the guest has is that file plus its
+	 * own writes since.  Whoever looks for data (snapshot, migration) must
+	 * scan RAM itself rather than the memfd's extents. */
+	bool ram_private;
 
 	unsigned int nr_cpus;
 	struct vcpu **vcpus;

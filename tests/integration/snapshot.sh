@@ -50,6 +50,38 @@ for mode in copy lazy; do
 	check "restore ($mode): no sanitizer report" sanitizer_clean "$WORK/$mode"
 done
 
+# 2b. A lazily restored VM snapshotted again and migrated: its RAM is the
+# first snapshot's file plus what it wrote since, not what its memfd holds.
+start "$WORK/lz" --restore "$snap" --restore-mode lazy
+wait_for "$WORK/lz" "tiny: heartbeat" 20
+r=$(ctl "{\"cmd\":\"snapshot\",\"path\":\"$WORK/snap2\"}")
+pages=$(printf '%s' "$r" | sed -n 's/.*"memory_pages":\([0-9]*\).*/\1/p')
+check "a lazily restored VM snapshots again with all its RAM (${pages:-?} pages; the pattern alone is 8192)" \
+	sh -c "printf '%s' '$r' | grep -q '\"ok\":true' && [ '${pages:-0}' -ge 8192 ]"
+# ...and migrates with all of it (round 0 looks at every page).
+rm -f "$WORK/din"
+mkfifo "$WORK/din"
+exec 9<>"$WORK/din"
+# shellcheck disable=SC2086
+"$VMM" $args --incoming 127.0.0.1:47950 <"$WORK/din" >"$WORK/lzd" 2>&1 &
+dpid=$!
+wait_for "$WORK/lzd" "waiting for a migration" 10
+vmm_migrate 127.0.0.1:47950 "" 60
+check "a lazily restored VM migrates" sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"'"
+printf 'v' >&9
+wait_for "$WORK/lzd" "tiny: verify" 20
+check "...with the pattern intact at the destination" has "$WORK/lzd" "tiny: verify ok"
+kill -TERM $dpid
+wait $dpid
+exec 9>&-
+vmm_finish
+start "$WORK/cp2" --restore "$WORK/snap2"
+wait_for "$WORK/cp2" "tiny: heartbeat" 20
+printf 'v' >&8
+wait_for "$WORK/cp2" "tiny: verify" 20
+check "...and that snapshot restores with the pattern intact" has "$WORK/cp2" "tiny: verify ok"
+vmm_finish
+
 # 3. Refusals: vmm exits 2 naming the problem, and no vCPU runs.
 refuse() { # refuse NAME DIR PATTERN [ARGS...]
 	name=$1 dir=$2 pat=$3
