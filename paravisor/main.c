@@ -1,0 +1,136 @@
+/* paravisor/main.c — the paravisor command: one virtio-blk device served to
+ * one vhost-user front-end.
+ *
+ *   paravisor --socket PATH --disk path=FILE[,readonly=on][,cache=...][,queues=N]
+ *
+ * It listens on PATH, serves the first front-end that connects and exits when
+ * that connection ends: 0 when the front-end closed it, 1 when we closed it
+ * because the front-end broke the protocol (the log says how), 2 for a bad
+ * command line or image.  One process per VM and per connection keeps the
+ * state a front-end can leave behind out of the next one's way; a supervisor
+ * (vmm, later) starts a new paravisor when it needs one. */
+#include "common/log.h"
+#include "paravisor/vhost_user.h"
+#include "paravisor/vu_blk.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: paravisor --socket PATH --disk path=FILE[,readonly=on|off]"
+		   "[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
+		   "Serves the disk as a vhost-user-blk back-end to one front-end on PATH.\n");
+}
+
+/* A leftover socket from an earlier run is replaced; any other file is not. */
+static int main__listen(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		pr_err("--socket %s: path too long (at most %zu bytes)", path,
+		       sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	if (!lstat(path, &st)) {
+		if (!S_ISSOCK(st.st_mode)) {
+			pr_err("--socket %s: exists and is not a socket", path);
+			return -EEXIST;
+		}
+		unlink(path);
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1)) {
+		int err = -errno;
+
+		pr_err("--socket %s: %s", path, strerror(errno));
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"disk", required_argument, NULL, 'd'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *sock_path = NULL, *disk = NULL;
+	struct virtio_device *vdev;
+	struct vhost_user *vu;
+	int c, lfd, fd, ret;
+
+	log__set_prefix("paravisor");
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': sock_path = optarg; break;
+		case 'd':
+			if (disk) {
+				pr_err("--disk: one disk per paravisor");
+				return 2;
+			}
+			disk = optarg;
+			break;
+		case 'v': log__set_level(LOG_DEBUG); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc || !sock_path || !disk) {
+		usage(stderr);
+		return 2;
+	}
+	vdev = vu_blk__create(disk);
+	if (!vdev)
+		return 2;
+	vu = vhost_user__create(vdev);
+	if (!vu) {
+		pr_err("%s", strerror(errno));
+		vdev->ops->destroy(vdev);
+		return 1;
+	}
+	lfd = main__listen(sock_path);
+	if (lfd < 0) {
+		ret = 2;
+		goto out_destroy;
+	}
+	pr_info("listening on %s for one vhost-user front-end", sock_path);
+	do
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	/* One front-end: nobody else may connect meanwhile. */
+	close(lfd);
+	unlink(sock_path);
+	if (fd < 0) {
+		pr_err("accept: %s", strerror(errno));
+		ret = 1;
+		goto out_destroy;
+	}
+	pr_info("front-end connected");
+	while (!(ret = vhost_user__serve(vu, fd)))
+		;
+	close(fd);
+	vhost_user__disconnect(vu);
+	ret = ret > 0 ? 0 : 1;
+	pr_info("exiting (%s)", ret ? "the front-end broke the protocol" : "front-end gone");
+out_destroy:
+	vhost_user__destroy(vu);
+	vdev->ops->destroy(vdev);
+	return ret;
+}
