@@ -10,6 +10,7 @@
  * state a front-end can leave behind out of the next one's way; a supervisor
  * (vmm, later) starts a new paravisor when it needs one. */
 #include "common/log.h"
+#include "paravisor/sandbox.h"
 #include "paravisor/vhost_user.h"
 #include "paravisor/vu_blk.h"
 
@@ -27,6 +28,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: paravisor --socket PATH --disk path=FILE[,readonly=on|off]"
 		   "[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
 		   "Serves the disk as a vhost-user-blk back-end to one front-end on PATH.\n");
+	sandbox__usage(f);
 }
 
 /* A leftover socket from an earlier run is replaced; any other file is not. */
@@ -69,9 +71,11 @@ int main(int argc, char **argv)
 	    {"disk", required_argument, NULL, 'd'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
+	    SANDBOX_LONG_OPTIONS,
 	    {0},
 	};
 	const char *sock_path = NULL, *disk = NULL;
+	struct sandbox_opts sb = SANDBOX_OPTS_INIT;
 	struct virtio_device *vdev;
 	struct vhost_user *vu;
 	int c, lfd, fd, ret;
@@ -89,7 +93,14 @@ int main(int argc, char **argv)
 			break;
 		case 'v': log__set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		default:
+			if (sandbox__is_opt(c)) {
+				if (sandbox__opt(&sb, c, optarg))
+					return 2;
+				break;
+			}
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind < argc || !sock_path || !disk) {
@@ -123,6 +134,12 @@ int main(int argc, char **argv)
 		goto out_destroy;
 	}
 	pr_info("front-end connected");
+	/* Everything is open: from here on the fds we hold are all we get. */
+	if (sandbox__enter(&sb, &fd, 1)) {
+		close(fd);
+		ret = 1;
+		goto out_destroy;
+	}
 	while (!(ret = vhost_user__serve(vu, fd)))
 		;
 	close(fd);
