@@ -23,6 +23,13 @@ struct blk_backend *blk_backend__open(const char *path, bool readonly, enum blk_
 				      unsigned int depth);
 void blk_backend__close(struct blk_backend *b);
 
+/* True when the kernel took the ring's restrictions (Linux 5.10+): only
+ * read, write, flush, fallocate and no-op requests get through. */
+bool blk_backend__restricted(const struct blk_backend *b);
+/* For tests: one bare request with this io_uring opcode, submitted and
+ * waited for; its result (-EACCES for what the restrictions refuse). */
+int blk_backend__try_op(struct blk_backend *b, uint8_t opcode);
+
 /* Size in bytes as last seen by fstat. */
 uint64_t blk_backend__size(const struct blk_backend *b);
 /* Re-reads the size; returns 1 if it changed, 0 if not, <0 on error. */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -274,6 +275,20 @@ static void test_raw_uring_size_refresh_sees_growth(void **state)
 	blk_backend__close(b);
 }
 
+/* What seccomp cannot see: the ring refuses anything but disk operations. */
+static void test_raw_uring_ring_refuses_other_operations(void **state)
+{
+	struct blk_backend *b = blk_backend__open(img, false, BLK_CACHE_WRITEBACK, 8);
+
+	assert_non_null(b);
+	assert_true(blk_backend__restricted(b));
+	assert_int_equal(blk_backend__try_op(b, IORING_OP_NOP), 0);
+	assert_int_equal(blk_backend__try_op(b, IORING_OP_OPENAT), -EACCES);
+	assert_int_equal(blk_backend__try_op(b, IORING_OP_SOCKET), -EACCES);
+	assert_int_equal(blk_backend__try_op(b, IORING_OP_CONNECT), -EACCES);
+	blk_backend__close(b);
+}
+
 static void test_raw_uring_open_errors(void **state)
 {
 	char dir[300];
@@ -301,6 +316,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_raw_uring_read_past_eof_is_eio, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_raw_uring_queue_full_is_ebusy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_raw_uring_size_refresh_sees_growth, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_raw_uring_ring_refuses_other_operations, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_raw_uring_open_errors, setup, teardown),
 	};
