@@ -2,8 +2,12 @@
  * one vhost-user front-end.
  *
  *   paravisor --socket PATH --disk path=FILE[,readonly=on][,cache=...][,queues=N]
+ *   paravisor --fd N --disk ...
  *
- * It listens on PATH, serves the first front-end that connects and exits when
+ * With --socket it listens on PATH and serves the first front-end that
+ * connects; with --fd, N is a socket already connected to the front-end (how
+ * vmm starts it: one end of a socketpair, so no path in the file system has
+ * to be shared or guarded).  It exits when
  * that connection ends: 0 when the front-end closed it, 1 when we closed it
  * because the front-end broke the protocol (the log says how), 2 for a bad
  * command line or image.  One process per VM and per connection keeps the
@@ -15,8 +19,10 @@
 #include "paravisor/vu_blk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,10 +31,34 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: paravisor --socket PATH --disk path=FILE[,readonly=on|off]"
+	fprintf(f, "usage: paravisor --socket PATH | --fd N  --disk path=FILE[,readonly=on|off]"
 		   "[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
-		   "Serves the disk as a vhost-user-blk back-end to one front-end on PATH.\n");
+		   "Serves the disk as a vhost-user-blk back-end to one front-end: the first\n"
+		   "to connect on PATH, or the one already connected on descriptor N.\n");
 	sandbox__usage(f);
+}
+
+/* --fd N: a connected stream socket we were handed. */
+static int main__inherited(const char *arg)
+{
+	char *end;
+	long n = strtol(arg, &end, 10);
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	if (!*arg || *end || n < 3 || n > 65535) {
+		pr_err("--fd %s: expected a descriptor number from 3 up", arg);
+		return -EINVAL;
+	}
+	errno = 0;
+	if (getsockopt((int)n, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_STREAM) {
+		pr_err("--fd %s: not a stream socket%s%s", arg, errno ? ": " : "",
+		       errno ? strerror(errno) : "");
+		return -EBADF;
+	}
+	/* Nothing we start later may inherit it. */
+	fcntl((int)n, F_SETFD, FD_CLOEXEC);
+	return (int)n;
 }
 
 /* A leftover socket from an earlier run is replaced; any other file is not. */
@@ -68,13 +98,14 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
+	    {"fd", required_argument, NULL, 'f'},
 	    {"disk", required_argument, NULL, 'd'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    SANDBOX_LONG_OPTIONS,
 	    {0},
 	};
-	const char *sock_path = NULL, *disk = NULL;
+	const char *sock_path = NULL, *fd_arg = NULL, *disk = NULL;
 	struct sandbox_opts sb = SANDBOX_OPTS_INIT;
 	struct virtio_device *vdev;
 	struct vhost_user *vu;
@@ -84,6 +115,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': sock_path = optarg; break;
+		case 'f': fd_arg = optarg; break;
 		case 'd':
 			if (disk) {
 				pr_err("--disk: one disk per paravisor");
@@ -103,7 +135,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc || !sock_path || !disk) {
+	if (optind < argc || !sock_path == !fd_arg || !disk) {
 		usage(stderr);
 		return 2;
 	}
@@ -116,24 +148,33 @@ int main(int argc, char **argv)
 		vdev->ops->destroy(vdev);
 		return 1;
 	}
-	lfd = main__listen(sock_path);
-	if (lfd < 0) {
-		ret = 2;
-		goto out_destroy;
+	if (fd_arg) {
+		fd = main__inherited(fd_arg);
+		if (fd < 0) {
+			ret = 2;
+			goto out_destroy;
+		}
+		pr_info("%s: serving the front-end on descriptor %d", vdev->id, fd);
+	} else {
+		lfd = main__listen(sock_path);
+		if (lfd < 0) {
+			ret = 2;
+			goto out_destroy;
+		}
+		pr_info("listening on %s for one vhost-user front-end", sock_path);
+		do
+			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		while (fd < 0 && errno == EINTR);
+		/* One front-end: nobody else may connect meanwhile. */
+		close(lfd);
+		unlink(sock_path);
+		if (fd < 0) {
+			pr_err("accept: %s", strerror(errno));
+			ret = 1;
+			goto out_destroy;
+		}
+		pr_info("front-end connected");
 	}
-	pr_info("listening on %s for one vhost-user front-end", sock_path);
-	do
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	while (fd < 0 && errno == EINTR);
-	/* One front-end: nobody else may connect meanwhile. */
-	close(lfd);
-	unlink(sock_path);
-	if (fd < 0) {
-		pr_err("accept: %s", strerror(errno));
-		ret = 1;
-		goto out_destroy;
-	}
-	pr_info("front-end connected");
 	/* Everything is open: from here on the fds we hold are all we get. */
 	if (sandbox__enter(&sb, &fd, 1)) {
 		close(fd);

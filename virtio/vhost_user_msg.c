@@ -10,6 +10,7 @@
 #include "common/why.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -57,7 +58,8 @@ static void take_fds(struct msghdr *mh, struct vhost_user_msg *m)
 	}
 }
 
-int vhost_user_msg__recv(int sock, struct vhost_user_msg *m, char *why, size_t whylen)
+/* A request from a front-end must not claim to be a reply; a reply must. */
+static int msg__recv(int sock, struct vhost_user_msg *m, bool reply, char *why, size_t whylen)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
@@ -101,10 +103,10 @@ int vhost_user_msg__recv(int sock, struct vhost_user_msg *m, char *why, size_t w
 				VHOST_USER_MAX_FDS);
 	}
 	if ((m->hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION ||
-	    (m->hdr.flags & VHOST_USER_FLAG_REPLY)) {
+	    !(m->hdr.flags & VHOST_USER_FLAG_REPLY) != !reply) {
 		vhost_user_msg__close_fds(m);
-		return why__set(why, whylen, -EPROTO, "%s: bad flags %#x (version 1, no REPLY bit)",
-				name, m->hdr.flags);
+		return why__set(why, whylen, -EPROTO, "%s: bad flags %#x (version 1, %s REPLY bit)",
+				name, m->hdr.flags, reply ? "with the" : "no");
 	}
 	if (m->hdr.size > sizeof(m->p)) {
 		vhost_user_msg__close_fds(m);
@@ -120,6 +122,16 @@ int vhost_user_msg__recv(int sock, struct vhost_user_msg *m, char *why, size_t w
 			   : err;
 	}
 	return 0;
+}
+
+int vhost_user_msg__recv(int sock, struct vhost_user_msg *m, char *why, size_t whylen)
+{
+	return msg__recv(sock, m, false, why, whylen);
+}
+
+int vhost_user_msg__recv_reply(int sock, struct vhost_user_msg *m, char *why, size_t whylen)
+{
+	return msg__recv(sock, m, true, why, whylen);
 }
 
 int vhost_user_msg__send(int sock, const struct vhost_user_msg *m, const int *fds,

@@ -141,6 +141,8 @@ struct vhost_user_msg {
  * socket failed.  On any error no fd is left open.
  */
 int vhost_user_msg__recv(int sock, struct vhost_user_msg *m, char *why, size_t whylen);
+/* The same for the front-end's side: a back-end's answer, REPLY bit set. */
+int vhost_user_msg__recv_reply(int sock, struct vhost_user_msg *m, char *why, size_t whylen);
 /* Sends header and hdr.size bytes of payload, with fds if nr_fds.  0 or -errno. */
 int vhost_user_msg__send(int sock, const struct vhost_user_msg *m, const int *fds,
 			 unsigned int nr_fds);
