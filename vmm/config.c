@@ -31,6 +31,9 @@ void config__usage(FILE *out)
 	      "  --on-reboot ACTION   exit (exit code 3) | restart (default exit)\n"
 	      "  --stop-timeout SECS  grace period after SIGTERM presses the power button (default 30)\n"
 	      "  --disk path=FILE[,readonly=on][,cache=none|writeback][,queues=N][,id=NAME]\n"
+	      "       [,backend=vmm|paravisor]  paravisor: a paravisor process serves the disk\n"
+	      "                       over vhost-user (vmm's own model is the default)\n"
+	      "  --paravisor PATH     the paravisor binary (default: next to vmm)\n"
 	      "  --net slirp[,hostfwd=...][,mac=...] | tap=NAME[,mac=...]\n"
 	      "  --console KIND       virtio-console: stdio | file:PATH | unix:PATH | none (default none)\n"
 	      "  --rng                virtio-rng device fed from the host's getrandom()\n"
@@ -148,7 +151,7 @@ static int config__bad(const char *opt, const char *arg, const char *why)
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
        OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET, OPT_CONSOLE,
        OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE, OPT_RESTORE, OPT_RESTORE_MODE, OPT_INCOMING,
-       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_DIRTY_LOG };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_DIRTY_LOG, OPT_PARAVISOR };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -172,6 +175,7 @@ static const struct option long_opts[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "dirty-log", required_argument, NULL, OPT_DIRTY_LOG },
+	{ "paravisor", required_argument, NULL, OPT_PARAVISOR },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -241,6 +245,11 @@ static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
 	case OPT_TLS_CERT: cfg->tls_cert = arg; return 0;
 	case OPT_TLS_KEY: cfg->tls_key = arg; return 0;
 	case OPT_TLS_CA: cfg->tls_ca = arg; return 0;
+	case OPT_PARAVISOR:
+		if (!*arg)
+			return config__bad("--paravisor", arg, "expected the paravisor binary's path");
+		cfg->paravisor = arg;
+		return 0;
 	case OPT_DIRTY_LOG:
 		if (!strcmp(arg, "auto"))
 			cfg->dirty_log = DIRTY_LOG_AUTO;

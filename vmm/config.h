@@ -47,6 +47,7 @@ struct vm_config {
 	const char *incoming;     /* --incoming HOST:PORT: wait for a live migration */
 	const char *tls_cert, *tls_key, *tls_ca; /* --tls-*: mutual TLS for --incoming */
 	enum dirty_log_mode dirty_log;           /* --dirty-log */
+	const char *paravisor;                   /* --paravisor: its binary */
 	bool verbose;
 };
 

@@ -1,11 +1,15 @@
 /* vmm/dev_virtio_blk.c — one virtio-blk PCI device per --disk option.
  *
  * --disk path=FILE[,readonly=on|off][,cache=none|writeback][,queues=N][,id=NAME]
+ *        [,backend=vmm|paravisor]
+ * backend=vmm (the default) runs the device model in this process;
+ * backend=paravisor hands it to a paravisor process (dev_vhost_user_blk.c).
  * Every mistake in the option or the image gets one line naming the disk and
  * the key, and -EINVAL (vmm exits 2). */
 #include "common/log.h"
 #include "storage/raw_uring.h"
 #include "virtio/blk.h"
+#include "vmm/dev_blk.h"
 #include "vmm/device.h"
 #include "vmm/virtio_pci.h"
 #include "vmm/vm.h"
@@ -14,14 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct blk_opts {
-	const char *path;
-	bool readonly;
-	enum blk_cache cache;
-	unsigned int queues;
-	char id[32];
-};
 
 static int blk_opts__bool(const char *disk, const char *key, const char *val, bool *out)
 {
@@ -87,8 +83,16 @@ static int blk_opts__parse(const struct kv_opt *o, int index, unsigned int nr_cp
 				return -EINVAL;
 			}
 			b->queues = (unsigned int)n;
+		} else if (!strcmp(k, "backend")) {
+			if (strcmp(v, "vmm") && strcmp(v, "paravisor")) {
+				pr_err("disk \"%s\": backend=%s: expected vmm or paravisor", b->id,
+				       v);
+				return -EINVAL;
+			}
+			b->paravisor = !strcmp(v, "paravisor");
 		} else if (strcmp(k, "id")) {
-			pr_err("disk \"%s\": unknown key '%s' (known: path, readonly, cache, queues, id)",
+			pr_err("disk \"%s\": unknown key '%s' (known: path, readonly, cache, queues, "
+			       "id, backend)",
 			       b->id, k);
 			return -EINVAL;
 		}
@@ -115,6 +119,10 @@ static int blk__init_one(struct vm *vm, int index, const char *seen[])
 			pr_err("disk \"%s\": id=%s is used by another disk", o.id, o.id);
 			return -EINVAL;
 		}
+	}
+	if (o.paravisor) {
+		/* seen[] keeps the device's own copy of the id. */
+		return vhost_user_blk__add(vm, &o, &seen[index]);
 	}
 	be = blk_backend__open(o.path, o.readonly, o.cache, 0);
 	if (!be) {

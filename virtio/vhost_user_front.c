@@ -1,0 +1,450 @@
+/*
+ * virtio/vhost_user_front.c — the vhost-user front-end as a device model
+ * (see the header).  Its calls come from the transport under the
+ * transport's lock, so messages on the socket never interleave; only
+ * vhost_user_front__gone() comes from elsewhere, and it only sets a flag.
+ *
+ * Every request that changes the back-end asks for an acknowledgement
+ * (REPLY_ACK), so a refusal is seen at the request that caused it, not as a
+ * silent ring that never runs.  A broken connection or a back-end that does
+ * not answer within the timeout fails the device for good: there is no way
+ * to know what state the back-end is in, and retrying would block a vCPU.
+ */
+#include "virtio/vhost_user_front.h"
+
+#include "common/log.h"
+#include "common/why.h"
+#include "virtio/vhost_user_msg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* What we use of the back-end; MQ only to ask how many queues it has. */
+#define FRONT_PROTOCOL_FEATURES                                                                    \
+	(1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
+	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG)
+/* Virtio feature bits the transport offers on its own account. */
+#define TRANSPORT_FEATURES                                                                         \
+	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC | 1ULL << VIRTIO_F_EVENT_IDX)
+
+struct vhost_user_front {
+	struct virtio_device vdev;
+	struct virtio_device_ops ops;
+	struct vhost_user_front_cfg cfg;
+	char type[24];
+	int sock;
+	uint64_t features;	    /* offered by the back-end */
+	uint64_t protocol_features; /* acked by us */
+	uint8_t config[VHOST_USER_MAX_CONFIG_SIZE];
+	bool running;
+	int dead; /* atomic: nothing more is sent */
+};
+
+static struct vhost_user_front *to_front(struct virtio_device *vdev)
+{
+	return vdev->priv;
+}
+
+/* The connection is unusable: fail the device once, with why. */
+static void front__broken(struct vhost_user_front *f, const char *why)
+{
+	if (__atomic_exchange_n(&f->dead, 1, __ATOMIC_ACQ_REL))
+		return;
+	/* Before a transport took the model, create() returns why instead. */
+	if (f->vdev.fail)
+		f->vdev.fail(&f->vdev, why);
+}
+
+/*
+ * Sends one request; with reply, waits for the answer to it; otherwise, if
+ * REPLY_ACK was negotiated, for the acknowledgement.  0, -EIO when the
+ * back-end refused (why says so; the device is not failed for it), or the
+ * connection's error after failing the device.
+ */
+static int front__call(struct vhost_user_front *f, uint32_t req, const void *payload, uint32_t size,
+		       const int *fds, unsigned int nr_fds, struct vhost_user_msg *reply, char *why,
+		       size_t whylen)
+{
+	bool ack = !reply && (f->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK));
+	struct vhost_user_msg m, r;
+	char name[32], bwhy[200];
+	const char *rn = vhost_user_msg__name(req, name, sizeof(name));
+	int err;
+
+	if (__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE))
+		return why__set(why, whylen, -ENOTCONN, "the back-end is gone");
+	if (!reply)
+		reply = &r;
+	memset(&m.hdr, 0, sizeof(m.hdr));
+	m.hdr.request = req;
+	m.hdr.flags = VHOST_USER_VERSION | (ack ? VHOST_USER_FLAG_NEED_REPLY : 0);
+	m.hdr.size = size;
+	if (size)
+		memcpy(&m.p, payload, size);
+	err = vhost_user_msg__send(f->sock, &m, fds, nr_fds);
+	if (err) {
+		snprintf(bwhy, sizeof(bwhy), "sending %s to the back-end: %s", rn, strerror(-err));
+		goto out_broken;
+	}
+	if (reply == &r && !ack)
+		return 0;
+	err = vhost_user_msg__recv_reply(f->sock, reply, bwhy, sizeof(bwhy));
+	if (!err && reply->nr_fds) {
+		vhost_user_msg__close_fds(reply);
+		snprintf(bwhy, sizeof(bwhy), "the answer carries file descriptors");
+		err = -EPROTO;
+	}
+	if (!err && reply->hdr.request != req) {
+		snprintf(bwhy, sizeof(bwhy), "it answered request %u", reply->hdr.request);
+		err = -EPROTO;
+	}
+	if (err) {
+		char tmp[sizeof(bwhy)];
+
+		memcpy(tmp, bwhy, sizeof(tmp));
+		if (err == -EAGAIN || err == -EWOULDBLOCK)
+			snprintf(bwhy, sizeof(bwhy), "the back-end did not answer %s within %u ms",
+				 rn, f->cfg.timeout_ms);
+		else if (err == -EPROTO)
+			snprintf(bwhy, sizeof(bwhy), "bad answer to %s: %s", rn, tmp);
+		else
+			snprintf(bwhy, sizeof(bwhy), "waiting for the answer to %s: %s", rn,
+				 err == -ECONNRESET ? "the back-end closed the connection"
+						    : strerror(-err));
+		goto out_broken;
+	}
+	if (reply == &r) {
+		if (r.hdr.size != sizeof(uint64_t) || r.p.u64)
+			return why__set(why, whylen, -EIO, "the back-end refused %s", rn);
+	}
+	return 0;
+
+out_broken:
+	if (!err)
+		err = -EIO;
+	front__broken(f, bwhy);
+	snprintf(why, whylen, "%s", bwhy);
+	return err;
+}
+
+static int front__get_u64(struct vhost_user_front *f, uint32_t req, uint64_t *v, char *why,
+			  size_t whylen)
+{
+	struct vhost_user_msg r;
+	int err = front__call(f, req, NULL, 0, NULL, 0, &r, why, whylen);
+
+	if (err)
+		return err;
+	if (r.hdr.size != sizeof(uint64_t))
+		return why__set(why, whylen, -EPROTO, "answer of %u bytes to a 64-bit query",
+				r.hdr.size);
+	*v = r.p.u64;
+	return 0;
+}
+
+static int front__set_u64(struct vhost_user_front *f, uint32_t req, uint64_t v, const int *fds,
+			  unsigned int nr_fds, char *why, size_t whylen)
+{
+	return front__call(f, req, &v, sizeof(v), fds, nr_fds, NULL, why, whylen);
+}
+
+static int front__set_state(struct vhost_user_front *f, uint32_t req, unsigned int q, uint32_t num,
+			    char *why, size_t whylen)
+{
+	struct vhost_user_vring_state s = {.index = q, .num = num};
+
+	return front__call(f, req, &s, sizeof(s), NULL, 0, NULL, why, whylen);
+}
+
+/* --- the model's ops --- */
+
+static uint64_t front__features(struct virtio_device *vdev)
+{
+	/* Device bits only: the transport adds its own, and the vhost-user
+	 * bits (protocol features, dirty log) are between us and the back-end. */
+	return to_front(vdev)->features & ((1ULL << 24) - 1);
+}
+
+static uint16_t front__queue_max_size(struct virtio_device *vdev, unsigned int q)
+{
+	return to_front(vdev)->cfg.queue_size;
+}
+
+static void front__config_read(struct virtio_device *vdev, uint32_t offset, void *data,
+			       uint32_t len)
+{
+	/* The transport checked offset+len against config_size. */
+	memcpy(data, to_front(vdev)->config + offset, len);
+}
+
+static void front__config_write(struct virtio_device *vdev, uint32_t offset, const void *data,
+				uint32_t len)
+{
+	struct vhost_user_front *f = to_front(vdev);
+	struct vhost_user_config c = {.offset = offset, .size = len};
+	char why[256];
+
+	memcpy(f->config + offset, data, len);
+	memcpy(c.payload, data, len);
+	if (front__call(f, VHOST_USER_SET_CONFIG, &c, VHOST_USER_CONFIG_HDR_SIZE + len, NULL, 0,
+			NULL, why, sizeof(why)) == -EIO)
+		pr_warn("%s: config write at %u: %s", vdev->id, offset, why);
+}
+
+static int front__set_mem_table(struct vhost_user_front *f, char *why, size_t whylen)
+{
+	const struct guest_mem *gm = f->vdev.mem;
+	struct vhost_user_mem_table t = {0};
+	int fds[VHOST_USER_MAX_REGIONS];
+
+	if (!gm || gm->nr <= 0 || gm->nr > VHOST_USER_MAX_REGIONS)
+		return why__set(why, whylen, -EINVAL, "no guest RAM to hand over");
+	for (int i = 0; i < gm->nr; i++) {
+		const struct guest_mem_region *r = &gm->r[i];
+
+		if (r->hva < f->cfg.mem_base)
+			return why__set(why, whylen, -EINVAL,
+					"guest RAM at %#llx is not in the memfd",
+					(unsigned long long)r->gpa);
+		t.regions[i] = (struct vhost_user_mem_region){
+		    .guest_phys_addr = r->gpa,
+		    .memory_size = r->size,
+		    .userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		    .mmap_offset = (uint64_t)(r->hva - f->cfg.mem_base),
+		};
+		fds[i] = f->cfg.mem_fd;
+	}
+	t.nregions = (uint32_t)gm->nr;
+	return front__call(f, VHOST_USER_SET_MEM_TABLE, &t,
+			   (uint32_t)(8 + t.nregions * sizeof(t.regions[0])), fds, t.nregions, NULL,
+			   why, whylen);
+}
+
+/* Ring q, set up and enabled by the transport, handed to the back-end. */
+static int front__start_ring(struct vhost_user_front *f, unsigned int q, char *why, size_t whylen)
+{
+	struct virtio_device *vdev = &f->vdev;
+	const struct virtq *vq = &vdev->vqs[q];
+	struct vhost_user_vring_addr a = {
+	    .index = q,
+	    .desc_user_addr = (uint64_t)(uintptr_t)vq->desc,
+	    .used_user_addr = (uint64_t)(uintptr_t)vq->used,
+	    .avail_user_addr = (uint64_t)(uintptr_t)vq->avail,
+	};
+	int err;
+
+	err = front__set_state(f, VHOST_USER_SET_VRING_NUM, q, vq->size, why, whylen);
+	if (!err)
+		err = front__call(f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, why,
+				  whylen);
+	if (!err)
+		err =
+		    front__set_state(f, VHOST_USER_SET_VRING_BASE, q, vq->last_avail, why, whylen);
+	if (!err && vdev->call_fd[q] >= 0)
+		err = front__set_u64(f, VHOST_USER_SET_VRING_CALL, q, &vdev->call_fd[q], 1, why,
+				     whylen);
+	if (!err)
+		err = front__set_u64(f, VHOST_USER_SET_VRING_KICK, q, &vdev->kick_fd[q], 1, why,
+				     whylen);
+	if (!err)
+		err = front__set_state(f, VHOST_USER_SET_VRING_ENABLE, q, 1, why, whylen);
+	return err;
+}
+
+static void front__stop(struct virtio_device *vdev)
+{
+	struct vhost_user_front *f = to_front(vdev);
+	char why[256];
+
+	if (!f->running)
+		return;
+	f->running = false;
+	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
+		struct virtq *vq = &vdev->vqs[q];
+		struct vhost_user_vring_state s = {.index = q};
+		struct vhost_user_msg r;
+
+		if (!vq->enabled)
+			continue;
+		/* The back-end stops the ring after finishing what it took, so
+		 * everything before this index is in the used ring. */
+		if (front__call(f, VHOST_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, &r, why,
+				sizeof(why)))
+			return; /* the device failed: the indexes stay as they were */
+		if (r.hdr.size != sizeof(s) || r.p.state.index != q || r.p.state.num > UINT16_MAX) {
+			front__broken(f, "bad answer to GET_VRING_BASE");
+			return;
+		}
+		vq->last_avail = vq->used_idx = (uint16_t)r.p.state.num;
+	}
+}
+
+static int front__start(struct virtio_device *vdev)
+{
+	struct vhost_user_front *f = to_front(vdev);
+	uint64_t unknown = vdev->driver_features & ~(f->features | TRANSPORT_FEATURES);
+	unsigned int n = 0;
+	char why[256];
+	int err;
+
+	if (f->running)
+		return 0;
+	if (unknown || (vdev->driver_features & TRANSPORT_FEATURES & ~f->features)) {
+		pr_err("%s: the guest acked features %#llx that the back-end does not offer",
+		       vdev->id, (unsigned long long)(vdev->driver_features & ~f->features));
+		return -EINVAL;
+	}
+	err = front__set_u64(f, VHOST_USER_SET_FEATURES,
+			     vdev->driver_features | 1ULL << VHOST_USER_F_PROTOCOL_FEATURES, NULL,
+			     0, why, sizeof(why));
+	if (!err)
+		err = front__set_mem_table(f, why, sizeof(why));
+	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++) {
+		if (!vdev->vqs[q].enabled)
+			continue;
+		err = front__start_ring(f, q, why, sizeof(why));
+		n++;
+	}
+	if (err) {
+		/* A refusal: the transport fails the device; say what was refused. */
+		if (err == -EIO || err == -EINVAL)
+			pr_err("%s: %s", vdev->id, why);
+		return err;
+	}
+	f->running = true;
+	pr_info("%s: %u queue(s) handed to the vhost-user back-end", vdev->id, n);
+	return 0;
+}
+
+static void front__destroy(struct virtio_device *vdev)
+{
+	struct vhost_user_front *f = to_front(vdev);
+
+	front__stop(vdev);
+	if (f->sock >= 0)
+		close(f->sock);
+	if (f->cfg.release)
+		f->cfg.release(f->cfg.opaque);
+	free(f);
+}
+
+void vhost_user_front__gone(struct virtio_device *vdev, const char *why)
+{
+	front__broken(to_front(vdev), why);
+}
+
+/* --- set-up --- */
+
+static int front__negotiate(struct vhost_user_front *f, char *why, size_t whylen)
+{
+	struct vhost_user_config c = {.offset = 0, .size = f->cfg.config_size};
+	struct vhost_user_msg r;
+	uint64_t pf = 0, nq = 1;
+	int err;
+
+	err = front__get_u64(f, VHOST_USER_GET_FEATURES, &f->features, why, whylen);
+	if (err)
+		return err;
+	if (!(f->features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES)) ||
+	    !(f->features & (1ULL << VIRTIO_F_VERSION_1)))
+		return why__set(why, whylen, -ENOTSUP,
+				"the back-end offers features %#llx, without VERSION_1 or "
+				"PROTOCOL_FEATURES",
+				(unsigned long long)f->features);
+	err = front__get_u64(f, VHOST_USER_GET_PROTOCOL_FEATURES, &pf, why, whylen);
+	if (err)
+		return err;
+	if (!(pf & (1ULL << VHOST_USER_PROTOCOL_F_CONFIG)))
+		return why__set(why, whylen, -ENOTSUP,
+				"the back-end cannot tell its config space (no CONFIG in "
+				"protocol features %#llx)",
+				(unsigned long long)pf);
+	err = front__set_u64(f, VHOST_USER_SET_PROTOCOL_FEATURES, pf & FRONT_PROTOCOL_FEATURES,
+			     NULL, 0, why, whylen);
+	if (err)
+		return err;
+	f->protocol_features = pf & FRONT_PROTOCOL_FEATURES;
+	if (pf & (1ULL << VHOST_USER_PROTOCOL_F_MQ)) {
+		err = front__get_u64(f, VHOST_USER_GET_QUEUE_NUM, &nq, why, whylen);
+		if (err)
+			return err;
+	}
+	if (nq < f->cfg.nr_queues)
+		return why__set(why, whylen, -EINVAL, "the back-end serves %llu queue(s), not %u",
+				(unsigned long long)nq, f->cfg.nr_queues);
+	err = front__call(f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0, NULL, why, whylen);
+	if (err)
+		return err;
+	err = front__call(f, VHOST_USER_GET_CONFIG, &c, VHOST_USER_CONFIG_HDR_SIZE + c.size, NULL,
+			  0, &r, why, whylen);
+	if (err)
+		return err;
+	if (r.hdr.size != VHOST_USER_CONFIG_HDR_SIZE + c.size || r.p.cfg.size != c.size ||
+	    r.p.cfg.offset != 0)
+		return why__set(why, whylen, -EPROTO, "GET_CONFIG answered %u bytes for %u",
+				r.hdr.size, VHOST_USER_CONFIG_HDR_SIZE + c.size);
+	memcpy(f->config, r.p.cfg.payload, c.size);
+	return 0;
+}
+
+struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user_front_cfg *cfg,
+					       char *why, size_t whylen)
+{
+	struct timeval tv = {cfg->timeout_ms / 1000, (cfg->timeout_ms % 1000) * 1000};
+	struct vhost_user_front *f;
+	int err;
+
+	if (!cfg->nr_queues || cfg->nr_queues > VIRTIO_MAX_QUEUES ||
+	    cfg->config_size > VHOST_USER_MAX_CONFIG_SIZE || !cfg->queue_size) {
+		close(sock);
+		errno = EINVAL;
+		why__set(why, whylen, 0, "bad front-end parameters");
+		return NULL;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		close(sock);
+		why__set(why, whylen, 0, "out of memory");
+		return NULL;
+	}
+	f->sock = sock;
+	f->cfg = *cfg;
+	snprintf(f->type, sizeof(f->type), "%s", cfg->type);
+	snprintf(f->vdev.id, sizeof(f->vdev.id), "%s", cfg->id);
+	/* A hung back-end must not hold a vCPU forever. */
+	if (cfg->timeout_ms) {
+		setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	f->ops = (struct virtio_device_ops){
+	    .type = f->type,
+	    .device_id = cfg->device_id,
+	    .features = front__features,
+	    .queue_max_size = front__queue_max_size,
+	    .config_size = cfg->config_size,
+	    .config_read = front__config_read,
+	    .config_write = front__config_write,
+	    .start = front__start,
+	    .stop = front__stop,
+	    .destroy = front__destroy,
+	};
+	f->vdev.ops = &f->ops;
+	f->vdev.priv = f;
+	f->vdev.nr_queues = cfg->nr_queues;
+	err = front__negotiate(f, why, whylen);
+	if (err) {
+		/* Not handed to a transport yet: no fail hook, and the
+		 * caller says what went wrong. */
+		f->dead = 1;
+		f->cfg.release = NULL;
+		front__destroy(&f->vdev);
+		errno = -err;
+		return NULL;
+	}
+	return &f->vdev;
+}

@@ -1,0 +1,53 @@
+/* virtio/vhost_user_front.h — a device model that is not here: it implements
+ * the virtio/device.h contract by forwarding to a vhost-user back-end (the
+ * paravisor) over a connected Unix socket.
+ *
+ * The transport (vmm's virtio-pci) sees an ordinary model.  Features and
+ * config space come from the back-end at create time; start() hands the
+ * back-end guest RAM (the memfd), the negotiated features and, per enabled
+ * queue, its size, ring addresses, index, and the transport's own kick and
+ * call eventfds, so the guest's notifications and the back-end's interrupts
+ * go through KVM without this process; stop() fetches each queue's index
+ * back (GET_VRING_BASE), which is what the transport saves.
+ *
+ * If the back-end stops answering or the connection breaks, the device
+ * fails (vdev->fail: NEEDS_RESET for the guest) and every later call is a
+ * no-op; the VM keeps running. */
+#ifndef VMMD_VIRTIO_VHOST_USER_FRONT_H
+#define VMMD_VIRTIO_VHOST_USER_FRONT_H
+
+#include "virtio/device.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vhost_user_front_cfg {
+	const char *id;	  /* "disk0" */
+	const char *type; /* "virtio-blk" */
+	uint16_t device_id;
+	uint32_t config_size;
+	uint16_t queue_size;	 /* what the guest may choose at most */
+	unsigned int nr_queues;	 /* the back-end must serve at least this many */
+	int mem_fd;		 /* guest RAM: every region of vdev->mem is in it ... */
+	const uint8_t *mem_base; /* ... at offset (hva - mem_base) */
+	unsigned int timeout_ms; /* for each answer; then the back-end counts as hung */
+	/* Called at destroy, after the socket is closed (e.g. to reap the
+	 * back-end's process). */
+	void (*release)(void *opaque);
+	void *opaque;
+};
+
+/*
+ * Negotiates with the back-end on sock (GET_FEATURES, protocol features
+ * with REPLY_ACK and CONFIG, GET_QUEUE_NUM, GET_CONFIG, SET_OWNER) and
+ * returns the model.  sock belongs to it from now on, also on failure.
+ * NULL on failure, why says what the back-end did or did not do, errno set.
+ */
+struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user_front_cfg *cfg,
+					       char *why, size_t whylen);
+
+/* The back-end is gone (its process exited): fails the device with why and
+ * sends nothing more.  Callable from any thread. */
+void vhost_user_front__gone(struct virtio_device *vdev, const char *why);
+
+#endif

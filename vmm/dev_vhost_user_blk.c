@@ -1,0 +1,224 @@
+/*
+ * vmm/dev_vhost_user_blk.c — a --disk with backend=paravisor: one paravisor
+ * process per such disk serves it over vhost-user, vmm keeps only the PCI
+ * transport (virtio/vhost_user_front.c is the model it drives).  So the
+ * disk's data path (virtqueues, io_uring) runs in the paravisor: guest
+ * kicks reach it through KVM ioeventfds, its completions reach the guest
+ * through KVM irqfds, and vmm is not on the way.
+ *
+ * One process per disk rather than per VM for now: the paravisor serves one
+ * device per connection.  Its image is opened by the paravisor (by path);
+ * handing it the open fd instead is what the sandbox will need.
+ *
+ * If the paravisor dies, its pidfd wakes the event loop: the device fails
+ * (NEEDS_RESET, with the exit reason in the log), the rest of the VM runs on.
+ */
+#include "common/log.h"
+#include "virtio/vhost_user_front.h"
+#include "vmm/dev_blk.h"
+#include "vmm/paravisor_proc.h"
+#include "vmm/virtio_pci.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A back-end that takes longer than this for one answer counts as hung. */
+#define PV_TIMEOUT_MS 10000
+/* At teardown: time to exit on its own once its socket closed. */
+#define PV_EXIT_GRACE_MS 2000
+
+/* Never freed: the event loop may still hold it when the VM goes away, so
+ * they stay on a list (which also tells leak checkers they are kept). */
+struct pv_disk {
+	struct pv_disk *next;
+	struct vm *vm;
+	pthread_mutex_t lock;	    /* vdev and proc, between the loop and teardown */
+	struct virtio_device *vdev; /* NULL once the model is destroyed */
+	struct paravisor_proc proc;
+	bool watched;
+	char id[32];
+};
+
+static struct pv_disk *pv_disks;
+
+/* The event loop: the paravisor's pidfd is readable, it exited. */
+static void pv_disk__exited(int fd, uint32_t events, void *opaque)
+{
+	struct pv_disk *d = opaque;
+	char how[128], why[256];
+	pid_t pid;
+
+	pthread_mutex_lock(&d->lock);
+	if (!d->vdev || !d->watched)
+		goto out_unlock;
+	evloop__del(&d->vm->loop, fd);
+	d->watched = false;
+	pid = d->proc.pid;
+	if (!paravisor_proc__wait(&d->proc, 1000, how, sizeof(how)))
+		snprintf(how, sizeof(how), "its process ended");
+	snprintf(why, sizeof(why),
+		 "its paravisor (pid %d) died: %s; the disk does no more I/O (the rest of the VM "
+		 "runs on)",
+		 (int)pid, how);
+	vhost_user_front__gone(d->vdev, why);
+out_unlock:
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The model is being destroyed (its socket just closed): reap the child. */
+static void pv_disk__release(void *opaque)
+{
+	struct pv_disk *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->vdev = NULL;
+	if (d->watched)
+		evloop__del(&d->vm->loop, d->proc.pidfd);
+	d->watched = false;
+	paravisor_proc__stop(&d->proc, PV_EXIT_GRACE_MS);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The paravisor's --disk: the same keys, already checked by vmm. */
+static void pv_disk__opt(const struct blk_opts *o, char *buf, size_t len)
+{
+	snprintf(buf, len, "path=%s,readonly=%s,cache=%s,queues=%u,id=%s", o->path,
+		 o->readonly ? "on" : "off", o->cache == BLK_CACHE_NONE ? "none" : "writeback",
+		 o->queues, o->id);
+}
+
+static int pv_disk__start(struct pv_disk *d, const struct blk_opts *o, int *sock)
+{
+	struct vm_config *cfg = d->vm->cfg;
+	char opt[4200], fdnum[8], why[512];
+	char *argv[] = {d->proc.path, "--fd", fdnum, "--disk", opt, NULL, NULL};
+	int sv[2], err;
+
+	err = paravisor_proc__find(&d->proc, cfg->paravisor, why, sizeof(why));
+	if (err) {
+		pr_err("disk \"%s\": %s", o->id, why);
+		return -EINVAL;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		pr_err("disk \"%s\": socketpair: %s", o->id, strerror(errno));
+		return -EINVAL;
+	}
+	snprintf(fdnum, sizeof(fdnum), "%d", PARAVISOR_PROC_FD);
+	pv_disk__opt(o, opt, sizeof(opt));
+	if (cfg->verbose)
+		argv[5] = "-v";
+	err = paravisor_proc__spawn(&d->proc, argv, sv[1], why, sizeof(why));
+	close(sv[1]);
+	if (err) {
+		close(sv[0]);
+		pr_err("disk \"%s\": cannot start the paravisor %s: %s", o->id, d->proc.path, why);
+		return -EINVAL;
+	}
+	pr_info("disk \"%s\": served by the paravisor %s, pid %d", o->id, d->proc.path,
+		(int)d->proc.pid);
+	*sock = sv[0];
+	return 0;
+}
+
+/* Negotiation failed: say whether the paravisor died (it said why itself). */
+static void pv_disk__start_failed(struct pv_disk *d, const char *why)
+{
+	char how[128];
+	pid_t pid = d->proc.pid;
+
+	if (paravisor_proc__wait(&d->proc, PV_EXIT_GRACE_MS, how, sizeof(how)))
+		pr_err("disk \"%s\": the paravisor (pid %d) did not start: it %s (its own "
+		       "message, if any, is above)",
+		       d->id, (int)pid, how);
+	else
+		pr_err("disk \"%s\": the paravisor (pid %d) did not start: %s", d->id, (int)pid,
+		       why);
+	paravisor_proc__stop(&d->proc, 0);
+}
+
+int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id)
+{
+	struct vhost_user_front_cfg fc = {
+	    .id = o->id,
+	    .type = "virtio-blk",
+	    .device_id = VIRTIO_ID_BLOCK,
+	    .config_size = sizeof(struct virtio_blk_config),
+	    .queue_size = VIRTIO_BLK_QUEUE_SIZE,
+	    .nr_queues = o->queues,
+	    .mem_fd = vm->mem_fd,
+	    .mem_base = vm->ram,
+	    .timeout_ms = PV_TIMEOUT_MS,
+	    .release = pv_disk__release,
+	};
+	struct virtio_device *vdev;
+	struct pv_disk *d;
+	char why[512];
+	int sock, err;
+
+	/* A restored or incoming VM's RAM and queue state would have to reach
+	 * the paravisor in a way nobody has tested yet. */
+	if (vm->cfg->restore_dir || vm->cfg->incoming) {
+		pr_err("disk \"%s\": backend=paravisor cannot be used with --restore or --incoming "
+		       "yet (its queue state is not carried over)",
+		       o->id);
+		return -EINVAL;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->vm = vm;
+	pthread_mutex_init(&d->lock, NULL);
+	snprintf(d->id, sizeof(d->id), "%s", o->id);
+	err = pv_disk__start(d, o, &sock);
+	if (err)
+		goto out_free;
+	fc.opaque = d;
+	vdev = vhost_user_front__create(sock, &fc, why, sizeof(why));
+	if (!vdev) {
+		pv_disk__start_failed(d, why);
+		err = -EINVAL;
+		goto out_free;
+	}
+	d->vdev = vdev;
+	err = virtio_pci__register(vm, vdev);
+	if (err < 0) {
+		pr_err("disk \"%s\": cannot add the PCI device: %s", o->id, strerror(-err));
+		vdev->ops->destroy(vdev); /* reaps the paravisor */
+		d->next = pv_disks;
+		pv_disks = d;
+		return err;
+	}
+	*id = vdev->id;
+	d->next = pv_disks;
+	pv_disks = d;
+	if (d->proc.pidfd >= 0) {
+		pthread_mutex_lock(&d->lock);
+		d->watched = !evloop__add(&vm->loop, d->proc.pidfd, EPOLLIN, pv_disk__exited, d);
+		pthread_mutex_unlock(&d->lock);
+	}
+	if (!d->watched)
+		pr_warn("disk \"%s\": cannot watch the paravisor's process; its death shows only "
+			"as failed requests",
+			o->id);
+	snprintf(vm->migration_blocker, sizeof(vm->migration_blocker),
+		 "disk %s is served by the paravisor; live migration of its dirty pages is not "
+		 "implemented yet",
+		 o->id);
+	snprintf(vm->snapshot_blocker, sizeof(vm->snapshot_blocker),
+		 "disk %s is served by the paravisor; saving its queue state in a snapshot is not "
+		 "implemented yet",
+		 o->id);
+	return 0;
+
+out_free:
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+	return err;
+}
