@@ -55,6 +55,37 @@ expect "--on-reboot with an unknown action is refused" "--on-reboot 'maybe'" --k
 expect "--dirty-log with an unknown mode is refused" "--dirty-log 'rings'" --kernel "$TINY" --dirty-log rings
 expect "stray argument is refused" "unexpected argument 'extra'" --kernel "$TINY" extra
 
+# --disk backend=: these are found when the devices are set up, after
+# /dev/kvm is opened, so they need a KVM (any KVM: no guest code runs).
+: >"$WORK/disk.img"
+if [ -w /dev/kvm ]; then
+	expect "an unknown --disk backend= is named" 'backend=qemu: expected vmm or paravisor' \
+		--kernel "$TINY" --disk "path=$WORK/disk.img,backend=qemu"
+	expect "a missing --paravisor binary is named with the disk" \
+		'disk "disk0": --paravisor /nonexistent/paravisor: no such file' \
+		--kernel "$TINY" --disk "path=$WORK/disk.img,backend=paravisor" \
+		--paravisor /nonexistent/paravisor
+	expect "a --paravisor that is not executable is refused" 'not an executable file' \
+		--kernel "$TINY" --disk "path=$WORK/disk.img,backend=paravisor" \
+		--paravisor "$WORK/disk.img"
+	expect "backend=paravisor with --restore is refused" \
+		'backend=paravisor cannot be used with --restore' --restore "$WORK" \
+		--disk "path=$WORK/disk.img,backend=paravisor"
+	# The paravisor itself names the image; vmm names the disk and how it ended.
+	run_vmm "$WORK/pvfail" 20 --kernel "$TINY" \
+		--disk "path=$WORK/no-such.img,backend=paravisor,id=data"
+	if [ "$RC" -eq 2 ] && has "$WORK/pvfail" "paravisor: error: .*no-such.img" &&
+		has "$WORK/pvfail" 'disk "data": the paravisor (pid [0-9]*) did not start: it exited with status 2' &&
+		sanitizer_clean "$WORK/pvfail"; then
+		ok "a paravisor that cannot open its image ends vmm with exit 2 naming the disk"
+	else
+		not_ok "a paravisor that cannot open its image ends vmm with exit 2 naming the disk"
+		show "$WORK/pvfail"
+	fi
+else
+	skip "--disk backend= checks (no writable /dev/kvm)"
+fi
+
 run_vmm "$WORK/help" 10 --help
 check "--help prints usage and exits 0" sh -c "[ $RC -eq 0 ] && grep -q 'usage: vmm' '$WORK/help'"
 

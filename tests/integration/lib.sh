@@ -206,6 +206,21 @@ beats() { grep -c "tiny: heartbeat" "$1"; }
 whole() { if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; }
 last_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | tail -n 1; }
 first_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | head -n 1; }
+# disk_rw_setup IMG: a 64 MiB image holding the host's 1 MiB pattern, for
+# the disk back-end tests; sets host_md5, guest_md5 and DISK_RW, a guest
+# command that prints the disk's size and the md5 of what it reads, writes
+# its own 4 MiB at 8 MiB, syncs and reads that back past its page cache.
+disk_rw_setup() {
+	truncate -s 64M "$1"
+	yes vmmd-host-pattern | head -c 1048576 | dd of="$1" conv=notrunc 2>/dev/null
+	host_md5=$(yes vmmd-host-pattern | head -c 1048576 | md5sum | cut -d' ' -f1)
+	guest_md5=$(yes vmmd-guest-pattern | head -c 4194304 | md5sum | cut -d' ' -f1)
+	DISK_RW='echo VMMD-DISK $(cat /sys/block/vda/size);
+echo VMMD-HOST-MD5 $(head -c 1048576 /dev/vda | md5sum | cut -d" " -f1);
+yes vmmd-guest-pattern | head -c 4194304 | dd of=/dev/vda bs=1M seek=8 iflag=fullblock 2>/dev/null;
+sync; echo 3 > /proc/sys/vm/drop_caches;
+echo VMMD-GUEST-MD5 $(dd if=/dev/vda bs=1M skip=8 count=4 2>/dev/null | md5sum | cut -d" " -f1)'
+}
 tap_plan() {
 	echo "1..$TAP_N"
 	[ "$TAP_FAILED" -eq 0 ]

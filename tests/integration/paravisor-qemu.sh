@@ -85,15 +85,8 @@ field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" 2>/dev/null; }
 # --- 1. QEMU boots Linux on the paravisor's disk; reads and writes land.
 img=$WORK/disk.img
 sock=$WORK/pv.sock
-truncate -s 64M "$img"
-yes vmmd-host-pattern | head -c 1048576 | dd of="$img" conv=notrunc 2>/dev/null
-host_md5=$(yes vmmd-host-pattern | head -c 1048576 | md5)
-guest_md5=$(yes vmmd-guest-pattern | head -c 4194304 | md5)
-g='echo VMMD-DISK $(cat /sys/block/vda/size);
-echo VMMD-HOST-MD5 $(head -c 1048576 /dev/vda | md5sum | cut -d" " -f1);
-yes vmmd-guest-pattern | head -c 4194304 | dd of=/dev/vda bs=1M seek=8 iflag=fullblock 2>/dev/null;
-sync; echo 3 > /proc/sys/vm/drop_caches;
-echo VMMD-GUEST-MD5 $(dd if=/dev/vda bs=1M skip=8 count=4 2>/dev/null | md5sum | cut -d" " -f1)'
+disk_rw_setup "$img"
+g=$DISK_RW
 
 # fd 7 is a leftover the shell hands down; the sandbox must close it.
 : >"$WORK/leaked"

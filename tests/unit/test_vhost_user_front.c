@@ -1,0 +1,330 @@
+/* tests/unit/test_vhost_user_front.c — vmm's side of vhost-user (the
+ * front-end model, virtio/vhost_user_front.c) against the paravisor's side
+ * (paravisor/vhost_user.c, serving on a thread) over a real socketpair: the
+ * test plays the transport, as vmm's virtio-pci would.  Guest RAM is a
+ * memfd split into two regions at distant guest-physical addresses (like
+ * vmm's low RAM and RAM above 4 GiB) with the ring in the second one, so
+ * the memory table's offsets and the address translations both matter. */
+#include "paravisor/vhost_user.h"
+#include "paravisor/vu_blk.h"
+#include "virtio/blk.h"
+#include "virtio/vhost_user_front.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define HALF	 (512u * 1024)
+#define HIGH_GPA 0x100000000ull /* region 1: the memfd's second half */
+#define QSIZE	 16
+/* Offsets inside region 1. */
+#define DESC_OFF  0x0000u
+#define AVAIL_OFF 0x1000u
+#define USED_OFF  0x2000u
+#define BUF_OFF	  0x3000u
+
+#define F_NEXT	1
+#define F_WRITE 2
+
+static struct {
+	char img[256];
+	int sv[2]; /* [0]: vmm's end (the front owns it), [1]: the paravisor's */
+	int memfd;
+	uint8_t *ram;
+	struct guest_mem gm;
+	struct virtio_device *be; /* the paravisor's model */
+	struct vhost_user *vu;
+	pthread_t thread;
+	bool joined;
+	int serve_ret;
+	struct virtio_device *vdev; /* the front */
+	int kick, call;
+	int fails, released;
+	char fail_why[256];
+} g;
+
+static void *backend_thread(void *arg)
+{
+	int ret;
+
+	while (!(ret = vhost_user__serve(g.vu, g.sv[1])))
+		;
+	g.serve_ret = ret;
+	return NULL;
+}
+
+static void on_fail(struct virtio_device *vdev, const char *why)
+{
+	g.fails++;
+	snprintf(g.fail_why, sizeof(g.fail_why), "%s", why);
+}
+
+static void on_release(void *opaque)
+{
+	g.released++;
+}
+
+static uint8_t *high(uint32_t off)
+{
+	return g.ram + HALF + off;
+}
+
+static void desc(uint16_t i, uint64_t gpa, uint32_t len, uint16_t flags, uint16_t next)
+{
+	uint8_t *d = high(DESC_OFF) + 16u * i;
+
+	memcpy(d, &gpa, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next, 2);
+}
+
+static int setup(void **state)
+{
+	struct vhost_user_front_cfg cfg = {
+	    .id = "t0",
+	    .type = "virtio-blk",
+	    .device_id = VIRTIO_ID_BLOCK,
+	    .config_size = sizeof(struct virtio_blk_config),
+	    .queue_size = VIRTIO_BLK_QUEUE_SIZE,
+	    .nr_queues = 1,
+	    .timeout_ms = 5000,
+	    .release = on_release,
+	};
+	uint8_t sector[512];
+	char opt[300], why[256] = "";
+	int fd;
+
+	memset(&g, 0, sizeof(g));
+	snprintf(g.img, sizeof(g.img), "%s/test_vhost_user_front.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : ".");
+	fd = mkstemp(g.img);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	for (int i = 0; i < 512; i++)
+		sector[i] = (uint8_t)(i * 5 + 1);
+	assert_int_equal(pwrite(fd, sector, sizeof(sector), 3 * 512), 512);
+	close(fd);
+	snprintf(opt, sizeof(opt), "path=%s,id=t0", g.img);
+	g.be = vu_blk__create(opt);
+	assert_non_null(g.be);
+	g.vu = vhost_user__create(g.be);
+	assert_non_null(g.vu);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, g.sv), 0);
+	assert_int_equal(pthread_create(&g.thread, NULL, backend_thread, NULL), 0);
+
+	g.memfd = memfd_create("guest-ram", MFD_CLOEXEC);
+	assert_true(g.memfd >= 0);
+	assert_int_equal(ftruncate(g.memfd, 2 * HALF), 0);
+	g.ram = mmap(NULL, 2 * HALF, PROT_READ | PROT_WRITE, MAP_SHARED, g.memfd, 0);
+	assert_true(g.ram != MAP_FAILED);
+	g.gm.nr = 2;
+	g.gm.r[0] = (struct guest_mem_region){0, HALF, g.ram};
+	g.gm.r[1] = (struct guest_mem_region){HIGH_GPA, HALF, g.ram + HALF};
+	g.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	g.call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(g.kick >= 0 && g.call >= 0);
+
+	cfg.mem_fd = g.memfd;
+	cfg.mem_base = g.ram;
+	g.vdev = vhost_user_front__create(g.sv[0], &cfg, why, sizeof(why));
+	if (!g.vdev)
+		fail_msg("front-end set-up: %s", why);
+	/* What vmm's transport fills in. */
+	g.vdev->mem = &g.gm;
+	g.vdev->kick_fd[0] = g.kick;
+	g.vdev->call_fd[0] = g.call;
+	g.vdev->config_call_fd = -1;
+	g.vdev->fail = on_fail;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	if (g.vdev)
+		g.vdev->ops->destroy(g.vdev); /* closes sv[0]: the back-end sees EOF */
+	if (!g.joined)
+		pthread_join(g.thread, NULL);
+	vhost_user__destroy(g.vu);
+	g.be->ops->destroy(g.be);
+	close(g.sv[1]);
+	munmap(g.ram, 2 * HALF);
+	close(g.memfd);
+	close(g.kick);
+	close(g.call);
+	unlink(g.img);
+	return 0;
+}
+
+/* The transport's part of DRIVER_OK: features and ring 0 in region 1. */
+static void driver_ok(uint64_t features)
+{
+	struct virtq *vq = &g.vdev->vqs[0];
+	char why[128];
+
+	g.vdev->driver_features = features;
+	vq->size = QSIZE;
+	vq->desc_gpa = HIGH_GPA + DESC_OFF;
+	vq->avail_gpa = HIGH_GPA + AVAIL_OFF;
+	vq->used_gpa = HIGH_GPA + USED_OFF;
+	vq->mem = &g.gm;
+	assert_int_equal(virtq__enable(vq, why, sizeof(why)), 0);
+}
+
+/* Reads sector 3 through the ring at avail slot idx; waits for the call. */
+static void read_sector3(uint16_t idx)
+{
+	uint32_t hdr[4] = {0 /* VIRTIO_BLK_T_IN */, 0, 3 /* sector */, 0};
+	struct pollfd p = {g.call, POLLIN, 0};
+	uint8_t want[512];
+	uint64_t v = 1;
+
+	memcpy(high(BUF_OFF), hdr, 16);
+	memset(high(BUF_OFF + 0x100), 0, 512);
+	desc(0, HIGH_GPA + BUF_OFF, 16, F_NEXT, 1);
+	desc(1, HIGH_GPA + BUF_OFF + 0x100, 512, F_NEXT | F_WRITE, 2);
+	desc(2, HIGH_GPA + BUF_OFF + 0x400, 1, F_WRITE, 0);
+	*high(BUF_OFF + 0x400) = 0xff;
+	*(uint16_t *)(high(AVAIL_OFF) + 4 + 2 * (idx % QSIZE)) = 0;
+	__atomic_store_n((uint16_t *)(high(AVAIL_OFF) + 2), (uint16_t)(idx + 1), __ATOMIC_RELEASE);
+	assert_int_equal(write(g.kick, &v, 8), 8);
+
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	assert_int_equal(read(g.call, &v, 8), 8);
+	assert_int_equal(__atomic_load_n((uint16_t *)(high(USED_OFF) + 2), __ATOMIC_ACQUIRE),
+			 idx + 1);
+	assert_int_equal(*high(BUF_OFF + 0x400), 0); /* VIRTIO_BLK_S_OK */
+	for (int i = 0; i < 512; i++)
+		want[i] = (uint8_t)(i * 5 + 1);
+	assert_memory_equal(high(BUF_OFF + 0x100), want, 512);
+}
+
+static void test_vhost_user_front_takes_features_and_config_from_the_back_end(void **state)
+{
+	const struct virtio_device_ops *ops = g.vdev->ops;
+	uint64_t f = ops->features(g.vdev), capacity = 0;
+
+	assert_int_equal(ops->device_id, VIRTIO_ID_BLOCK);
+	assert_string_equal(ops->type, "virtio-blk");
+	assert_string_equal(g.vdev->id, "t0");
+	assert_int_equal(g.vdev->nr_queues, 1);
+	assert_true(f & (1ULL << VIRTIO_BLK_F_FLUSH));
+	/* vhost-user's own bits stay between the two ends. */
+	assert_false(f & (1ULL << 30));
+	assert_int_equal(ops->queue_max_size(g.vdev, 0), VIRTIO_BLK_QUEUE_SIZE);
+	ops->config_read(g.vdev, 0, &capacity, 8);
+	assert_int_equal(capacity, 2048);
+}
+
+static void test_vhost_user_front_hands_rings_over_and_gets_the_index_back(void **state)
+{
+	const struct virtio_device_ops *ops = g.vdev->ops;
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_BLK_F_FLUSH);
+	assert_int_equal(ops->start(g.vdev), 0);
+	read_sector3(0);
+	/* Stop: the back-end gives the ring's index back for saved state. */
+	ops->stop(g.vdev);
+	assert_int_equal(g.vdev->vqs[0].last_avail, 1);
+	assert_int_equal(g.vdev->vqs[0].used_idx, 1);
+	ops->stop(g.vdev); /* idempotent */
+	/* Restart from that index: the next request is served too. */
+	assert_int_equal(ops->start(g.vdev), 0);
+	read_sector3(1);
+	ops->stop(g.vdev);
+	assert_int_equal(g.vdev->vqs[0].last_avail, 2);
+	assert_int_equal(g.fails, 0);
+}
+
+static void test_vhost_user_front_refuses_features_the_back_end_lacks(void **state)
+{
+	driver_ok(1ULL << VIRTIO_F_VERSION_1 | 1ULL << 23);
+	assert_true(g.vdev->ops->start(g.vdev) < 0);
+	assert_int_equal(g.fails, 0); /* the transport fails the device, not the front */
+}
+
+static void test_vhost_user_front_fails_the_device_when_the_back_end_goes(void **state)
+{
+	const struct virtio_device_ops *ops = g.vdev->ops;
+
+	/* The paravisor's end closes (as when its process dies). */
+	shutdown(g.sv[1], SHUT_RDWR);
+	pthread_join(g.thread, NULL);
+	g.joined = true;
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_true(ops->start(g.vdev) < 0);
+	assert_int_equal(g.fails, 1);
+	assert_non_null(strstr(g.fail_why, "SET_FEATURES"));
+	/* Nothing more is tried, nothing more is reported. */
+	assert_true(ops->start(g.vdev) < 0);
+	ops->stop(g.vdev);
+	vhost_user_front__gone(g.vdev, "gone again");
+	assert_int_equal(g.fails, 1);
+	ops->destroy(g.vdev);
+	g.vdev = NULL;
+	assert_int_equal(g.released, 1);
+}
+
+static void test_vhost_user_front_gone_fails_once_and_sends_nothing(void **state)
+{
+	vhost_user_front__gone(g.vdev, "its paravisor (pid 1) died: killed by signal 9");
+	assert_int_equal(g.fails, 1);
+	assert_string_equal(g.fail_why, "its paravisor (pid 1) died: killed by signal 9");
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_true(g.vdev->ops->start(g.vdev) < 0);
+	assert_int_equal(g.fails, 1);
+}
+
+static void test_vhost_user_front_reports_a_back_end_that_closes_at_once(void **state)
+{
+	struct vhost_user_front_cfg cfg = {
+	    .id = "t1",
+	    .type = "virtio-blk",
+	    .device_id = VIRTIO_ID_BLOCK,
+	    .config_size = 8,
+	    .queue_size = 16,
+	    .nr_queues = 1,
+	    .timeout_ms = 1000,
+	    .release = on_release,
+	};
+	char why[256] = "";
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	close(sv[1]);
+	assert_null(vhost_user_front__create(sv[0], &cfg, why, sizeof(why)));
+	assert_non_null(strstr(why, "GET_FEATURES"));
+	assert_int_equal(g.released, 0); /* only a created model is released */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_takes_features_and_config_from_the_back_end, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_hands_rings_over_and_gets_the_index_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_refuses_features_the_back_end_lacks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_fails_the_device_when_the_back_end_goes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vhost_user_front_gone_fails_once_and_sends_nothing,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_reports_a_back_end_that_closes_at_once, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
