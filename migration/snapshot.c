@@ -106,8 +106,6 @@ static json_t *snapshot__control(struct vm *vm, json_t *req)
 
 	if (json_unpack(req, "{s:s, s?b}", "path", &path, "resume", &resume) || !*path)
 		return control__fail("snapshot: needs \"path\" (a directory) and optional \"resume\"");
-	if (vm->snapshot_blocker[0])
-		return control__fail("snapshot: %s", vm->snapshot_blocker);
 	dirfd = snapshot__open_new_dir(path, why, sizeof(why));
 	if (dirfd < 0)
 		return control__fail("snapshot: %s", why);

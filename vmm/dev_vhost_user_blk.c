@@ -12,6 +12,12 @@
  *
  * If the paravisor dies, its pidfd wakes the event loop: the device fails
  * (NEEDS_RESET, with the exit reason in the log), the rest of the VM runs on.
+ *
+ * Snapshots need nothing here: the transport's save stops the model (the
+ * paravisor finishes what it took and gives the ring indexes back) and its
+ * restore starts it at the saved indexes, on RAM the paravisor maps from
+ * the same memfd.  Live migration is refused: what the paravisor writes to
+ * guest RAM is not in KVM's dirty log, and it does not log it yet.
  */
 #include "common/log.h"
 #include "virtio/vhost_user_front.h"
@@ -162,12 +168,15 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	char why[512];
 	int sock, err;
 
-	/* A restored or incoming VM's RAM and queue state would have to reach
-	 * the paravisor in a way nobody has tested yet. */
-	if (vm->cfg->restore_dir || vm->cfg->incoming) {
-		pr_err("disk \"%s\": backend=paravisor cannot be used with --restore or --incoming "
-		       "yet (its queue state is not carried over)",
-		       o->id);
+	/* A lazy restore maps the snapshot privately over guest RAM, so the
+	 * memfd the paravisor maps would not hold the guest's memory; an
+	 * incoming migration would need the paravisor's dirty log. */
+	if ((vm->cfg->restore_dir && vm->cfg->restore_lazy) || vm->cfg->incoming) {
+		pr_err("disk \"%s\": backend=paravisor cannot be used with %s yet (%s)", o->id,
+		       vm->cfg->incoming ? "--incoming" : "--restore-mode lazy",
+		       vm->cfg->incoming ? "live migration of its dirty pages is not implemented"
+					 : "the paravisor maps the RAM memfd, which a lazy restore "
+					   "does not fill; use --restore-mode copy");
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
@@ -209,10 +218,6 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 			o->id);
 	snprintf(vm->migration_blocker, sizeof(vm->migration_blocker),
 		 "disk %s is served by the paravisor; live migration of its dirty pages is not "
-		 "implemented yet",
-		 o->id);
-	snprintf(vm->snapshot_blocker, sizeof(vm->snapshot_blocker),
-		 "disk %s is served by the paravisor; saving its queue state in a snapshot is not "
 		 "implemented yet",
 		 o->id);
 	return 0;

@@ -57,10 +57,9 @@ struct vm {
 	 * scan RAM itself rather than the memfd's extents. */
 	bool ram_private;
 
-	/* Set by a device whose state vmm cannot yet carry along: why a live
-	 * migration or a snapshot is refused ("" when both are fine). */
+	/* Set by a device that a live migration cannot yet carry along: why
+	 * it is refused ("" when it is fine). */
 	char migration_blocker[192];
-	char snapshot_blocker[192];
 
 	unsigned int nr_cpus;
 	struct vcpu **vcpus;

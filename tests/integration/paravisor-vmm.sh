@@ -5,9 +5,10 @@
 # The guest reads what the host wrote, writes its own pattern, syncs and
 # powers off; the image holds it.  While the guest runs, the paravisor is a
 # live process holding the disk's io_uring and vmm holds none (the data path
-# is not in vmm); migrate and snapshot are refused with the reason; and after
-# kill -9 of the paravisor vmm names the failed device and why, keeps running
-# and the guest's heartbeat goes on.
+# is not in vmm); migrate is refused with the reason; after kill -9 of the
+# paravisor vmm names the failed device and why, keeps running and the
+# guest's heartbeat goes on.  A snapshot of a running guest restores onto a
+# new paravisor: the guest carries on where it was, and its disk with it.
 . "$(dirname "$0")/lib.sh"
 
 PARAVISOR="$VMMD_BUILDDIR/paravisor/paravisor"
@@ -73,9 +74,6 @@ r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:9"}')
 check "migrate is refused: the paravisor's dirty pages are not logged yet" says "$r" \
 	'disk data is served by the paravisor; live migration of its dirty pages is not implemented yet'
 diag "migrate: $r"
-r=$(ctl "{\"cmd\":\"snapshot\",\"path\":\"$WORK/snap\"}")
-check "snapshot is refused with the reason" says "$r" '"ok":false.*disk data is served by the paravisor'
-diag "snapshot: $r"
 
 kill -9 "$pv"
 wait_for "$WORK/run" "virtio-blk data: its paravisor (pid $pv) died: killed by signal 9" 20
@@ -96,5 +94,63 @@ exec 8>&-
 diag "vmm exit code after stop: $RC"
 grep -E 'error|warning' "$WORK/run" | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
 check "vmm stops cleanly afterwards, no sanitizer report" sanitizer_clean "$WORK/run"
+
+# --- 3. Snapshot a running guest, restore it onto a new paravisor.
+img3=$WORK/disk3.img
+snap=$WORK/snap
+truncate -s 16M "$img3"
+machine="--memory 256M --stop-timeout 0 --disk path=$img3,backend=paravisor,id=data"
+# Typed into the guest's shell; the console echoes what is typed, so markers
+# are split with "" and only the output has them whole.
+type_in() { printf '%s\n' "$1" >&8; }
+field() { sed -n "s/.*$2 \([^ ]*\).*/\1/p" "$1" | tr -d '\r' | tail -n 1; }
+# shellcheck disable=SC2086
+vmm_start "$WORK/s-orig" $machine --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" \
+	--cmdline "$CMDLINE_BASE"
+wait_for "$WORK/s-orig" "VMMD-GUEST-READY" 300
+sleep 1
+type_in 'echo "BOOT""ID $(cat /proc/sys/kernel/random/boot_id)"'
+type_in 'echo before-snapshot | dd of=/dev/vda bs=512 conv=fsync 2>/dev/null; echo "DISK""DONE"'
+type_in '(i=0; while :; do echo "TI""CK $i"; i=$((i + 1)); sleep 1; done) &'
+wait_for "$WORK/s-orig" "DISKDONE" 60
+wait_for "$WORK/s-orig" "TICK 2" 60
+boot_id=$(field "$WORK/s-orig" BOOTID)
+r=$(ctl "{\"cmd\":\"snapshot\",\"path\":\"$snap\",\"resume\":false}")
+last=$(field "$WORK/s-orig" TICK)
+check "snapshot of a running guest on a paravisor disk" says "$r" '"ok":true'
+diag "snapshot: $r"
+pv=$(pv_pid "$WORK/s-orig")
+vmm_finish
+RC=0
+result "saving stopped the paravisor's queue and started it again" s-orig 0 \
+	"paravisor: info: data: queue 0 stopped at avail index [1-9]"
+check "the original's paravisor is gone with its vmm" sh -c "[ -n '$pv' ] && ! kill -0 '$pv' 2>/dev/null"
+
+# shellcheck disable=SC2086
+vmm_start "$WORK/s-rest" $machine --restore "$snap"
+wait_for "$WORK/s-rest" "TICK" 60
+type_in 'echo "AFTER""ID $(cat /proc/sys/kernel/random/boot_id)"'
+type_in 'echo "DISK""READ $(dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 15)"'
+type_in 'echo after-restore | dd of=/dev/vda bs=512 seek=1 oflag=direct 2>/dev/null; echo "WRITE""DONE"'
+wait_for "$WORK/s-rest" "DISKREAD" 60
+wait_for "$WORK/s-rest" "WRITEDONE" 60
+sleep 2
+first=$(sed -n 's/.*TICK \([0-9]*\).*/\1/p' "$WORK/s-rest" | tr -d '\r' | head -n 1)
+now=$(field "$WORK/s-rest" TICK)
+after=$(field "$WORK/s-rest" AFTERID)
+check "restore: the same boot (boot_id ${boot_id:-none}, after: ${after:-none})" \
+	[ -n "$boot_id" -a "$after" = "$boot_id" ]
+check "restore: the guest's counter goes on (${last:-?} before, ${first:-?}..${now:-?} after)" \
+	[ "${first:-0}" -ge "${last:-99999}" -a "${now:-0}" -gt "${first:-0}" ]
+check "restore: the guest reads through the new paravisor what it wrote before" \
+	has "$WORK/s-rest" "DISKREAD before-snapshot"
+result "restore: the new paravisor resumes the queue at the saved index" s-rest 0 \
+	"paravisor: info: data: queue 0 started: size [0-9]*, avail index [1-9]"
+grep -E 'paravisor: info: data: queue|restored' "$WORK/s-rest" | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
+vmm_finish
+RC=0
+check "restore: the guest's write after restore is in the image" \
+	sh -c "dd if='$img3' bs=512 skip=1 count=1 2>/dev/null | head -c 13 | grep -q after-restore"
+check "restore: no sanitizer report" sanitizer_clean "$WORK/s-rest"
 
 tap_plan
