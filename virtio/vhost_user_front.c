@@ -1,8 +1,9 @@
 /*
  * virtio/vhost_user_front.c — the vhost-user front-end as a device model
- * (see the header).  Its calls come from the transport under the
- * transport's lock, so messages on the socket never interleave; only
- * vhost_user_front__gone() comes from elsewhere, and it only sets a flag.
+ * (see the header).  Its calls come from the transport's threads, and
+ * vhost_user_front__gone() from anywhere: f->lock orders them, so messages
+ * on the socket never interleave and the refuser starts and stops in step
+ * with the rings.
  *
  * Every request that changes the back-end asks for an acknowledgement
  * (REPLY_ACK), so a refusal is seen at the request that caused it, not as a
@@ -17,6 +18,7 @@
 #include "virtio/vhost_user_msg.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +43,10 @@ struct vhost_user_front {
 	uint64_t features;	    /* offered by the back-end */
 	uint64_t protocol_features; /* acked by us */
 	uint8_t config[VHOST_USER_MAX_CONFIG_SIZE];
-	bool running;
-	int dead; /* atomic: nothing more is sent */
+	pthread_mutex_t lock;		/* the socket, running, refuser */
+	bool running;			/* the transport started us (and has not stopped us) */
+	int dead;			/* atomic: nothing more is sent */
+	struct virtio_refuser *refuser; /* answering in the back-end's place */
 };
 
 static struct vhost_user_front *to_front(struct virtio_device *vdev)
@@ -189,11 +193,13 @@ static void front__config_write(struct virtio_device *vdev, uint32_t offset, con
 	struct vhost_user_config c = {.offset = offset, .size = len};
 	char why[256];
 
+	pthread_mutex_lock(&f->lock);
 	memcpy(f->config + offset, data, len);
 	memcpy(c.payload, data, len);
 	if (front__call(f, VHOST_USER_SET_CONFIG, &c, VHOST_USER_CONFIG_HDR_SIZE + len, NULL, 0,
 			NULL, why, sizeof(why)) == -EIO)
 		pr_warn("%s: config write at %u: %s", vdev->id, offset, why);
+	pthread_mutex_unlock(&f->lock);
 }
 
 static int front__set_mem_table(struct vhost_user_front *f, char *why, size_t whylen)
@@ -256,11 +262,28 @@ static int front__start_ring(struct vhost_user_front *f, unsigned int q, char *w
 	return err;
 }
 
-static void front__stop(struct virtio_device *vdev)
+/* The back-end is gone while the rings run: answer them ourselves (locked). */
+static void front__refuse(struct vhost_user_front *f)
 {
-	struct vhost_user_front *f = to_front(vdev);
+	if (!f->running || f->refuser || !f->cfg.refuse)
+		return;
+	f->refuser = virtio_refuser__start(&f->vdev, f->cfg.refuse);
+	if (!f->refuser)
+		pr_err("%s: cannot answer its requests with errors: %s; they stay pending",
+		       f->vdev.id, strerror(errno));
+	else
+		pr_info("%s: answering its requests with I/O errors from now on", f->vdev.id);
+}
+
+static void front__stop_locked(struct vhost_user_front *f)
+{
+	struct virtio_device *vdev = &f->vdev;
 	char why[256];
 
+	if (f->refuser) {
+		virtio_refuser__stop(f->refuser);
+		f->refuser = NULL;
+	}
 	if (!f->running)
 		return;
 	f->running = false;
@@ -284,9 +307,18 @@ static void front__stop(struct virtio_device *vdev)
 	}
 }
 
-static int front__start(struct virtio_device *vdev)
+static void front__stop(struct virtio_device *vdev)
 {
 	struct vhost_user_front *f = to_front(vdev);
+
+	pthread_mutex_lock(&f->lock);
+	front__stop_locked(f);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static int front__start_locked(struct vhost_user_front *f)
+{
+	struct virtio_device *vdev = &f->vdev;
 	uint64_t unknown = vdev->driver_features & ~(f->features | TRANSPORT_FEATURES);
 	unsigned int n = 0;
 	char why[256];
@@ -310,6 +342,13 @@ static int front__start(struct virtio_device *vdev)
 		err = front__start_ring(f, q, why, sizeof(why));
 		n++;
 	}
+	if (err && __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE) && f->cfg.refuse) {
+		/* Gone (the device has failed and said why): the guest's
+		 * requests get errors rather than no answer. */
+		f->running = true;
+		front__refuse(f);
+		return f->refuser ? 0 : err;
+	}
 	if (err) {
 		/* A refusal: the transport fails the device; say what was refused. */
 		if (err == -EIO || err == -EINVAL)
@@ -321,6 +360,17 @@ static int front__start(struct virtio_device *vdev)
 	return 0;
 }
 
+static int front__start(struct virtio_device *vdev)
+{
+	struct vhost_user_front *f = to_front(vdev);
+	int err;
+
+	pthread_mutex_lock(&f->lock);
+	err = front__start_locked(f);
+	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
 static void front__destroy(struct virtio_device *vdev)
 {
 	struct vhost_user_front *f = to_front(vdev);
@@ -330,12 +380,18 @@ static void front__destroy(struct virtio_device *vdev)
 		close(f->sock);
 	if (f->cfg.release)
 		f->cfg.release(f->cfg.opaque);
+	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
 
 void vhost_user_front__gone(struct virtio_device *vdev, const char *why)
 {
-	front__broken(to_front(vdev), why);
+	struct vhost_user_front *f = to_front(vdev);
+
+	pthread_mutex_lock(&f->lock);
+	front__broken(f, why);
+	front__refuse(f);
+	pthread_mutex_unlock(&f->lock);
 }
 
 /* --- set-up --- */
@@ -414,6 +470,7 @@ struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user
 	}
 	f->sock = sock;
 	f->cfg = *cfg;
+	pthread_mutex_init(&f->lock, NULL);
 	snprintf(f->type, sizeof(f->type), "%s", cfg->type);
 	snprintf(f->vdev.id, sizeof(f->vdev.id), "%s", cfg->id);
 	/* A hung back-end must not hold a vCPU forever. */

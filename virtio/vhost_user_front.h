@@ -11,12 +11,14 @@
  * back (GET_VRING_BASE), which is what the transport saves.
  *
  * If the back-end stops answering or the connection breaks, the device
- * fails (vdev->fail: NEEDS_RESET for the guest) and every later call is a
- * no-op; the VM keeps running. */
+ * fails (vdev->fail: NEEDS_RESET for the guest), nothing more is sent, and
+ * the rings are answered here with errors (cfg.refuse) until the transport
+ * stops the device; the VM keeps running. */
 #ifndef VMMD_VIRTIO_VHOST_USER_FRONT_H
 #define VMMD_VIRTIO_VHOST_USER_FRONT_H
 
 #include "virtio/device.h"
+#include "virtio/refuser.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +33,9 @@ struct vhost_user_front_cfg {
 	int mem_fd;		 /* guest RAM: every region of vdev->mem is in it ... */
 	const uint8_t *mem_base; /* ... at offset (hva - mem_base) */
 	unsigned int timeout_ms; /* for each answer; then the back-end counts as hung */
+	/* Once the back-end is gone, the device's error answer to a request
+	 * (see virtio/refuser.h); NULL: requests stay unanswered. */
+	virtio_refuse_fn refuse;
 	/* Called at destroy, after the socket is closed (e.g. to reap the
 	 * back-end's process). */
 	void (*release)(void *opaque);
@@ -46,8 +51,9 @@ struct vhost_user_front_cfg {
 struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user_front_cfg *cfg,
 					       char *why, size_t whylen);
 
-/* The back-end is gone (its process exited): fails the device with why and
- * sends nothing more.  Callable from any thread. */
+/* The back-end is gone (its process exited): fails the device with why,
+ * sends nothing more and answers the rings with errors.  Callable from any
+ * thread. */
 void vhost_user_front__gone(struct virtio_device *vdev, const char *why);
 
 #endif

@@ -11,7 +11,9 @@
  * handing it the open fd instead is what the sandbox will need.
  *
  * If the paravisor dies, its pidfd wakes the event loop: the device fails
- * (NEEDS_RESET, with the exit reason in the log), the rest of the VM runs on.
+ * (NEEDS_RESET, with the exit reason in the log), its requests are answered
+ * with I/O errors from then on (so the guest's I/O on it fails rather than
+ * hangs), and the rest of the VM runs on.
  *
  * Snapshots need nothing here: the transport's save stops the model (the
  * paravisor finishes what it took and gives the ring indexes back) and its
@@ -70,12 +72,27 @@ static void pv_disk__exited(int fd, uint32_t events, void *opaque)
 	if (!paravisor_proc__wait(&d->proc, 1000, how, sizeof(how)))
 		snprintf(how, sizeof(how), "its process ended");
 	snprintf(why, sizeof(why),
-		 "its paravisor (pid %d) died: %s; the disk does no more I/O (the rest of the VM "
-		 "runs on)",
+		 "its paravisor (pid %d) died: %s; the disk's I/O fails from now on (the rest of "
+		 "the VM runs on)",
 		 (int)pid, how);
 	vhost_user_front__gone(d->vdev, why);
 out_unlock:
 	pthread_mutex_unlock(&d->lock);
+}
+
+/* The paravisor is gone: a request fails with VIRTIO_BLK_S_IOERR in its
+ * status byte, the last byte the device may write. */
+static uint32_t pv_disk__refuse(struct virtio_device *vdev, struct virtq_elem *e)
+{
+	const struct iovec *last;
+
+	if (!e->in_num)
+		return 0;
+	last = &e->iov[e->out_num + e->in_num - 1];
+	if (!last->iov_len)
+		return 0;
+	((uint8_t *)last->iov_base)[last->iov_len - 1] = VIRTIO_BLK_S_IOERR;
+	return 1;
 }
 
 /* The model is being destroyed (its socket just closed): reap the child. */
@@ -161,6 +178,7 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	    .mem_fd = vm->mem_fd,
 	    .mem_base = vm->ram,
 	    .timeout_ms = PV_TIMEOUT_MS,
+	    .refuse = pv_disk__refuse,
 	    .release = pv_disk__release,
 	};
 	struct virtio_device *vdev;

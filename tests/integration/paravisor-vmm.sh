@@ -6,8 +6,8 @@
 # powers off; the image holds it.  While the guest runs, the paravisor is a
 # live process holding the disk's io_uring and vmm holds none (the data path
 # is not in vmm); migrate is refused with the reason; after kill -9 of the
-# paravisor vmm names the failed device and why, keeps running and the
-# guest's heartbeat goes on.  A snapshot of a running guest restores onto a
+# paravisor vmm names the failed device and why, keeps running, the guest's
+# heartbeat goes on and its reads of that disk fail with an I/O error.  A snapshot of a running guest restores onto a
 # new paravisor: the guest carries on where it was, and its disk with it.
 . "$(dirname "$0")/lib.sh"
 
@@ -57,8 +57,12 @@ check "no paravisor process is left after vmm exits" sh -c "[ -n '$pv' ] && ! ki
 # --- 2. A running guest: the paravisor has the data path; kill -9 it.
 img2=$WORK/disk2.img
 truncate -s 16M "$img2"
+# Each beat also reads a block past the guest's page cache, in the
+# background so that a read that never completed could not stop the beats.
 g='head -c 4096 /dev/vda >/dev/null; echo VMMD-READY;
-i=0; while [ $i -lt 900 ]; do echo VMMD-BEAT $i; i=$((i + 1)); sleep 1; done'
+i=0; while [ $i -lt 900 ]; do echo VMMD-BEAT $i;
+(dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((i % 1000)) iflag=direct 2>/dev/null &&
+echo VMMD-IO-OK $i || echo VMMD-IO-ERR $i) & i=$((i + 1)); sleep 1; done'
 vmm_start "$WORK/run" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
 	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$g")" --disk "path=$img2,backend=paravisor,id=data"
 wait_for "$WORK/run" VMMD-READY 300
@@ -85,6 +89,10 @@ sleep 5
 b2=$(grep -c VMMD-BEAT "$WORK/run")
 check "vmm keeps running after its paravisor died" kill -0 $pid
 check "the guest's heartbeat goes on ($b1 then $b2 beats)" [ "$b2" -gt "$b1" ]
+wait_for "$WORK/run" VMMD-IO-ERR 20
+RC=0
+result "the guest's reads of the disk fail with an I/O error now, not hang" run 0 \
+	"VMMD-IO-OK" "VMMD-IO-ERR" "vmm: info: data: answering its requests with I/O errors"
 st=$(ctl '{"cmd":"status"}')
 check "vmm still answers on its control socket" says "$st" '"ok":true'
 ctl '{"cmd":"stop"}' >/dev/null

@@ -71,6 +71,15 @@ static void on_fail(struct virtio_device *vdev, const char *why)
 	snprintf(g.fail_why, sizeof(g.fail_why), "%s", why);
 }
 
+/* The test's error answer: 0xee in the last writable byte. */
+static uint32_t on_refuse(struct virtio_device *vdev, struct virtq_elem *e)
+{
+	const struct iovec *last = &e->iov[e->out_num + e->in_num - 1];
+
+	((uint8_t *)last->iov_base)[last->iov_len - 1] = 0xee;
+	return 1;
+}
+
 static void on_release(void *opaque)
 {
 	g.released++;
@@ -101,6 +110,7 @@ static int setup(void **state)
 	    .queue_size = VIRTIO_BLK_QUEUE_SIZE,
 	    .nr_queues = 1,
 	    .timeout_ms = 5000,
+	    .refuse = on_refuse,
 	    .release = on_release,
 	};
 	uint8_t sector[512];
@@ -183,14 +193,18 @@ static void driver_ok(uint64_t features)
 	assert_int_equal(virtq__enable(vq, why, sizeof(why)), 0);
 }
 
-/* Reads sector 3 through the ring at avail slot idx; waits for the call. */
-static void read_sector3(uint16_t idx)
+/* Asks for sector 3 at avail slot idx and waits for the answer; returns
+ * the status byte. */
+static uint8_t request_sector3(uint16_t idx)
 {
 	uint32_t hdr[4] = {0 /* VIRTIO_BLK_T_IN */, 0, 3 /* sector */, 0};
 	struct pollfd p = {g.call, POLLIN, 0};
-	uint8_t want[512];
 	uint64_t v = 1;
 
+	/* An interrupt left over from before is not this request's. */
+	if (read(g.call, &v, 8) < 0)
+		assert_int_equal(errno, EAGAIN);
+	v = 1;
 	memcpy(high(BUF_OFF), hdr, 16);
 	memset(high(BUF_OFF + 0x100), 0, 512);
 	desc(0, HIGH_GPA + BUF_OFF, 16, F_NEXT, 1);
@@ -205,7 +219,15 @@ static void read_sector3(uint16_t idx)
 	assert_int_equal(read(g.call, &v, 8), 8);
 	assert_int_equal(__atomic_load_n((uint16_t *)(high(USED_OFF) + 2), __ATOMIC_ACQUIRE),
 			 idx + 1);
-	assert_int_equal(*high(BUF_OFF + 0x400), 0); /* VIRTIO_BLK_S_OK */
+	return *high(BUF_OFF + 0x400);
+}
+
+/* Reads sector 3 through the ring at avail slot idx and checks the data. */
+static void read_sector3(uint16_t idx)
+{
+	uint8_t want[512];
+
+	assert_int_equal(request_sector3(idx), 0); /* VIRTIO_BLK_S_OK */
 	for (int i = 0; i < 512; i++)
 		want[i] = (uint8_t)(i * 5 + 1);
 	assert_memory_equal(high(BUF_OFF + 0x100), want, 512);
@@ -255,20 +277,30 @@ static void test_vhost_user_front_refuses_features_the_back_end_lacks(void **sta
 	assert_int_equal(g.fails, 0); /* the transport fails the device, not the front */
 }
 
+/* The paravisor's end closes and its model stops (as when its process dies). */
+static void back_end_dies(void)
+{
+	shutdown(g.sv[1], SHUT_RDWR);
+	pthread_join(g.thread, NULL);
+	g.joined = true;
+	vhost_user__disconnect(g.vu);
+}
+
 static void test_vhost_user_front_fails_the_device_when_the_back_end_goes(void **state)
 {
 	const struct virtio_device_ops *ops = g.vdev->ops;
 
-	/* The paravisor's end closes (as when its process dies). */
-	shutdown(g.sv[1], SHUT_RDWR);
-	pthread_join(g.thread, NULL);
-	g.joined = true;
+	back_end_dies();
 	driver_ok(1ULL << VIRTIO_F_VERSION_1);
-	assert_true(ops->start(g.vdev) < 0);
+	/* The first message fails: the device fails, with the reason; the
+	 * rings are answered here, so start itself succeeds. */
+	assert_int_equal(ops->start(g.vdev), 0);
 	assert_int_equal(g.fails, 1);
 	assert_non_null(strstr(g.fail_why, "SET_FEATURES"));
+	assert_int_equal(request_sector3(0), 0xee);
 	/* Nothing more is tried, nothing more is reported. */
-	assert_true(ops->start(g.vdev) < 0);
+	ops->stop(g.vdev);
+	assert_int_equal(ops->start(g.vdev), 0);
 	ops->stop(g.vdev);
 	vhost_user_front__gone(g.vdev, "gone again");
 	assert_int_equal(g.fails, 1);
@@ -277,13 +309,33 @@ static void test_vhost_user_front_fails_the_device_when_the_back_end_goes(void *
 	assert_int_equal(g.released, 1);
 }
 
+static void test_vhost_user_front_answers_with_errors_once_the_back_end_is_gone(void **state)
+{
+	const struct virtio_device_ops *ops = g.vdev->ops;
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(ops->start(g.vdev), 0);
+	read_sector3(0);
+	back_end_dies();
+	vhost_user_front__gone(g.vdev, "its paravisor (pid 1) died: killed by signal 9");
+	assert_int_equal(g.fails, 1);
+	/* The ring goes on from where the back-end left it, with errors. */
+	assert_int_equal(request_sector3(1), 0xee);
+	assert_int_equal(request_sector3(2), 0xee);
+	ops->stop(g.vdev);
+	assert_int_equal(g.fails, 1);
+}
+
 static void test_vhost_user_front_gone_fails_once_and_sends_nothing(void **state)
 {
+	back_end_dies();
 	vhost_user_front__gone(g.vdev, "its paravisor (pid 1) died: killed by signal 9");
 	assert_int_equal(g.fails, 1);
 	assert_string_equal(g.fail_why, "its paravisor (pid 1) died: killed by signal 9");
+	/* Started after that, the rings get errors at once: no message. */
 	driver_ok(1ULL << VIRTIO_F_VERSION_1);
-	assert_true(g.vdev->ops->start(g.vdev) < 0);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	assert_int_equal(request_sector3(0), 0xee);
 	assert_int_equal(g.fails, 1);
 }
 
@@ -320,6 +372,9 @@ int main(void)
 		test_vhost_user_front_refuses_features_the_back_end_lacks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_fails_the_device_when_the_back_end_goes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_answers_with_errors_once_the_back_end_is_gone, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_vhost_user_front_gone_fails_once_and_sends_nothing,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
