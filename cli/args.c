@@ -16,7 +16,8 @@ const char cli_usage[] =
     "usage: vmmctl [--socket PATH] [--json] COMMAND [ARGS]\n"
     "\n"
     "  create --name NAME --memory SIZE [--cpus N] --kernel PATH [--initrd PATH]\n"
-    "         [--cmdline STR] [--disk path=FILE[,readonly=on][,cache=none][,queues=N][,id=ID]]...\n"
+    "         [--cmdline STR] [--disk path=FILE[,readonly=on][,cache=none][,queues=N][,id=ID]\n"
+    "         [,backend=paravisor]]...\n"
     "         [--net slirp[,hostfwd=tcp::HOSTPORT-:GUESTPORT][,mac=M] | tap=NAME]...\n"
     "         [--rng] [--on-reboot restart|stop] [--stop-timeout S] [--start] [--wait]\n"
     "  list                          VMs as a table\n"
@@ -38,6 +39,10 @@ const char cli_usage[] =
     "                                a guest that dirties memory faster than the link;\n"
     "                                --connections N carries RAM on N connections at once;\n"
     "                                --wait prints the figures\n"
+    "  service VM [--paravisor PATH] [--wait]\n"
+    "                                replace the VM's paravisor processes (PATH: the new\n"
+    "                                binary, else the one running) while the guest runs;\n"
+    "                                --wait prints each device's I/O blackout\n"
     "  delete VM [--force] [--wait]\n"
     "  operations [--vm VM]          operations, newest first\n"
     "  operation ID                  one operation\n"
@@ -78,6 +83,7 @@ static const struct {
     [CLI_SNAPSHOT] = {"snapshot", OPND_VM_DIR},
     [CLI_RESTORE] = {"restore", OPND_DIR},
     [CLI_MIGRATE] = {"migrate", OPND_VM_DEST},
+    [CLI_SERVICE] = {"service", OPND_VM},
     [CLI_DELETE] = {"delete", OPND_VM},
     [CLI_OPERATIONS] = {"operations", OPND_NONE},
     [CLI_OPERATION] = {"operation", OPND_OP},
@@ -95,6 +101,7 @@ static const struct {
 #define ACTIONS                                                                                    \
 	(M(CLI_CREATE) | M(CLI_START) | M(CLI_STOP) | M(CLI_REBOOT) | M(CLI_PAUSE) |               \
 	 M(CLI_RESUME) | M(CLI_SNAPSHOT) | M(CLI_RESTORE) | M(CLI_MIGRATE) | M(CLI_DELETE) |  \
+	 M(CLI_SERVICE) | \
 	 M(CLI_CANCEL))
 
 enum {
@@ -125,6 +132,7 @@ enum {
 	O_ROUNDS,
 	O_CONVERGE,
 	O_CONNECTIONS,
+	O_PARAVISOR,
 };
 
 static const struct option long_opts[] = {
@@ -155,6 +163,7 @@ static const struct option long_opts[] = {
     {"max-rounds", required_argument, NULL, O_ROUNDS},
     {"auto-converge", no_argument, NULL, O_CONVERGE},
     {"connections", required_argument, NULL, O_CONNECTIONS},
+    {"paravisor", required_argument, NULL, O_PARAVISOR},
     {0},
 };
 
@@ -187,6 +196,7 @@ static const unsigned opt_cmds[] = {
     [O_ROUNDS - O_SOCKET] = M(CLI_MIGRATE),
     [O_CONVERGE - O_SOCKET] = M(CLI_MIGRATE),
     [O_CONNECTIONS - O_SOCKET] = M(CLI_MIGRATE),
+    [O_PARAVISOR - O_SOCKET] = M(CLI_SERVICE),
 };
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -289,6 +299,11 @@ static int set_opt(struct cli_args *a, int c, const char *arg, char *err, size_t
 		break;
 	case O_CONVERGE:
 		a->auto_converge = true;
+		break;
+	case O_PARAVISOR:
+		if (arg[0] != '/')
+			return bad(err, errlen, "--paravisor %s: expected an absolute path", arg);
+		a->paravisor = arg;
 		break;
 	case O_CONNECTIONS:
 		if (parse_u32(arg, 1, 16, &a->connections))

@@ -24,6 +24,7 @@ enum cli_cmd {
 	CLI_SNAPSHOT,
 	CLI_RESTORE,
 	CLI_MIGRATE,
+	CLI_SERVICE,
 	CLI_DELETE,
 	CLI_OPERATIONS,
 	CLI_OPERATION,
@@ -62,6 +63,7 @@ struct cli_args {
 	uint32_t downtime_limit_ms, max_rounds;
 	uint64_t bandwidth_limit;
 	bool auto_converge;
+	const char *paravisor; /* service --paravisor */
 	uint32_t connections;
 
 	/* create (and restore: --name) */

@@ -236,6 +236,32 @@ const char *show__migration(json_t *op, bool rounds, char *buf, size_t len)
 	return buf;
 }
 
+const char *show__service(json_t *op, bool devices, char *buf, size_t len)
+{
+	json_t *ds = json_object_get(json_object_get(op, "service"), "devices"), *dv;
+	size_t i, off;
+
+	if (!json_object_get(op, "service"))
+		return NULL;
+	off = (size_t)snprintf(buf, len, "%s%zu device%s on %s in %" PRId64 " ms",
+			       json_is_true(json_object_get(json_object_get(op, "service"),
+							    "rolled_back")) ?
+				       "rolled back: " :
+				       "",
+			       json_array_size(ds), json_array_size(ds) == 1 ? "" : "s",
+			       jstr(op, "service.paravisor"), jint(op, "service.duration_ms"));
+	json_array_foreach(ds, i, dv) {
+		if (!devices || off >= len)
+			break;
+		off += (size_t)snprintf(buf + off, len - off,
+					"\n  %s: blackout %" PRId64 " ms, paravisor pid %" PRId64
+					" -> %" PRId64,
+					jstr(dv, "id"), jint(dv, "blackout_ms"), jint(dv, "old_pid"),
+					jint(dv, "new_pid"));
+	}
+	return buf;
+}
+
 void show__op(json_t *op, FILE *out)
 {
 	char buf[64], text[1200];
@@ -258,6 +284,8 @@ void show__op(json_t *op, FILE *out)
 		field(out, "snapshot:", text);
 	if (show__migration(op, false, text, sizeof(text)))
 		field(out, "migration:", text);
+	if (show__service(op, false, text, sizeof(text)))
+		field(out, "service:", text);
 	fmt__time_ms(buf, sizeof(buf), jint(op, "created_at_ms"));
 	field(out, "created:", buf);
 	if (jint(op, "finished_at_ms")) {

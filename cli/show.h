@@ -30,6 +30,8 @@ const char *show__snapshot(json_t *op, char *buf, size_t len);
  * buf; NULL if op has no migration result.  With rounds, each round
  * follows on its own indented line. */
 const char *show__migration(json_t *op, bool rounds, char *buf, size_t len);
+/* A service operation's result: binary, time, each device's blackout. */
+const char *show__service(json_t *op, bool devices, char *buf, size_t len);
 /* One Event on one line: time, seq, VM, kind, state, operation, message. */
 void show__event(json_t *ev, json_t *names, FILE *out);
 /* The VM name for an id in a ListVmsResponse, or the id. */

@@ -77,6 +77,14 @@ int cli_disk__parse(char *buf, Vmmd__V1__Disk *d, char *err, size_t errlen)
 			d->queues = q;
 		} else if (!strcmp(kv, "id")) {
 			d->id = val;
+		} else if (!strcmp(kv, "backend")) {
+			if (!strcmp(val, "paravisor"))
+				d->backend = VMMD__V1__DISK_BACKEND__DISK_BACKEND_PARAVISOR;
+			else if (!strcmp(val, "vmm"))
+				d->backend = VMMD__V1__DISK_BACKEND__DISK_BACKEND_VMM;
+			else
+				return bad(err, errlen,
+					   "--disk: backend=%s: must be vmm or paravisor", val);
 		} else {
 			return bad(err, errlen, "--disk: unknown key \"%s\"", kv);
 		}

@@ -105,7 +105,8 @@ static int report_op(struct client *c, json_t *op, const char *vm, bool json)
 		fmt__enum(st, sizeof(st), *state ? state : "-", "OPERATION_STATE_");
 		printf("%s %s: operation %s %s", c->cmd, vm, jstr(op, "id"), st);
 		if (show__snapshot(op, res, sizeof(res)) ||
-		    show__migration(op, true, res, sizeof(res)))
+		    show__migration(op, true, res, sizeof(res)) ||
+		    show__service(op, true, res, sizeof(res)))
 			printf(": %s", res);
 		putchar('\n');
 	}
@@ -151,6 +152,7 @@ static json_t *action_body(const struct cli_args *a, char *dir)
 	Vmmd__V1__SnapshotVmRequest snap = VMMD__V1__SNAPSHOT_VM_REQUEST__INIT;
 	Vmmd__V1__RestoreVmRequest rest = VMMD__V1__RESTORE_VM_REQUEST__INIT;
 	Vmmd__V1__MigrateVmRequest mig = VMMD__V1__MIGRATE_VM_REQUEST__INIT;
+	Vmmd__V1__ServiceVmRequest svc = VMMD__V1__SERVICE_VM_REQUEST__INIT;
 
 	switch (a->cmd) {
 	case CLI_SNAPSHOT:
@@ -171,6 +173,9 @@ static json_t *action_body(const struct cli_args *a, char *dir)
 		mig.auto_converge = a->auto_converge;
 		mig.connections = a->connections;
 		return api_json__from_message(&mig.base);
+	case CLI_SERVICE:
+		svc.paravisor = (char *)(a->paravisor ? a->paravisor : "");
+		return api_json__from_message(&svc.base);
 	case CLI_STOP:
 		stop.force = a->force;
 		stop.timeout_s = a->timeout_s;
@@ -373,11 +378,13 @@ static int run(struct client *c, const struct cli_args *a)
 	case CLI_REBOOT:
 	case CLI_DELETE:
 	case CLI_MIGRATE:
+	case CLI_SERVICE:
 		body = action_body(a, NULL);
 		ret = action(c, a,
 			     a->cmd == CLI_STOP	     ? "StopVm"
 			     : a->cmd == CLI_REBOOT  ? "RebootVm"
 			     : a->cmd == CLI_MIGRATE ? "MigrateVm"
+			     : a->cmd == CLI_SERVICE ? "ServiceVm"
 						     : "DeleteVm",
 			     a->target, body);
 		json_decref(body);

@@ -78,6 +78,22 @@ struct op {
 	uint32_t duration_ms;
 	/* MigrateVm's arguments and result */
 	struct op_migrate *mig;
+	/* ServiceVm's arguments and result */
+	struct op_service *svc;
+};
+
+#define SERVICE_DEVICES_KEPT 16
+
+struct op_service {
+	char paravisor[REGISTRY_PATH_MAX]; /* empty: the binary serving now */
+	uint32_t max_parallel;		   /* ServiceFleet: VMs at once; 0: no gate */
+	bool has_result, rolled_back;
+	uint32_t duration_ms, nr_devices;
+	struct {
+		char id[32];
+		uint32_t blackout_ms;
+		int32_t old_pid, new_pid;
+	} dev[SERVICE_DEVICES_KEPT];
 };
 
 #define MIGRATE_ROUNDS_KEPT 64
@@ -115,6 +131,7 @@ struct daemon {
 	int nr_threads; /* operation threads running */
 	struct api_service svc;
 	struct migrate_in *mig_in; /* the migration listener, if any */
+	unsigned int services_running; /* ServiceVm operations talking to vmm */
 };
 
 /* daemon/registry.c */
@@ -234,7 +251,14 @@ void metrics__observe(struct metrics *m, const char *transport, const char *rout
  * "cancelled", and (outgoing) its figures: downtime, time, bytes. */
 void metrics__migration(struct metrics *m, bool incoming, const char *result,
 			const struct op_migrate *g);
+/* A servicing ended: "succeeded", "rolled_back" or "failed", with the
+ * devices' blackouts when it succeeded. */
+void metrics__service(struct metrics *m, const char *result, const struct op_service *s);
 int metrics__render(struct daemon *d, char **text, size_t *len);
+
+/* daemon/paravisor_service.c */
+bool paravisor_service__has_device(const struct vm *vm);
+void paravisor_service__run(struct daemon *d, struct op *op, struct vm *vm);
 
 /* daemon/service.c */
 struct api_service *daemon_service(struct daemon *d);

@@ -31,6 +31,8 @@ struct metrics {
 	uint64_t migrations[2][NR_MIG_RESULTS];
 	uint64_t downtime_ms_sum, downtime_count;
 	uint64_t out_bytes, total_ms_sum;
+	uint64_t services[3]; /* succeeded, rolled_back, failed */
+	uint64_t blackout_ms_sum, blackout_count, blackout_ms_max;
 };
 
 struct metrics *metrics__new(void)
@@ -100,6 +102,23 @@ void metrics__migration(struct metrics *m, bool incoming, const char *result,
 	if (!incoming && !strcmp(result, "succeeded")) {
 		m->downtime_ms_sum += downtime_ms;
 		m->downtime_count++;
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+static const char *const svc_results[] = { "succeeded", "rolled_back", "failed" };
+
+void metrics__service(struct metrics *m, const char *result, const struct op_service *s)
+{
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < 3; i++)
+		if (!strcmp(result, svc_results[i]))
+			m->services[i]++;
+	for (uint32_t i = 0; s && i < s->nr_devices; i++) {
+		m->blackout_ms_sum += s->dev[i].blackout_ms;
+		m->blackout_count++;
+		if (s->dev[i].blackout_ms > m->blackout_ms_max)
+			m->blackout_ms_max = s->dev[i].blackout_ms;
 	}
 	pthread_mutex_unlock(&m->lock);
 }
@@ -217,6 +236,21 @@ int metrics__render(struct daemon *d, char **text, size_t *len)
 	    (double)d->metrics->total_ms_sum / 1000,
 	    (unsigned long long)d->metrics->downtime_count,
 	    (unsigned long long)d->metrics->out_bytes);
+	out(&b, "# HELP vmmd_paravisor_services_total ServiceVm operations that ended, by "
+		"result.\n# TYPE vmmd_paravisor_services_total counter\n");
+	for (size_t i = 0; i < 3; i++)
+		out(&b, "vmmd_paravisor_services_total{result=\"%s\"} %llu\n", svc_results[i],
+		    (unsigned long long)d->metrics->services[i]);
+	out(&b, "# HELP vmmd_paravisor_blackout_seconds I/O blackout of each device moved to a "
+		"new paravisor.\n# TYPE vmmd_paravisor_blackout_seconds summary\n"
+		"vmmd_paravisor_blackout_seconds_sum %.3f\n"
+		"vmmd_paravisor_blackout_seconds_count %llu\n"
+		"# HELP vmmd_paravisor_blackout_max_seconds The longest of them.\n"
+		"# TYPE vmmd_paravisor_blackout_max_seconds gauge\n"
+		"vmmd_paravisor_blackout_max_seconds %.3f\n",
+	    (double)d->metrics->blackout_ms_sum / 1000,
+	    (unsigned long long)d->metrics->blackout_count,
+	    (double)d->metrics->blackout_ms_max / 1000);
 	pthread_mutex_unlock(&d->metrics->lock);
 	if (b.oom) {
 		free(b.p);

@@ -33,8 +33,10 @@ struct op *ops__find(struct daemon *d, const char *id)
 
 void op__free(struct op *op)
 {
-	if (op)
+	if (op) {
 		free(op->mig);
+		free(op->svc);
+	}
 	free(op);
 }
 
@@ -381,6 +383,9 @@ static void *op__thread(void *arg)
 		break;
 	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_MIGRATE:
 		migrate_out__run(d, op, vm);
+		break;
+	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_SERVICE:
+		paravisor_service__run(d, op, vm);
 		break;
 	case VMMD__V1__OPERATION_KIND__OPERATION_KIND_RESTORE: {
 		const struct worker_restore rs = { op->path, op->lazy };

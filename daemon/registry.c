@@ -122,6 +122,8 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 	Vmmd__V1__MigrationResult mig = VMMD__V1__MIGRATION_RESULT__INIT;
 	Vmmd__V1__MigrationDowntime down = VMMD__V1__MIGRATION_DOWNTIME__INIT;
 	Vmmd__V1__MigrationRound rounds[MIGRATE_ROUNDS_KEPT], *rp[MIGRATE_ROUNDS_KEPT];
+	Vmmd__V1__ServiceResult svc = VMMD__V1__SERVICE_RESULT__INIT;
+	Vmmd__V1__ServicedDevice sdev[SERVICE_DEVICES_KEPT], *sdp[SERVICE_DEVICES_KEPT];
 
 	m.id = (char *)op->id;
 	m.kind = op->kind;
@@ -178,6 +180,24 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 		mig.n_round_stats = n;
 		mig.round_stats = rp;
 		m.migration = &mig;
+	}
+	if (op->svc && op->svc->has_result) {
+		const struct op_service *s = op->svc;
+
+		svc.paravisor = (char *)s->paravisor;
+		svc.duration_ms = s->duration_ms;
+		svc.rolled_back = s->rolled_back;
+		for (uint32_t i = 0; i < s->nr_devices; i++) {
+			vmmd__v1__serviced_device__init(&sdev[i]);
+			sdev[i].id = (char *)s->dev[i].id;
+			sdev[i].blackout_ms = s->dev[i].blackout_ms;
+			sdev[i].old_pid = s->dev[i].old_pid;
+			sdev[i].new_pid = s->dev[i].new_pid;
+			sdp[i] = &sdev[i];
+		}
+		svc.n_devices = s->nr_devices;
+		svc.devices = sdp;
+		m.service = &svc;
 	}
 	return (Vmmd__V1__Operation *)msg__dup(&m.base);
 }

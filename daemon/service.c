@@ -55,6 +55,8 @@ static void op__set_args(struct op *op, const struct op *args)
 	memcpy(op->path, args->path, sizeof(op->path));
 	if (args->mig && (op->mig = malloc(sizeof(*op->mig))))
 		*op->mig = *args->mig;
+	if (args->svc && (op->svc = malloc(sizeof(*op->svc))))
+		*op->svc = *args->svc;
 }
 
 /* A new VM record from spec (validated; taken over, freed on failure) and
@@ -200,7 +202,7 @@ static int action(struct daemon *d, const char *id, Vmmd__V1__OperationKind kind
 		r = wrong_state(err, vm, hint);
 	} else if (!(r = ops__begin(d, vm, kind, &op, err))) {
 		op__set_args(op, args);
-		if (args && args->mig && !op->mig)
+		if (args && ((args->mig && !op->mig) || (args->svc && !op->svc)))
 			ops__fail(d, op, API_RESOURCE_EXHAUSTED, "out of memory");
 		r = reply_op(d, op, resp, err);
 	}
@@ -365,6 +367,108 @@ HANDLER(MigrateVm)
 	return r;
 }
 
+/* The new binary: absolute and executable, or empty (the one serving). */
+static int service__check_binary(const char *path, struct api_error *err)
+{
+	if (!*path)
+		return 0;
+	if (path[0] != '/' || strlen(path) >= REGISTRY_PATH_MAX)
+		return api_error__set(err, API_INVALID_ARGUMENT, "paravisor",
+				      "\"%.64s\": expected an absolute path", path);
+	if (access(path, X_OK))
+		return api_error__set(err, API_FAILED_PRECONDITION, "paravisor",
+				      "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+HANDLER(ServiceVm)
+{
+	REQ(Vmmd__V1__ServiceVmRequest, req);
+	struct daemon *d = ctx;
+	struct op_service svc = { 0 };
+	struct vm *vm;
+	int r = service__check_binary(req->paravisor, err);
+
+	if (r)
+		return r;
+	snprintf(svc.paravisor, sizeof(svc.paravisor), "%s", req->paravisor);
+	pthread_mutex_lock(&d->lock);
+	vm = registry__find(d, req->id);
+	if (vm && !paravisor_service__has_device(vm))
+		r = api_error__set(err, API_FAILED_PRECONDITION, "id",
+				   "vm \"%s\" has no device served by a paravisor (disks with "
+				   "backend DISK_BACKEND_PARAVISOR)",
+				   vm->spec->name);
+	pthread_mutex_unlock(&d->lock);
+	if (r)
+		return r;
+	return action(d, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_SERVICE,
+		      M(RUNNING) | M(PAUSED), ": only a running or paused VM can be serviced",
+		      &(struct op){ .svc = &svc }, resp, err);
+}
+
+HANDLER(ServiceFleet)
+{
+	REQ(Vmmd__V1__ServiceFleetRequest, req);
+	struct daemon *d = ctx;
+	struct op_service svc = { .max_parallel = req->max_parallel ? req->max_parallel : 4 };
+	Vmmd__V1__ServiceFleetResponse m = VMMD__V1__SERVICE_FLEET_RESPONSE__INIT;
+	Vmmd__V1__Operation **ops = NULL;
+	size_t n = 0, cap = 0;
+	int r = service__check_binary(req->paravisor, err);
+
+	if (r)
+		return r;
+	if (req->max_parallel > 1024)
+		return api_error__set(err, API_INVALID_ARGUMENT, "max_parallel",
+				      "%u: at most 1024", req->max_parallel);
+	snprintf(svc.paravisor, sizeof(svc.paravisor), "%s", req->paravisor);
+	pthread_mutex_lock(&d->lock);
+	for (struct vm *vm = d->vms; vm && !r; vm = vm->next) {
+		struct op *op;
+		struct api_error busy;
+
+		if ((vm->state != ST(RUNNING) && vm->state != ST(PAUSED)) ||
+		    !paravisor_service__has_device(vm))
+			continue;
+		/* A VM busy with another operation is left out, not failed. */
+		if (vm->op_id[0] || ops__begin(d, vm, VMMD__V1__OPERATION_KIND__OPERATION_KIND_SERVICE,
+					       &op, &busy))
+			continue;
+		op__set_args(op, &(struct op){ .svc = &svc });
+		if (!op->svc || ops__launch(d, op)) {
+			ops__fail(d, op, API_INTERNAL, "cannot run the operation");
+			continue;
+		}
+		if (n == cap) {
+			Vmmd__V1__Operation **more = realloc(ops, (cap = cap ? cap * 2 : 16) *
+									 sizeof(*ops));
+
+			if (!more) {
+				r = api_error__set(err, API_RESOURCE_EXHAUSTED, NULL,
+						   "out of memory");
+				break;
+			}
+			ops = more;
+		}
+		ops[n] = registry__op_message(op);
+		if (ops[n])
+			n++;
+	}
+	pthread_mutex_unlock(&d->lock);
+	m.n_operations = n;
+	m.operations = ops;
+	if (!r) {
+		*resp = msg__dup(&m.base);
+		if (!*resp)
+			r = api_error__set(err, API_RESOURCE_EXHAUSTED, NULL, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(&ops[i]->base, NULL);
+	free(ops);
+	return r;
+}
+
 HANDLER(GetOperation)
 {
 	REQ(Vmmd__V1__GetOperationRequest, req);
@@ -490,7 +594,7 @@ static const struct {
 	H(CreateVm),	 H(ListVms),	    H(GetVm),	       H(DeleteVm),	H(StartVm),
 	H(StopVm),	 H(RebootVm),	    H(PauseVm),	       H(ResumeVm),	H(GetOperation),
 	H(ListOperations), H(CancelOperation), H(GetConsoleLog), H(GetVersion), H(SnapshotVm),
-	H(RestoreVm),	 H(MigrateVm),
+	H(RestoreVm),	 H(MigrateVm),	    H(ServiceVm),      H(ServiceFleet),
 #undef H
 };
 

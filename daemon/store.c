@@ -218,6 +218,22 @@ static struct op *parse_op(const char *text, size_t len, char *why, size_t whyle
 		op->state_bytes = o->snapshot->state_bytes;
 		op->duration_ms = o->snapshot->duration_ms;
 	}
+	if (o->service && (op->svc = calloc(1, sizeof(*op->svc)))) {
+		const Vmmd__V1__ServiceResult *r = o->service;
+		struct op_service *s = op->svc;
+
+		s->has_result = true;
+		snprintf(s->paravisor, sizeof(s->paravisor), "%s", r->paravisor);
+		s->duration_ms = r->duration_ms;
+		s->rolled_back = r->rolled_back;
+		for (size_t i = 0; i < r->n_devices && i < SERVICE_DEVICES_KEPT; i++) {
+			snprintf(s->dev[i].id, sizeof(s->dev[i].id), "%s", r->devices[i]->id);
+			s->dev[i].blackout_ms = r->devices[i]->blackout_ms;
+			s->dev[i].old_pid = r->devices[i]->old_pid;
+			s->dev[i].new_pid = r->devices[i]->new_pid;
+			s->nr_devices++;
+		}
+	}
 	if (o->migration && (op->mig = calloc(1, sizeof(*op->mig)))) {
 		const Vmmd__V1__MigrationResult *r = o->migration;
 		struct op_migrate *g = op->mig;

@@ -136,7 +136,11 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 		ARG("--disk");
 		ARG("path=%s%s%s%s%s%s,queues=%u", k->path, k->readonly ? ",readonly=on" : "",
 		    k->cache == VMMD__V1__CACHE__CACHE_NONE ? ",cache=none" : "",
-		    *k->id ? ",id=" : "", k->id, "", k->queues ? k->queues : 1);
+		    *k->id ? ",id=" : "", k->id,
+		    k->backend == VMMD__V1__DISK_BACKEND__DISK_BACKEND_PARAVISOR ?
+			    ",backend=paravisor" :
+			    "",
+		    k->queues ? k->queues : 1);
 	}
 	for (size_t i = 0; i < s->n_nics; i++) {
 		const Vmmd__V1__Nic *nic = s->nics[i];

@@ -164,6 +164,20 @@ check "pause a stopped VM: 409 FAILED_PRECONDITION naming its state ($(cat "$bod
 req GET /v1/vms
 check "list has the VM ($ST)" st_has 200 '"name":"web"'
 
+# -- servicing: refusals that need no running VM --
+req POST /v1/vms/web:service -d '{"paravisor":"bin/paravisor"}'
+check "service with a relative paravisor path: 400 on paravisor ($(cat "$body"))" \
+	err_has 400 INVALID_ARGUMENT '"field":"paravisor"'
+req POST /v1/vms/web:service -d '{"paravisor":"/nonexistent/paravisor"}'
+check "service with a missing paravisor binary: 409 naming it ($(cat "$body"))" \
+	err_has 409 FAILED_PRECONDITION '/nonexistent/paravisor' '"field":"paravisor"'
+req POST /v1/vms/web:service
+check "service of a VM without paravisor disks: 409 saying so ($(cat "$body"))" \
+	err_has 409 FAILED_PRECONDITION 'no device served by a paravisor'
+req POST /v1/paravisor:service -d '{"max_parallel":2}'
+check "fleet service with no VM to service: 200, no operations ($(cat "$body"))" \
+	sh -c "[ '$ST' = 200 ] && ! grep -q operations '$body'"
+
 # -- the OpenAPI document against the server --
 req GET /v1/openapi.json
 cmp -s "$body" "$VMMD_SRCDIR/api/openapi.json"
