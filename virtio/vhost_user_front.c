@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 /* What we use of the back-end; MQ only to ask how many queues it has. */
@@ -275,17 +276,18 @@ static void front__refuse(struct vhost_user_front *f)
 		pr_info("%s: answering its requests with I/O errors from now on", f->vdev.id);
 }
 
-static void front__stop_locked(struct vhost_user_front *f)
+/* Takes the rings back: 0, or the connection's error (the device failed). */
+static int front__stop_locked(struct vhost_user_front *f, char *why, size_t whylen)
 {
 	struct virtio_device *vdev = &f->vdev;
-	char why[256];
+	int err;
 
 	if (f->refuser) {
 		virtio_refuser__stop(f->refuser);
 		f->refuser = NULL;
 	}
 	if (!f->running)
-		return;
+		return 0;
 	f->running = false;
 	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
 		struct virtq *vq = &vdev->vqs[q];
@@ -296,50 +298,52 @@ static void front__stop_locked(struct vhost_user_front *f)
 			continue;
 		/* The back-end stops the ring after finishing what it took, so
 		 * everything before this index is in the used ring. */
-		if (front__call(f, VHOST_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, &r, why,
-				sizeof(why)))
-			return; /* the device failed: the indexes stay as they were */
+		err = front__call(f, VHOST_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, &r, why,
+				  whylen);
+		if (err)
+			return err; /* the device failed: the indexes stay as they were */
 		if (r.hdr.size != sizeof(s) || r.p.state.index != q || r.p.state.num > UINT16_MAX) {
 			front__broken(f, "bad answer to GET_VRING_BASE");
-			return;
+			return why__set(why, whylen, -EPROTO, "bad answer to GET_VRING_BASE");
 		}
 		vq->last_avail = vq->used_idx = (uint16_t)r.p.state.num;
 	}
+	return 0;
 }
 
 static void front__stop(struct virtio_device *vdev)
 {
 	struct vhost_user_front *f = to_front(vdev);
+	char why[256];
 
 	pthread_mutex_lock(&f->lock);
-	front__stop_locked(f);
+	front__stop_locked(f, why, sizeof(why));
 	pthread_mutex_unlock(&f->lock);
 }
 
-static int front__start_locked(struct vhost_user_front *f)
+/* Hands the rings to the back-end; 0, or negative errno with why. */
+static int front__start_locked(struct vhost_user_front *f, char *why, size_t whylen)
 {
 	struct virtio_device *vdev = &f->vdev;
 	uint64_t unknown = vdev->driver_features & ~(f->features | TRANSPORT_FEATURES);
 	unsigned int n = 0;
-	char why[256];
 	int err;
 
 	if (f->running)
 		return 0;
-	if (unknown || (vdev->driver_features & TRANSPORT_FEATURES & ~f->features)) {
-		pr_err("%s: the guest acked features %#llx that the back-end does not offer",
-		       vdev->id, (unsigned long long)(vdev->driver_features & ~f->features));
-		return -EINVAL;
-	}
+	if (unknown || (vdev->driver_features & TRANSPORT_FEATURES & ~f->features))
+		return why__set(why, whylen, -EINVAL,
+				"the guest acked features %#llx that the back-end does not offer",
+				(unsigned long long)(vdev->driver_features & ~f->features));
 	err = front__set_u64(f, VHOST_USER_SET_FEATURES,
 			     vdev->driver_features | 1ULL << VHOST_USER_F_PROTOCOL_FEATURES, NULL,
-			     0, why, sizeof(why));
+			     0, why, whylen);
 	if (!err)
-		err = front__set_mem_table(f, why, sizeof(why));
+		err = front__set_mem_table(f, why, whylen);
 	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++) {
 		if (!vdev->vqs[q].enabled)
 			continue;
-		err = front__start_ring(f, q, why, sizeof(why));
+		err = front__start_ring(f, q, why, whylen);
 		n++;
 	}
 	if (err && __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE) && f->cfg.refuse) {
@@ -349,12 +353,8 @@ static int front__start_locked(struct vhost_user_front *f)
 		front__refuse(f);
 		return f->refuser ? 0 : err;
 	}
-	if (err) {
-		/* A refusal: the transport fails the device; say what was refused. */
-		if (err == -EIO || err == -EINVAL)
-			pr_err("%s: %s", vdev->id, why);
+	if (err)
 		return err;
-	}
 	f->running = true;
 	pr_info("%s: %u queue(s) handed to the vhost-user back-end", vdev->id, n);
 	return 0;
@@ -363,10 +363,14 @@ static int front__start_locked(struct vhost_user_front *f)
 static int front__start(struct virtio_device *vdev)
 {
 	struct vhost_user_front *f = to_front(vdev);
+	char why[256];
 	int err;
 
 	pthread_mutex_lock(&f->lock);
-	err = front__start_locked(f);
+	err = front__start_locked(f, why, sizeof(why));
+	/* A refusal: the transport fails the device; say what was refused. */
+	if (err == -EIO || err == -EINVAL)
+		pr_err("%s: %s", vdev->id, why);
 	pthread_mutex_unlock(&f->lock);
 	return err;
 }
@@ -382,6 +386,141 @@ static void front__destroy(struct virtio_device *vdev)
 		f->cfg.release(f->cfg.opaque);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
+}
+
+/* --- servicing: moving a running device onto another back-end --- */
+
+static uint64_t front__now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* What the new back-end must match before the old one is touched, so a
+ * mismatch costs the guest nothing. */
+static int front__check_next(struct vhost_user_front *f, struct vhost_user_front *n, char *why,
+			     size_t whylen)
+{
+	uint64_t missing = f->vdev.driver_features & ~TRANSPORT_FEATURES & ~n->features;
+
+	if (__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE))
+		return why__set(why, whylen, -ENOTCONN,
+				"the running back-end is gone (the device has failed)");
+	missing |= f->vdev.driver_features & TRANSPORT_FEATURES & ~n->features;
+	if (missing)
+		return why__set(why, whylen, -ENOTSUP,
+				"the new back-end does not offer features %#llx that the guest "
+				"driver acked",
+				(unsigned long long)missing);
+	/* virtio-blk's config is the back-end's (capacity, limits); the
+	 * guest read it already and gets no config-change interrupt here. */
+	if (memcmp(f->config, n->config, f->cfg.config_size))
+		return why__set(why, whylen, -EINVAL,
+				"the new back-end presents a different config space");
+	return 0;
+}
+
+/* The connections change places: f (the transport's model) talks to the
+ * new back-end, n keeps the old socket for destroy() to close. */
+static void front__swap_conn(struct vhost_user_front *f, struct vhost_user_front *n)
+{
+	struct timeval tv = {f->cfg.timeout_ms / 1000, (f->cfg.timeout_ms % 1000) * 1000};
+	int sock = f->sock;
+	uint64_t feat = f->features, pf = f->protocol_features;
+
+	f->sock = n->sock;
+	f->features = n->features;
+	f->protocol_features = n->protocol_features;
+	n->sock = sock;
+	n->features = feat;
+	n->protocol_features = pf;
+	/* The new connection was made with the servicing's deadline. */
+	if (f->cfg.timeout_ms) {
+		setsockopt(f->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(f->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+}
+
+/*
+ * The rings go to n through n's own connection: a failure there fails n,
+ * which no transport holds (no fail hook, no refuser), never the device.
+ * n gets a copy of the transport's ring state; the eventfds stay the
+ * transport's, so the guest's kicks and interrupts are the same ones.
+ */
+static int front__hand_rings(struct vhost_user_front *f, struct vhost_user_front *n, char *why,
+			     size_t whylen)
+{
+	n->vdev.mem = f->vdev.mem;
+	n->vdev.driver_features = f->vdev.driver_features;
+	memcpy(n->vdev.vqs, f->vdev.vqs, sizeof(n->vdev.vqs));
+	memcpy(n->vdev.kick_fd, f->vdev.kick_fd, sizeof(n->vdev.kick_fd));
+	memcpy(n->vdev.call_fd, f->vdev.call_fd, sizeof(n->vdev.call_fd));
+	return front__start_locked(n, why, whylen);
+}
+
+int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *next,
+			      struct vhost_user_front_swap *res, char *why, size_t whylen)
+{
+	struct vhost_user_front *f = to_front(vdev), *n = to_front(next);
+	char owhy[256];
+	uint64_t t0;
+	int err;
+
+	memset(res, 0, sizeof(*res));
+	res->old_running = true;
+	n->cfg.refuse = NULL; /* a failure of n must never answer the guest */
+	pthread_mutex_lock(&f->lock);
+	err = front__check_next(f, n, why, whylen);
+	if (err) {
+		res->old_running = !__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE);
+		goto out_unlock;
+	}
+	if (!f->running) {
+		/* No rings (the driver has not started, or reset the device):
+		 * the next start() simply goes to the new back-end. */
+		front__swap_conn(f, n);
+		goto out_unlock;
+	}
+	/* From here the guest's requests on this device wait in the rings:
+	 * the old back-end finishes what it took and stops.  No inflight
+	 * region (INFLIGHT_SHMFD) is needed because nothing is left half
+	 * done: after GET_VRING_BASE every request it took is in the used
+	 * ring, and the rest is still in the avail ring for the next one. */
+	t0 = front__now_us();
+	err = front__stop_locked(f, owhy, sizeof(owhy));
+	if (err) {
+		/* The old back-end broke while stopping (the device failed):
+		 * there is no state to move; answer the guest with errors. */
+		f->running = true;
+		front__refuse(f);
+		res->old_running = false;
+		why__set(why, whylen, err, "the running back-end failed while stopping: %s", owhy);
+		goto out_unlock;
+	}
+	err = front__hand_rings(f, n, why, whylen);
+	if (!err) {
+		res->blackout_us = front__now_us() - t0;
+		n->running = false; /* its copy of the rings is f's again */
+		front__swap_conn(f, n);
+		f->running = true;
+		goto out_unlock;
+	}
+	/* Rollback: the old back-end gets the rings at the indexes it gave. */
+	if (front__start_locked(f, owhy, sizeof(owhy))) {
+		res->old_running = false;
+		pr_err("%s: giving the rings back to the running back-end failed: %s", vdev->id,
+		       owhy);
+	} else {
+		res->blackout_us = front__now_us() - t0;
+	}
+out_unlock:
+	pthread_mutex_unlock(&f->lock);
+	/* n holds the connection that is no longer used: the old one after a
+	 * switch, the new one otherwise.  Closing it lets that back-end go. */
+	next->ops->destroy(next);
+	return err;
 }
 
 void vhost_user_front__gone(struct virtio_device *vdev, const char *why)

@@ -20,6 +20,7 @@
 #include "virtio/device.h"
 #include "virtio/refuser.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,5 +56,32 @@ struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user
  * sends nothing more and answers the rings with errors.  Callable from any
  * thread. */
 void vhost_user_front__gone(struct virtio_device *vdev, const char *why);
+
+/* What a replace did. */
+struct vhost_user_front_swap {
+	/* The old back-end's rings stopped (the guest's requests held) until
+	 * the new one's were enabled (served again); 0 if no ring ran. */
+	uint64_t blackout_us;
+	/* On failure: the device still runs on the old back-end (rolled back
+	 * or never touched).  false: the old one broke too, the device has
+	 * failed and its requests are answered with errors. */
+	bool old_running;
+};
+
+/*
+ * Live servicing: moves vdev (a model from create(), run by a transport)
+ * onto the back-end of next (made by create() on the new back-end's
+ * connection, never given to a transport, with no release hook).  Checks
+ * first that next offers every feature the guest acked and the same config
+ * space; then stops vdev's rings on the old back-end (it finishes the
+ * requests it took), hands next's back-end the memory table, the same ring
+ * addresses, indexes and eventfds and enables the rings.  0: vdev talks to
+ * the new back-end from now on.  Negative errno with why: vdev's rings went
+ * back to the old back-end at the same indexes (res->old_running).
+ * next is consumed either way; the connection that is no longer used is
+ * closed, which is what lets that back-end's process exit.
+ */
+int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *next,
+			      struct vhost_user_front_swap *res, char *why, size_t whylen);
 
 #endif

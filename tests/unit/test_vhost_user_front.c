@@ -11,6 +11,7 @@
 #include "virtio/vhost_user_front.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -100,21 +101,45 @@ static void desc(uint16_t i, uint64_t gpa, uint32_t len, uint16_t flags, uint16_
 	memcpy(d + 14, &next, 2);
 }
 
+/* A back-end on a thread, serving the image at path (size bytes, sector 3
+ * filled with the pattern read_sector3() checks) on sv[1]. */
+static void serve_image(const char *path, off_t size, struct virtio_device **be,
+			struct vhost_user **vu, int sv[2], pthread_t *thread, void *(*fn)(void *))
+{
+	uint8_t sector[512];
+	char opt[400];
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, size), 0);
+	for (int i = 0; i < 512; i++)
+		sector[i] = (uint8_t)(i * 5 + 1);
+	assert_int_equal(pwrite(fd, sector, sizeof(sector), 3 * 512), 512);
+	close(fd);
+	snprintf(opt, sizeof(opt), "path=%s,id=t0", path);
+	*be = vu_blk__create(opt);
+	assert_non_null(*be);
+	*vu = vhost_user__create(*be);
+	assert_non_null(*vu);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(pthread_create(thread, NULL, fn, NULL), 0);
+}
+
+/* The front-end's parameters, as vmm's disk would give them. */
+static const struct vhost_user_front_cfg front_cfg = {
+    .id = "t0",
+    .type = "virtio-blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .config_size = sizeof(struct virtio_blk_config),
+    .queue_size = VIRTIO_BLK_QUEUE_SIZE,
+    .nr_queues = 1,
+    .timeout_ms = 5000,
+};
+
 static int setup(void **state)
 {
-	struct vhost_user_front_cfg cfg = {
-	    .id = "t0",
-	    .type = "virtio-blk",
-	    .device_id = VIRTIO_ID_BLOCK,
-	    .config_size = sizeof(struct virtio_blk_config),
-	    .queue_size = VIRTIO_BLK_QUEUE_SIZE,
-	    .nr_queues = 1,
-	    .timeout_ms = 5000,
-	    .refuse = on_refuse,
-	    .release = on_release,
-	};
-	uint8_t sector[512];
-	char opt[300], why[256] = "";
+	struct vhost_user_front_cfg cfg = front_cfg;
+	char why[256] = "";
 	int fd;
 
 	memset(&g, 0, sizeof(g));
@@ -122,18 +147,8 @@ static int setup(void **state)
 		 getenv("TMPDIR") ? getenv("TMPDIR") : ".");
 	fd = mkstemp(g.img);
 	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, 1 << 20), 0);
-	for (int i = 0; i < 512; i++)
-		sector[i] = (uint8_t)(i * 5 + 1);
-	assert_int_equal(pwrite(fd, sector, sizeof(sector), 3 * 512), 512);
 	close(fd);
-	snprintf(opt, sizeof(opt), "path=%s,id=t0", g.img);
-	g.be = vu_blk__create(opt);
-	assert_non_null(g.be);
-	g.vu = vhost_user__create(g.be);
-	assert_non_null(g.vu);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, g.sv), 0);
-	assert_int_equal(pthread_create(&g.thread, NULL, backend_thread, NULL), 0);
+	serve_image(g.img, 1 << 20, &g.be, &g.vu, g.sv, &g.thread, backend_thread);
 
 	g.memfd = memfd_create("guest-ram", MFD_CLOEXEC);
 	assert_true(g.memfd >= 0);
@@ -147,6 +162,8 @@ static int setup(void **state)
 	g.call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	assert_true(g.kick >= 0 && g.call >= 0);
 
+	cfg.refuse = on_refuse;
+	cfg.release = on_release;
 	cfg.mem_fd = g.memfd;
 	cfg.mem_base = g.ram;
 	g.vdev = vhost_user_front__create(g.sv[0], &cfg, why, sizeof(why));
@@ -361,6 +378,114 @@ static void test_vhost_user_front_reports_a_back_end_that_closes_at_once(void **
 	assert_int_equal(g.released, 0); /* only a created model is released */
 }
 
+/* --- servicing: a second back-end takes the rings over --- */
+
+static struct {
+	char img[300];
+	int sv[2];
+	struct virtio_device *be;
+	struct vhost_user *vu;
+	pthread_t thread;
+} g2;
+
+static void *backend2_thread(void *arg)
+{
+	while (!vhost_user__serve(g2.vu, g2.sv[1]))
+		;
+	return NULL;
+}
+
+/* The new back-end on its own connection, serving an image of size bytes
+ * with sector 3 as the first one's; returns the front's model of it. */
+static struct virtio_device *next_back_end(off_t size)
+{
+	struct vhost_user_front_cfg cfg = front_cfg;
+	struct virtio_device *next;
+	char why[256] = "";
+
+	snprintf(g2.img, sizeof(g2.img), "%s.next", g.img);
+	serve_image(g2.img, size, &g2.be, &g2.vu, g2.sv, &g2.thread, backend2_thread);
+	cfg.mem_fd = g.memfd;
+	cfg.mem_base = g.ram;
+	next = vhost_user_front__create(g2.sv[0], &cfg, why, sizeof(why));
+	if (!next)
+		fail_msg("new back-end set-up: %s", why);
+	return next;
+}
+
+static void next_back_end_done(void)
+{
+	shutdown(g2.sv[1], SHUT_RDWR);
+	pthread_join(g2.thread, NULL);
+	vhost_user__destroy(g2.vu);
+	g2.be->ops->destroy(g2.be);
+	close(g2.sv[1]);
+	unlink(g2.img);
+}
+
+static void test_vhost_user_front_replace_moves_the_rings_to_the_new_back_end(void **state)
+{
+	struct vhost_user_front_swap res;
+	char why[256] = "";
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_BLK_F_FLUSH);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	if (vhost_user_front__replace(g.vdev, next_back_end(1 << 20), &res, why, sizeof(why)))
+		fail_msg("replace: %s", why);
+	assert_true(res.blackout_us > 0);
+	/* The old connection is closed: the old back-end's thread ends. */
+	pthread_join(g.thread, NULL);
+	g.joined = true;
+	/* The next request, same ring, same eventfds, is the new one's. */
+	read_sector3(1);
+	read_sector3(2);
+	g.vdev->ops->stop(g.vdev);
+	assert_int_equal(g.vdev->vqs[0].last_avail, 3);
+	assert_int_equal(g.fails, 0);
+	next_back_end_done();
+}
+
+static void test_vhost_user_front_replace_refuses_another_disk_untouched(void **state)
+{
+	struct vhost_user_front_swap res;
+	char why[256] = "";
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	assert_true(vhost_user_front__replace(g.vdev, next_back_end(2 << 20), &res, why,
+					      sizeof(why)) < 0);
+	assert_non_null(strstr(why, "different config space"));
+	assert_true(res.old_running);
+	assert_int_equal(res.blackout_us, 0); /* the old rings never stopped */
+	read_sector3(1);
+	assert_int_equal(g.fails, 0);
+	next_back_end_done();
+}
+
+static void test_vhost_user_front_replace_gives_the_rings_back_when_the_new_one_dies(void **state)
+{
+	struct vhost_user_front_swap res;
+	struct virtio_device *next;
+	char why[256] = "";
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	/* Negotiated, then gone before it took the rings. */
+	next = next_back_end(1 << 20);
+	shutdown(g2.sv[1], SHUT_RDWR);
+	assert_true(vhost_user_front__replace(g.vdev, next, &res, why, sizeof(why)) < 0);
+	assert_non_null(strstr(why, "SET_FEATURES"));
+	assert_true(res.old_running);
+	assert_true(res.blackout_us > 0); /* the old rings stopped and started again */
+	/* The old back-end serves the ring on from where it stopped. */
+	read_sector3(1);
+	assert_int_equal(g.fails, 0);
+	next_back_end_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +504,13 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_reports_a_back_end_that_closes_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_replace_moves_the_rings_to_the_new_back_end, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_replace_refuses_another_disk_untouched, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_replace_gives_the_rings_back_when_the_new_one_dies, setup,
+		teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
