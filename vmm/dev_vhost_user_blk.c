@@ -22,8 +22,10 @@
  * guest RAM is not in KVM's dirty log, and it does not log it yet.
  */
 #include "common/log.h"
+#include "common/why.h"
 #include "virtio/vhost_user_front.h"
 #include "vmm/dev_blk.h"
+#include "vmm/dev_vhost_user_blk.h"
 #include "vmm/paravisor_proc.h"
 #include "vmm/virtio_pci.h"
 #include "vmm/vm.h"
@@ -39,20 +41,6 @@
 
 /* A back-end that takes longer than this for one answer counts as hung. */
 #define PV_TIMEOUT_MS 10000
-/* At teardown: time to exit on its own once its socket closed. */
-#define PV_EXIT_GRACE_MS 2000
-
-/* Never freed: the event loop may still hold it when the VM goes away, so
- * they stay on a list (which also tells leak checkers they are kept). */
-struct pv_disk {
-	struct pv_disk *next;
-	struct vm *vm;
-	pthread_mutex_t lock;	    /* vdev and proc, between the loop and teardown */
-	struct virtio_device *vdev; /* NULL once the model is destroyed */
-	struct paravisor_proc proc;
-	bool watched;
-	char id[32];
-};
 
 static struct pv_disk *pv_disks;
 
@@ -80,6 +68,31 @@ out_unlock:
 	pthread_mutex_unlock(&d->lock);
 }
 
+void pv_disk__watch(struct pv_disk *d)
+{
+	d->watched = d->proc.pidfd >= 0 &&
+		     !evloop__add(&d->vm->loop, d->proc.pidfd, EPOLLIN, pv_disk__exited, d);
+	if (!d->watched)
+		pr_warn("disk \"%s\": cannot watch the paravisor's process; its death shows only "
+			"as failed requests",
+			d->id);
+}
+
+void pv_disk__unwatch(struct pv_disk *d)
+{
+	if (d->watched)
+		evloop__del(&d->vm->loop, d->proc.pidfd);
+	d->watched = false;
+}
+
+struct pv_disk *pv_disk__next(struct vm *vm, struct pv_disk *prev)
+{
+	for (struct pv_disk *d = prev ? prev->next : pv_disks; d; d = d->next)
+		if (d->vm == vm && d->vdev)
+			return d;
+	return NULL;
+}
+
 /* The paravisor is gone: a request fails with VIRTIO_BLK_S_IOERR in its
  * status byte, the last byte the device may write. */
 static uint32_t pv_disk__refuse(struct virtio_device *vdev, struct virtq_elem *e)
@@ -102,9 +115,7 @@ static void pv_disk__release(void *opaque)
 
 	pthread_mutex_lock(&d->lock);
 	d->vdev = NULL;
-	if (d->watched)
-		evloop__del(&d->vm->loop, d->proc.pidfd);
-	d->watched = false;
+	pv_disk__unwatch(d);
 	paravisor_proc__stop(&d->proc, PV_EXIT_GRACE_MS);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -117,36 +128,43 @@ static void pv_disk__opt(const struct blk_opts *o, char *buf, size_t len)
 		 o->queues, o->id);
 }
 
-static int pv_disk__start(struct pv_disk *d, const struct blk_opts *o, int *sock)
+int pv_disk__spawn(struct pv_disk *d, struct paravisor_proc *p, const char *path, int *sock,
+		   char *why, size_t whylen)
 {
-	struct vm_config *cfg = d->vm->cfg;
-	char opt[4200], fdnum[8], why[512];
-	char *argv[] = {d->proc.path, "--fd", fdnum, "--disk", opt, NULL, NULL};
+	char fdnum[8];
+	char *argv[] = {p->path, "--fd", fdnum, "--disk", d->opt, NULL, NULL};
 	int sv[2], err;
 
-	err = paravisor_proc__find(&d->proc, cfg->paravisor, why, sizeof(why));
-	if (err) {
-		pr_err("disk \"%s\": %s", o->id, why);
-		return -EINVAL;
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
-		pr_err("disk \"%s\": socketpair: %s", o->id, strerror(errno));
-		return -EINVAL;
-	}
+	err = paravisor_proc__find(p, path, why, whylen);
+	if (err)
+		return err;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return why__set(why, whylen, -errno, "socketpair: %s", strerror(errno));
 	snprintf(fdnum, sizeof(fdnum), "%d", PARAVISOR_PROC_FD);
-	pv_disk__opt(o, opt, sizeof(opt));
-	if (cfg->verbose)
+	if (d->vm->cfg->verbose)
 		argv[5] = "-v";
-	err = paravisor_proc__spawn(&d->proc, argv, sv[1], why, sizeof(why));
+	err = paravisor_proc__spawn(p, argv, sv[1], why, whylen);
 	close(sv[1]);
 	if (err) {
 		close(sv[0]);
-		pr_err("disk \"%s\": cannot start the paravisor %s: %s", o->id, d->proc.path, why);
+		return err;
+	}
+	*sock = sv[0];
+	return 0;
+}
+
+static int pv_disk__start(struct pv_disk *d, int *sock)
+{
+	char why[512];
+	int err;
+
+	err = pv_disk__spawn(d, &d->proc, d->vm->cfg->paravisor, sock, why, sizeof(why));
+	if (err) {
+		pr_err("disk \"%s\": cannot start the paravisor: %s", d->id, why);
 		return -EINVAL;
 	}
-	pr_info("disk \"%s\": served by the paravisor %s, pid %d", o->id, d->proc.path,
+	pr_info("disk \"%s\": served by the paravisor %s, pid %d", d->id, d->proc.path,
 		(int)d->proc.pid);
-	*sock = sv[0];
 	return 0;
 }
 
@@ -203,10 +221,12 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	d->vm = vm;
 	pthread_mutex_init(&d->lock, NULL);
 	snprintf(d->id, sizeof(d->id), "%s", o->id);
-	err = pv_disk__start(d, o, &sock);
+	pv_disk__opt(o, d->opt, sizeof(d->opt));
+	err = pv_disk__start(d, &sock);
 	if (err)
 		goto out_free;
 	fc.opaque = d;
+	d->fc = fc;
 	vdev = vhost_user_front__create(sock, &fc, why, sizeof(why));
 	if (!vdev) {
 		pv_disk__start_failed(d, why);
@@ -225,15 +245,9 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	*id = vdev->id;
 	d->next = pv_disks;
 	pv_disks = d;
-	if (d->proc.pidfd >= 0) {
-		pthread_mutex_lock(&d->lock);
-		d->watched = !evloop__add(&vm->loop, d->proc.pidfd, EPOLLIN, pv_disk__exited, d);
-		pthread_mutex_unlock(&d->lock);
-	}
-	if (!d->watched)
-		pr_warn("disk \"%s\": cannot watch the paravisor's process; its death shows only "
-			"as failed requests",
-			o->id);
+	pthread_mutex_lock(&d->lock);
+	pv_disk__watch(d);
+	pthread_mutex_unlock(&d->lock);
 	snprintf(vm->migration_blocker, sizeof(vm->migration_blocker),
 		 "disk %s is served by the paravisor; live migration of its dirty pages is not "
 		 "implemented yet",
