@@ -75,11 +75,11 @@ void paravisor_service__run(struct daemon *d, struct op *op, struct vm *vm)
 	}
 	snprintf(id, sizeof(id), "%s", vm->id);
 	snprintf(name, sizeof(name), "%s", vm->spec->name);
-	while (s->max_parallel && d->services_running >= s->max_parallel) {
+	if (s->max_parallel && d->services_running >= s->max_parallel)
 		ops__update(d, op, op->state, 0, "waiting: %u VMs are being serviced",
-			    d->services_running);
+			    s->max_parallel);
+	while (s->max_parallel && d->services_running >= s->max_parallel)
 		pthread_cond_wait(&d->changed, &d->lock);
-	}
 	vm = registry__find(d, id);
 	if (!vm || (vm->state != VMMD__V1__VM_STATE__VM_STATE_RUNNING &&
 		    vm->state != VMMD__V1__VM_STATE__VM_STATE_PAUSED)) {

@@ -16,7 +16,8 @@ mode=${mode_line%% *}
 direct=
 lab=
 tiny="tiny-guest.sh control.sh snapshot.sh migrate.sh virtio-malicious.sh"
-daemon="vmmctl-kvm.sh vmmd-lab.sh vmmd-snapshot.sh vmmd-migrate.sh"
+# vmmd-service.sh (20 VMs with a paravisor each) is a group of its own.
+daemon="vmmctl-kvm.sh vmmd-lab.sh vmmd-snapshot.sh vmmd-migrate.sh|vmmd-service.sh"
 linux="linux-guest.sh|virtio-small.sh vmmd-linux.sh linux-snapshot.sh"
 # paravisor-qemu.sh: QEMU as the vhost-user front-end of our paravisor;
 # paravisor-vmm.sh: vmm as its front-end (backend=paravisor);

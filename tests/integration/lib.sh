@@ -159,6 +159,16 @@ state_of() {
 	api GET "/v1/vms/$1"
 	printf '%s\n' "$R" | sed -n 's/.*"state":"\(VM_STATE_[A-Z]*\)".*/\1/p'
 }
+# wait_state VM STATE SECS: until the VM is in STATE (0) or SECS pass (1).
+wait_state() {
+	_i=0
+	while [ $_i -lt $(($3 * 10)) ]; do
+		[ "$(state_of "$1")" = "$2" ] && return 0
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	return 1
+}
 # console_text VM: what its captured console kept.
 console_text() {
 	api GET "/v1/vms/$1/console"

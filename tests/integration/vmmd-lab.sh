@@ -18,15 +18,6 @@ start_vmmd() {
 	VPID=$!
 	api_wait "$S"
 }
-wait_state() { # NAME STATE SECS
-	i=0
-	while [ $i -lt $(($3 * 10)) ]; do
-		[ "$(state_of "$1")" = "$2" ] && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
 
 start_vmmd
 for n in 1 2 3 4 5; do

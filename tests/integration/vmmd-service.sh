@@ -1,0 +1,110 @@
+#!/bin/sh
+# Servicing the paravisor through vmmd (needs KVM: in the lab with
+# `--share /usr/bin/curl`): tiny-guest VMs whose disk a paravisor serves
+# (DISK_BACKEND_PARAVISOR).  ServiceVm replaces one VM's paravisor (a new
+# process, the old one gone, the device's blackout in the result); a binary
+# that fails rolls back (the same paravisor serves on, the operation failed
+# naming why); ServiceFleet services every VM at most max_parallel at a
+# time and every guest's heartbeat carries on; /metrics and vmmctl say so.
+. "$(dirname "$0")/lib.sh"
+VMMD="$VMMD_BUILDDIR/daemon/vmmd"
+VMMCTL="$VMMD_BUILDDIR/cli/vmmctl"
+N=${VMMD_SERVICE_VMS:-20}
+if ! command -v curl >/dev/null 2>&1 || [ ! -e /dev/kvm ]; then
+	echo "1..0 # SKIP needs curl and /dev/kvm"
+	exit 0
+fi
+cd "$WORK" || exit 1
+S=$WORK/run/vmmd.sock
+cp "$TINY" "$WORK/tiny.elf"
+VMMD_VMM="$VMM" "$VMMD" --stop-timeout 2 >>"$WORK/vmmd.log" 2>&1 &
+VPID=$!
+api_wait "$S"
+field() { printf '%s' "$R" | sed -n "s/.*\"$1\":\"*\([^\",}]*\).*/\1/p" | head -n 1; }
+alive() { [ -n "$1" ] && [ -d "/proc/$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = paravisor ]; }
+# paravisors: how many paravisor processes run now.
+paravisors() { for c in /proc/[0-9]*/comm; do cat "$c" 2>/dev/null; done | grep -c '^paravisor$'; }
+
+for n in $(seq 1 "$N"); do
+	truncate -s 8M "$WORK/d$n.img"
+	api POST /v1/vms "{\"spec\":{\"name\":\"vm$n\",\"memory_mib\":\"32\",\"kernel\":\"$WORK/tiny.elf\",\"cmdline\":\"heartbeat=16\",\"disks\":[{\"path\":\"$WORK/d$n.img\",\"backend\":\"DISK_BACKEND_PARAVISOR\"}]},\"start\":true}"
+done
+all=0
+for n in $(seq 1 "$N"); do wait_state "vm$n" VM_STATE_RUNNING 60 && all=$((all + 1)); done
+check "$N VMs with a paravisor disk run ($all running)" [ "$all" -eq "$N" ]
+pv=$(paravisors)
+check "one paravisor process per VM ($pv)" [ "$pv" -eq "$N" ]
+
+# 1. One VM.
+api POST /v1/vms/vm1:service '{}'
+wait_op "$(op_id)" 60
+diag "ServiceVm: $R"
+old=$(field old_pid) new=$(field new_pid)
+# (A tiny guest never drives its disk, so there are no rings to move and
+# the blackout is 0 ms, which JSON leaves out.)
+check "ServiceVm succeeds, the device in its result" \
+	sh -c "printf '%s' '$R' | grep -q OPERATION_STATE_SUCCEEDED && printf '%s' '$R' | grep -q '\"devices\":\[{\"id\":\"disk0\"'"
+check "...a new paravisor serves (pid $old -> $new) and the old one is gone" \
+	sh -c "[ -n '$new' ] && [ '$new' != '$old' ] && ! [ -d /proc/$old ] && [ -d /proc/$new ]"
+
+# 2. A binary that cannot serve: everything goes back.
+printf '#!/bin/sh\necho "broken paravisor: refusing to start" >&2\nexit 1\n' >"$WORK/broken"
+chmod +x "$WORK/broken"
+api POST /v1/vms/vm1:service "{\"paravisor\":\"$WORK/broken\"}"
+wait_op "$(op_id)" 60
+diag "ServiceVm with a broken binary: $R"
+check "a paravisor that fails to start: the operation fails, rolled back, naming why" \
+	sh -c "printf '%s' '$R' | grep -q OPERATION_STATE_FAILED && printf '%s' '$R' | grep -q '\"rolled_back\":true' && printf '%s' '$R' | grep -q -i 'roll'"
+check "...the same paravisor serves on (pid $new)" alive "$new"
+check "...and vm1 still runs" [ "$(state_of vm1)" = VM_STATE_RUNNING ]
+
+# 3. The fleet, four at a time.
+for n in $(seq 1 "$N"); do console_text "vm$n" | grep -c 'tiny: heartbeat' >"$WORK/b$n"; done
+curl -s -N --unix-socket "$S" "http://v/v1/events" >"$WORK/events" 2>/dev/null &
+watcher=$!
+sleep 0.5
+api POST /v1/paravisor:service '{"max_parallel":4}'
+ops=$(printf '%s' "$R" | grep -o '"id":"[0-9a-f-]*","kind":"OPERATION_KIND_SERVICE"' | sed 's/"id":"\([^"]*\)".*/\1/')
+nops=$(printf '%s\n' "$ops" | grep -c .)
+check "ServiceFleet starts one operation per VM ($nops)" [ "$nops" -eq "$N" ]
+ok_n=0
+for o in $ops; do
+	wait_op "$o" 120
+	has_r OPERATION_STATE_SUCCEEDED && ok_n=$((ok_n + 1))
+done
+check "every VM serviced ($ok_n of $N)" [ "$ok_n" -eq "$N" ]
+kill $watcher 2>/dev/null
+wait $watcher 2>/dev/null
+check "at most four at a time: the others said they waited" grep -q 'waiting: 4 VMs are being serviced' "$WORK/events"
+sleep 3
+more=0
+for n in $(seq 1 "$N"); do
+	[ "$(console_text "vm$n" | grep -c 'tiny: heartbeat')" -gt "$(cat "$WORK/b$n")" ] && more=$((more + 1))
+done
+check "every guest's heartbeat carries on ($more of $N)" [ "$more" -eq "$N" ]
+pv=$(paravisors)
+check "still one paravisor per VM ($pv)" [ "$pv" -eq "$N" ]
+api GET /metrics
+check "/metrics counts the servicings (1 + $N succeeded, 1 rolled back) and their blackouts" \
+	sh -c "printf '%s' '$R' | grep -q 'vmmd_paravisor_services_total{result=\"succeeded\"} $((N + 1))' && printf '%s' '$R' | grep -q 'vmmd_paravisor_services_total{result=\"rolled_back\"} 1' && printf '%s' '$R' | grep -q 'vmmd_paravisor_blackout_seconds_count $((N + 1))'"
+
+# 4. vmmctl.
+timeout -s KILL 60 "$VMMCTL" --socket "$S" service vm2 --wait >"$WORK/c.out" 2>&1
+RC=$?
+diag "vmmctl: $(cat "$WORK/c.out")"
+check "vmmctl service --wait: exit 0, each device's blackout printed" \
+	sh -c "[ $RC -eq 0 ] && grep -q 'blackout [0-9]* ms, paravisor pid' '$WORK/c.out'"
+
+for n in $(seq 1 "$N"); do api POST "/v1/vms/vm$n:stop" '{"force":true}'; done
+all=0
+for n in $(seq 1 "$N"); do wait_state "vm$n" VM_STATE_STOPPED 30 && all=$((all + 1)); done
+check "all stopped ($all)" [ "$all" -eq "$N" ]
+sleep 1
+pv=$(paravisors)
+check "no paravisor is left behind ($pv)" [ "$pv" -eq 0 ]
+kill -TERM $VPID
+wait $VPID
+RC=$?
+check "vmmd exits 0 on SIGTERM ($RC)" [ "$RC" -eq 0 ]
+check "vmmd: no sanitizer report" sanitizer_clean "$WORK/vmmd.log"
+tap_plan
