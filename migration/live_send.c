@@ -4,26 +4,42 @@
  * max_rounds), device and vCPU state, and the READY/GO/RUNNING handshake of
  * live.h.  Control commands: "migrate", "migrate-status", "migrate-cancel". */
 #include "common/log.h"
-#include "migration/live_send.h"
+#include "migration/page.h"
+#include "migration/live.h"
 #include "migration/saved_state.h"
 #include "migration/stream.h"
 #include "vmm/control.h"
 #include "vmm/vcpu_throttle.h"
 #include "vmm/vm.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
+#define SEND_CONNECT_MS 10000
 #define SEND_REPLY_MS 60000 /* the destination's READY (it restores every device) */
 #define SEND_MAX_ROUNDS_DEFAULT 30
 #define SEND_DOWNTIME_DEFAULT_MS 300
+#define SEND_ROUNDS_KEPT 64
+#define SEND_MAX_CHANNELS 16
 
+enum send_state { MS_NONE, MS_ACTIVE, MS_COMPLETED, MS_FAILED, MS_CANCELLED };
 static const char *const state_names[] = { "none", "active", "completed", "failed",
 					   "cancelled" };
+
+struct round_stats {
+	uint64_t pages;
+	int64_t ms;
+	double dirty_pages_per_s;
+	unsigned int throttle_pct;
+};
 
 /* Auto-converge, QEMU's rule: two rounds in which the guest dirtied more
  * than half of what the link carried meanwhile raise the throttle. */
@@ -31,9 +47,58 @@ static const char *const state_names[] = { "none", "active", "completed", "faile
 #define THROTTLE_STEP_PCT 10
 #define THROTTLE_MAX_PCT 99
 
+/* One connection carrying RAM.  Channel 0 is the control connection too;
+ * page p always travels on channel (p / 64) % nr_chan, so two copies of a
+ * page can never overtake each other. */
+struct send_chan {
+	struct live_send *ls;
+	unsigned int index;
+	struct mig_stream *s;
+	int err;
+	/* The page batch being built. */
+	uint8_t hdr[4 + MIG_BATCH_PAGES * 8];
+	struct iovec iov[MIG_BATCH_PAGES + 1];
+	uint32_t n;
+};
+
+struct live_send {
+	struct vm *vm;
+	char dest[256];
+	char cert[512], key[512], ca[512];
+	unsigned int downtime_ms, max_rounds;
+	uint64_t bandwidth; /* bytes per second; 0: as fast as the link goes */
+	bool auto_converge;
+	unsigned int throttle_pct, high_rounds;
+
+	pthread_mutex_t lock; /* guards what status reads, s, cancel */
+	enum send_state state;
+	const char *phase;
+	char error[512];
+	struct mig_stream *s; /* chan[0].s, the control connection */
+	bool cancel, committed;
+	bool round_abort; /* a channel failed: the others stop too */
+	int64_t start_ms, setup_ms, total_ms, downtime_ms_measured;
+	uint64_t bytes, pages_normal, pages_zero, rounds;
+	struct round_stats round[SEND_ROUNDS_KEPT];
+	/* Where the downtime went, in ms: vCPUs out, device and vCPU state
+	 * taken, last pages sent, the destination's restore until READY,
+	 * GO until RUNNING. */
+	struct {
+		int64_t pause, collect, pages, restore, start;
+	} stop;
+	uint64_t stop_pages;
+
+	/* RAM-linear bitmaps: what to send now, and what devices wrote. */
+	uint64_t *dirty, *dev_dirty;
+	uint64_t nr_pages;
+
+	unsigned int nr_chan;
+	struct send_chan chan[SEND_MAX_CHANNELS];
+};
+
 static struct live_send send_job = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-int64_t send__now_ms(void)
+static int64_t now_ms(void)
 {
 	struct timespec ts;
 
@@ -41,6 +106,224 @@ int64_t send__now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Every connection's bytes (status reads it while channels send). */
+static uint64_t send__bytes(struct live_send *ls)
+{
+	uint64_t b = 0;
+
+	for (unsigned int i = 0; i < ls->nr_chan; i++)
+		if (ls->chan[i].s)
+			b += mig_stream__bytes_sent(ls->chan[i].s);
+	return b;
+}
+
+/* Holds each channel's average since the start at its share of the limit. */
+static void send__throttle(struct send_chan *c)
+{
+	struct live_send *ls = c->ls;
+	uint64_t sent = mig_stream__bytes_sent(c->s);
+	uint64_t share = ls->bandwidth / ls->nr_chan ? ls->bandwidth / ls->nr_chan : 1;
+
+	for (;;) {
+		int64_t due_ms = (int64_t)(sent * 1000 / share);
+		int64_t ahead = due_ms - (now_ms() - ls->start_ms);
+
+		if (ahead <= 0 || __atomic_load_n(&ls->cancel, __ATOMIC_RELAXED))
+			return;
+		usleep((useconds_t)(ahead > 100 ? 100 : ahead) * 1000);
+	}
+}
+
+static int send__flush(struct send_chan *c)
+{
+	uint32_t n = htole32(c->n);
+	int iovs = 1, err;
+
+	if (!c->n)
+		return 0;
+	memcpy(c->hdr, &n, 4);
+	c->iov[0] = (struct iovec){ c->hdr, 4 + (size_t)c->n * 8 };
+	for (uint32_t i = 0; i < c->n; i++) {
+		uint64_t e;
+
+		memcpy(&e, c->hdr + 4 + (size_t)i * 8, 8);
+		e = le64toh(e);
+		if (!(e & MIG_PAGE_ZERO))
+			c->iov[iovs++] = (struct iovec){ c->ls->vm->ram + e, MIG_PAGE };
+	}
+	err = mig_stream__sendv(c->s, MIG_PAGES, c->iov, iovs);
+	c->n = 0;
+	if (!err && c->ls->bandwidth)
+		send__throttle(c);
+	return err;
+}
+
+/* Queues the page at RAM offset off; a zero page travels as a flag only. */
+static int send__page(struct send_chan *c, uint64_t off, bool skip_zero)
+{
+	struct live_send *ls = c->ls;
+	bool zero = page__is_zero(ls->vm->ram + off);
+	uint64_t e;
+
+	__atomic_fetch_add(zero ? &ls->pages_zero : &ls->pages_normal, 1, __ATOMIC_RELAXED);
+	if (zero && skip_zero)
+		return 0;
+	e = htole64(off | (zero ? MIG_PAGE_ZERO : 0));
+	memcpy(c->hdr + 4 + (size_t)c->n * 8, &e, 8);
+	if (++c->n == MIG_BATCH_PAGES)
+		return send__flush(c);
+	return 0;
+}
+
+static bool send__stopped(struct live_send *ls)
+{
+	return __atomic_load_n(&ls->cancel, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&ls->round_abort, __ATOMIC_RELAXED);
+}
+
+static bool send__mine(const struct send_chan *c, uint64_t off)
+{
+	return (off / MIG_PAGE / 64) % c->ls->nr_chan == c->index;
+}
+
+/* Round 0: every page the guest ever touched (the memfd's data extents);
+ * the destination's RAM starts as zeros, so zero pages need nothing. */
+static int send__all(struct send_chan *c)
+{
+	struct live_send *ls = c->ls;
+	uint64_t off = 0, size = ls->vm->ram_size;
+	int err = 0;
+
+	while (!err && off < size && !send__stopped(ls)) {
+		/* After a lazy restore the memfd is not the guest's RAM: all of
+		 * it is looked at (zero pages still cost nothing on the wire). */
+		bool scan = ls->vm->ram_private;
+		off_t data = scan ? (off_t)off : lseek(ls->vm->mem_fd, (off_t)off, SEEK_DATA), hole;
+
+		if (data < 0)
+			break;
+		hole = scan ? (off_t)size : lseek(ls->vm->mem_fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = (off_t)size;
+		for (off = (uint64_t)data & ~(uint64_t)(MIG_PAGE - 1); !err && off < (uint64_t)hole;
+		     off += MIG_PAGE)
+			if (send__mine(c, off))
+				err = send__page(c, off, true);
+	}
+	return err ? err : send__flush(c);
+}
+
+/* Takes KVM's log and the devices' bitmap into ls->dirty; returns the count. */
+static int send__fetch_dirty(struct live_send *ls, uint64_t *count)
+{
+	uint64_t words = (ls->nr_pages + 63) / 64, n = 0;
+	int err;
+
+	memset(ls->dirty, 0, words * 8);
+	err = vm__dirty_log_fetch(ls->vm, ls->dirty);
+	if (err)
+		return err;
+	for (uint64_t i = 0; i < words; i++) {
+		ls->dirty[i] |= __atomic_exchange_n(&ls->dev_dirty[i], 0, __ATOMIC_ACQ_REL);
+		n += (uint64_t)__builtin_popcountll(ls->dirty[i]);
+	}
+	*count = n;
+	return 0;
+}
+
+static int send__dirty(struct send_chan *c)
+{
+	struct live_send *ls = c->ls;
+	uint64_t words = (ls->nr_pages + 63) / 64;
+	int err = 0;
+
+	for (uint64_t i = c->index; !err && i < words && !send__stopped(ls); i += ls->nr_chan) {
+		uint64_t w = ls->dirty[i];
+
+		while (w && !err) {
+			int b = __builtin_ctzll(w);
+
+			w &= w - 1;
+			err = send__page(c, (i * 64 + (uint64_t)b) * MIG_PAGE, false);
+		}
+	}
+	return err ? err : send__flush(c);
+}
+
+static void *send__chan_thread(void *arg)
+{
+	struct send_chan *c = arg;
+
+	c->err = c->ls->rounds ? send__dirty(c) : send__all(c);
+	if (c->err)
+		__atomic_store_n(&c->ls->round_abort, true, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* One round (all pages, or those in ls->dirty) over every channel at once:
+ * channel 0 on this thread, the others on their own. */
+static int send__round(struct live_send *ls)
+{
+	pthread_t tid[SEND_MAX_CHANNELS];
+	bool started[SEND_MAX_CHANNELS] = { false };
+	int err = 0;
+
+	__atomic_store_n(&ls->round_abort, false, __ATOMIC_RELAXED);
+	for (unsigned int i = 1; i < ls->nr_chan; i++)
+		started[i] = !pthread_create(&tid[i], NULL, send__chan_thread, &ls->chan[i]);
+	send__chan_thread(&ls->chan[0]);
+	for (unsigned int i = 0; i < ls->nr_chan; i++) {
+		if (i && started[i])
+			pthread_join(tid[i], NULL);
+		else if (i)
+			ls->chan[i].err = -EAGAIN;
+		if (!err)
+			err = ls->chan[i].err;
+	}
+	return err;
+}
+
+/* After HELLO: the extra RAM connections, each introduced by the token. */
+static int send__channels(struct live_send *ls, const struct tls_files *tls, char *why,
+			  size_t wlen)
+{
+	uint8_t msg[4 + MIG_TOKEN_LEN];
+	uint32_t extra = htole32(ls->nr_chan - 1);
+	int err;
+
+	if (ls->nr_chan == 1)
+		return 0;
+	if (getrandom(msg + 4, MIG_TOKEN_LEN, 0) != MIG_TOKEN_LEN)
+		return -errno;
+	memcpy(msg, &extra, 4);
+	err = mig_stream__send(ls->s, MIG_CHANNELS, msg, sizeof(msg));
+	for (unsigned int i = 1; !err && i < ls->nr_chan; i++) {
+		struct mig_stream *s = mig_stream__connect(ls->dest, tls, SEND_CONNECT_MS, why, wlen);
+
+		if (!s)
+			return -ECONNREFUSED;
+		pthread_mutex_lock(&ls->lock);
+		ls->chan[i].s = s;
+		if (ls->cancel)
+			mig_stream__shutdown(s);
+		pthread_mutex_unlock(&ls->lock);
+		err = mig_stream__send(s, MIG_JOIN, msg + 4, MIG_TOKEN_LEN);
+	}
+	if (err)
+		snprintf(why, wlen, "opening %u connections: %s", ls->nr_chan, strerror(-err));
+	return err;
+}
+
+/* The end of the extra connections' data: the destination waits for every
+ * DONE before it takes the state. */
+static int send__channels_done(struct live_send *ls)
+{
+	int err = 0;
+
+	for (unsigned int i = 1; !err && i < ls->nr_chan; i++)
+		err = mig_stream__send(ls->chan[i].s, MIG_DONE, NULL, 0);
+	return err;
+}
 
 static void send__set_phase(struct live_send *ls, const char *phase)
 {
@@ -137,7 +420,7 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 	int err;
 
 	for (;;) {
-		int64_t t0 = send__now_ms();
+		int64_t t0 = now_ms();
 		uint64_t b0 = send__bytes(ls), dirty = 0, r = ls->rounds;
 
 		err = r ? send__fetch_dirty(ls, &dirty) : 0;
@@ -169,7 +452,7 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 		}
 		pthread_mutex_lock(&ls->lock);
 		if (r < SEND_ROUNDS_KEPT) {
-			int64_t ms = send__now_ms() - t0;
+			int64_t ms = now_ms() - t0;
 
 			ls->round[r].pages = r ? dirty : ls->pages_normal;
 			ls->round[r].ms = ms;
@@ -179,7 +462,7 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 		ls->rounds++;
 		pthread_mutex_unlock(&ls->lock);
 		last_sent = send__bytes(ls) - b0;
-		rate = last_sent / (uint64_t)(send__now_ms() - t0 + 1);
+		rate = last_sent / (uint64_t)(now_ms() - t0 + 1);
 	}
 }
 
@@ -195,18 +478,18 @@ static int send__complete(struct live_send *ls, int64_t *t_stop, char *why, size
 	int64_t t;
 
 	send__set_phase(ls, "stop-and-copy");
-	*t_stop = t = send__now_ms();
+	*t_stop = t = now_ms();
 	vm__throttle(ls->vm, 0);
 	if (vm__pause(ls->vm)) {
 		snprintf(why, wlen, "the VM is stopping");
 		return -ESHUTDOWN;
 	}
-	ls->stop.pause = send__now_ms() - t;
-	t = send__now_ms();
+	ls->stop.pause = now_ms() - t;
+	t = now_ms();
 	/* Saving quiesces the devices: what they write meanwhile is marked. */
 	err = saved_state__collect(ls->vm, &m, why, wlen);
-	ls->stop.collect = send__now_ms() - t;
-	t = send__now_ms();
+	ls->stop.collect = now_ms() - t;
+	t = now_ms();
 	if (!err)
 		err = send__fetch_dirty(ls, &dirty);
 	if (!err)
@@ -230,13 +513,13 @@ static int send__complete(struct live_send *ls, int64_t *t_stop, char *why, size
 			snprintf(why, wlen, "sending the final state: %s", strerror(-err));
 		return err;
 	}
-	ls->stop.pages = send__now_ms() - t;
-	t = send__now_ms();
+	ls->stop.pages = now_ms() - t;
+	t = now_ms();
 	err = send__expect(ls, MIG_READY, SEND_REPLY_MS, why, wlen);
 	if (err)
 		return err;
-	ls->stop.restore = send__now_ms() - t;
-	t = send__now_ms();
+	ls->stop.restore = now_ms() - t;
+	t = now_ms();
 	pthread_mutex_lock(&ls->lock);
 	if (ls->cancel) {
 		pthread_mutex_unlock(&ls->lock);
@@ -249,7 +532,7 @@ static int send__complete(struct live_send *ls, int64_t *t_stop, char *why, size
 	    send__expect(ls, MIG_RUNNING, SEND_REPLY_MS, why, wlen))
 		pr_warn("migrate: GO sent but RUNNING not heard (%s); the guest is the destination's",
 			why);
-	ls->stop.start = send__now_ms() - t;
+	ls->stop.start = now_ms() - t;
 	return 0;
 }
 
@@ -274,7 +557,7 @@ static void *live_send__thread(void *arg)
 	if (!err)
 		err = send__channels(ls, &tls, why, sizeof(why));
 	if (!err) {
-		ls->setup_ms = send__now_ms() - ls->start_ms;
+		ls->setup_ms = now_ms() - ls->start_ms;
 		send__set_phase(ls, "pre-copy");
 		__atomic_store_n(&ls->vm->mem.dirty, ls->dev_dirty, __ATOMIC_RELEASE);
 		err = vm__dirty_log(ls->vm, true);
@@ -285,7 +568,7 @@ static void *live_send__thread(void *arg)
 		err = send__precopy(ls, why, sizeof(why));
 	if (!err)
 		err = send__complete(ls, &t_stop, why, sizeof(why));
-	t_end = send__now_ms();
+	t_end = now_ms();
 
 	if (err && !ls->committed) {
 		if (s)
@@ -428,7 +711,7 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 	ls->phase = "setup";
 	ls->error[0] = 0;
 	ls->cancel = ls->committed = false;
-	ls->start_ms = send__now_ms();
+	ls->start_ms = now_ms();
 	ls->setup_ms = ls->total_ms = ls->downtime_ms_measured = 0;
 	ls->bytes = ls->pages_normal = ls->pages_zero = ls->rounds = 0;
 	memset(&ls->stop, 0, sizeof(ls->stop));
