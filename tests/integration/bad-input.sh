@@ -62,7 +62,7 @@ if [ -w /dev/kvm ]; then
 	expect "an unknown --disk backend= is named" 'backend=qemu: expected vmm or paravisor' \
 		--kernel "$TINY" --disk "path=$WORK/disk.img,backend=qemu"
 	expect "a missing --paravisor binary is named with the disk" \
-		'disk "disk0": --paravisor /nonexistent/paravisor: no such file' \
+		'disk "disk0": cannot start the paravisor: --paravisor /nonexistent/paravisor: no such file' \
 		--kernel "$TINY" --disk "path=$WORK/disk.img,backend=paravisor" \
 		--paravisor /nonexistent/paravisor
 	expect "a --paravisor that is not executable is refused" 'not an executable file' \
