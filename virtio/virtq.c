@@ -262,6 +262,20 @@ static int virtq__walk(struct virtq *q, uint16_t head, struct virtq_elem *e, cha
 	return 0;
 }
 
+/* A head the previous back-end took but never completed: walked again,
+ * from the same (unchanged) descriptors; last_avail already counts it. */
+static int virtq__pop_resubmit(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen)
+{
+	int head = virtq_inflight__next_resubmit(q->inflight);
+
+	e->out_num = e->in_num = 0;
+	e->out_len = e->in_len = 0;
+	if (head < 0 || head >= q->size)
+		return guest_error(why, whylen, "inflight head %d out of range (size %u)", head,
+				   q->size);
+	return virtq__walk(q, (uint16_t)head, e, why, whylen);
+}
+
 int virtq__pop(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen)
 {
 	uint16_t avail, pending, head;
@@ -269,6 +283,8 @@ int virtq__pop(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen)
 
 	if (!q->enabled)
 		return -EAGAIN;
+	if (q->inflight && virtq_inflight__pending(q->inflight))
+		return virtq__pop_resubmit(q, e, why, whylen);
 
 	/* Acquire: the ring entries and descriptors the guest wrote before
 	 * publishing idx are visible once we see idx. */
@@ -291,6 +307,8 @@ int virtq__pop(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen)
 	if (ret)
 		return ret;
 
+	if (q->inflight)
+		virtq_inflight__begin(q->inflight, head);
 	q->last_avail++;
 	/*
 	 * With EVENT_IDX there is no "stop kicking" flag: notifications are on
@@ -313,9 +331,13 @@ void virtq__push(struct virtq *q, const struct virtq_elem *e, uint32_t written)
 	__atomic_store_n(&elem[0], htole32((uint32_t)e->head), __ATOMIC_RELAXED);
 	__atomic_store_n(&elem[1], htole32(written), __ATOMIC_RELAXED);
 	q->used_idx++;
+	if (q->inflight)
+		virtq_inflight__batch(q->inflight, e->head);
 	/* Release: the element (and the data written into the buffers) is
 	 * visible before the guest can see the new index. */
 	store16(used_idx(q), q->used_idx, __ATOMIC_RELEASE);
+	if (q->inflight)
+		virtq_inflight__end(q->inflight, e->head, q->used_idx);
 	/* A live migration must resend what the device wrote: the buffers the
 	 * guest gave it to fill, and the used ring. */
 	if (__atomic_load_n(&q->mem->dirty, __ATOMIC_RELAXED)) {
@@ -375,5 +397,7 @@ bool virtq__has_avail(struct virtq *q)
 {
 	if (!q->enabled)
 		return false;
+	if (q->inflight && virtq_inflight__pending(q->inflight))
+		return true;
 	return load16(avail_idx(q), __ATOMIC_ACQUIRE) != q->last_avail;
 }

@@ -4,6 +4,7 @@
 #define VMMD_VIRTIO_VIRTQ_H
 
 #include "virtio/mem.h"
+#include "virtio/virtq_inflight.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +20,9 @@ struct virtq {
 	bool event_idx;  /* VIRTIO_F_EVENT_IDX negotiated */
 	bool indirect;   /* VIRTIO_F_INDIRECT_DESC negotiated */
 	const struct guest_mem *mem;
+	/* A vhost-user back-end's inflight tracking (INFLIGHT_SHMFD); NULL
+	 * elsewhere.  Heads it holds for re-submission are popped first. */
+	struct virtq_inflight *inflight;
 
 	/* Device-side state (saved and restored across servicing/migration). */
 	uint16_t last_avail; /* next avail ring slot to consume */
