@@ -313,7 +313,9 @@ static int sandbox__drop_caps(void)
  *  - the io_uring backend: io_uring_enter (submit and wait);
  *  - malloc: brk, mmap, munmap, madvise, mprotect, mremap (realloc);
  *  - rt_sigaction below, rt_sigreturn (returning from any signal handler),
- *    exit_group.
+ *    exit_group;
+ *  - the inflight region (GET_INFLIGHT_FD, asked after the sandbox is up):
+ *    memfd_create and ftruncate of that one memfd, then mmap.
  */
 static const int sandbox_allowed[] = {
     SCMP_SYS(read),	     SCMP_SYS(write),
@@ -326,7 +328,8 @@ static const int sandbox_allowed[] = {
     SCMP_SYS(futex),	     SCMP_SYS(set_robust_list),
     SCMP_SYS(rseq),	     SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(rt_sigreturn),  SCMP_SYS(exit),
-    SCMP_SYS(exit_group),
+    SCMP_SYS(exit_group),    SCMP_SYS(memfd_create),
+    SCMP_SYS(ftruncate),
 };
 
 #ifdef SANDBOX_SANITIZERS

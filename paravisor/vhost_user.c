@@ -25,9 +25,11 @@
 
 #include "common/log.h"
 #include "common/why.h"
+#include "paravisor/vu_inflight.h"
 #include "paravisor/vu_mem.h"
 #include "virtio/vhost_user_msg.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,7 +39,7 @@
 
 #define PROTOCOL_FEATURES                                                                          \
 	(1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
-	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG)
+	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
 
 struct vu_ring {
 	uint16_t num;
@@ -54,11 +56,13 @@ struct vu_ring {
 struct vhost_user {
 	struct virtio_device *vdev;
 	struct vu_mem mem;
+	struct vu_inflight inflight; /* INFLIGHT_SHMFD's region, if given */
 	uint64_t offered;	    /* virtio features, PROTOCOL_FEATURES included */
 	uint64_t features;	    /* acked by SET_FEATURES */
 	uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
 	bool quiesced;
 	bool model_running;
+	int reply_fd; /* to send with the reply being made, then close */
 	int fail_logged;
 	struct vu_ring ring[VIRTIO_MAX_QUEUES];
 };
@@ -120,6 +124,44 @@ static bool vu_ring__ready(const struct vhost_user *vu, const struct vu_ring *r)
 	       vu->mem.gm.nr > 0 && !r->bad;
 }
 
+/*
+ * With an inflight region, the ring goes on from what it says rather than
+ * from SET_VRING_BASE (as libvhost-user does): the used index in guest RAM
+ * counts what was finished, and every head still marked in flight was
+ * taken and not finished, so the avail index to go on from is their sum
+ * and those heads are served again first.  After an orderly stop nothing
+ * is in flight and this is the base the front-end gave.
+ */
+static int vu_ring__track(struct vhost_user *vu, unsigned int q, char *why, size_t whylen)
+{
+	struct virtq *vq = &vu->vdev->vqs[q];
+	struct virtq_inflight_region *region = vu_inflight__queue(&vu->inflight, q);
+	uint16_t used;
+	int n;
+
+	if (!region) {
+		if (vu->inflight.base && q < vu->inflight.num_queues)
+			return why__set(why, whylen, -EINVAL,
+					"queue %u: its part of the inflight region is corrupt", q);
+		return 0;
+	}
+	used = le16toh(__atomic_load_n((uint16_t *)vq->used + 1, __ATOMIC_ACQUIRE));
+	n = virtq_inflight__attach(&vu->inflight.q[q], region, vq->size, used);
+	if (n < 0)
+		return why__set(why, whylen, n,
+				"queue %u: the inflight region cannot track a ring of %u "
+				"descriptors (%s)",
+				q, vq->size, strerror(-n));
+	if (n || used != vq->used_idx)
+		pr_info("%s: queue %u: used index %u in guest RAM, %d request(s) left in flight "
+			"by the previous back-end: re-submitting them, avail index %u",
+			vu->vdev->id, q, used, n, (uint16_t)(used + n));
+	vq->used_idx = used;
+	vq->last_avail = (uint16_t)(used + n);
+	vq->inflight = &vu->inflight.q[q];
+	return 0;
+}
+
 /* Maps ring q's front-end addresses into guest-physical ones and enables it. */
 static int vu_ring__start(struct vhost_user *vu, unsigned int q, char *why, size_t whylen)
 {
@@ -146,6 +188,10 @@ static int vu_ring__start(struct vhost_user *vu, unsigned int q, char *why, size
 	vq->used_idx = r->used_idx;
 	if (virtq__enable(vq, vwhy, sizeof(vwhy)) < 0)
 		return why__set(why, whylen, -EINVAL, "queue %u: %s", q, vwhy);
+	if (vu_ring__track(vu, q, why, whylen)) {
+		virtq__disable(vq);
+		return -EINVAL;
+	}
 	vdev->kick_fd[q] = r->kick_fd;
 	vdev->call_fd[q] = r->call_fd;
 	return 0;
@@ -255,10 +301,11 @@ static int vhost_user__set_protocol_features(struct vhost_user *vu, uint64_t f, 
 				"acked protocol features %#llx that were not offered (%#llx)",
 				(unsigned long long)f, (unsigned long long)PROTOCOL_FEATURES);
 	vu->protocol_features = f;
-	pr_info("%s: front-end acked protocol features %#llx:%s%s%s", vu->vdev->id,
+	pr_info("%s: front-end acked protocol features %#llx:%s%s%s%s", vu->vdev->id,
 		(unsigned long long)f, f & (1ULL << VHOST_USER_PROTOCOL_F_MQ) ? " MQ" : "",
 		f & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) ? " REPLY_ACK" : "",
-		f & (1ULL << VHOST_USER_PROTOCOL_F_CONFIG) ? " CONFIG" : "");
+		f & (1ULL << VHOST_USER_PROTOCOL_F_CONFIG) ? " CONFIG" : "",
+		f & (1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) ? " INFLIGHT_SHMFD" : "");
 	return 0;
 }
 
@@ -357,6 +404,40 @@ static int vhost_user__config(struct vhost_user *vu, struct vhost_user_msg *m,
 	return 1;
 }
 
+/* GET_INFLIGHT_FD (1: the reply carries the new region's fd in
+ * vu->reply_fd) and SET_INFLIGHT_FD (the region of an earlier back-end). */
+static int vhost_user__inflight(struct vhost_user *vu, struct vhost_user_msg *m,
+				struct vhost_user_msg *reply, char *why, size_t whylen)
+{
+	char iwhy[200];
+	int err;
+
+	if (!(vu->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)))
+		return why__set(why, whylen, -EPROTO, "INFLIGHT_SHMFD was not negotiated");
+	if (m->hdr.request == VHOST_USER_SET_INFLIGHT_FD && m->nr_fds != 1)
+		return why__set(why, whylen, -EPROTO, "%u file descriptors (expected 1)",
+				m->nr_fds);
+	vhost_user__quiesce(vu);
+	if (m->hdr.request == VHOST_USER_SET_INFLIGHT_FD) {
+		err = vu_inflight__set(&vu->inflight, &m->p.inflight, m->fds[0], iwhy,
+				       sizeof(iwhy));
+		if (err)
+			return why__set(why, whylen, err, "inflight region: %s", iwhy);
+		pr_info("%s: inflight region handed over: %u queue(s) of %u", vu->vdev->id,
+			m->p.inflight.num_queues, m->p.inflight.queue_size);
+		return 0;
+	}
+	err = vu_inflight__create(&vu->inflight, &m->p.inflight, &reply->p.inflight,
+				  &vu->reply_fd, iwhy, sizeof(iwhy));
+	if (err)
+		return why__set(why, whylen, err, "inflight region: %s", iwhy);
+	reply->hdr.size = sizeof(reply->p.inflight);
+	pr_info("%s: inflight region made: %u queue(s) of %u, %llu bytes", vu->vdev->id,
+		m->p.inflight.num_queues, m->p.inflight.queue_size,
+		(unsigned long long)reply->p.inflight.mmap_size);
+	return 1;
+}
+
 /* Payload size and fd count a request must carry (SET_MEM_TABLE and the
  * ring fds are checked by their handlers).  -1: any. */
 static int expected_size(uint32_t req)
@@ -377,6 +458,8 @@ static int expected_size(uint32_t req)
 	case VHOST_USER_GET_VRING_BASE:
 	case VHOST_USER_SET_VRING_ENABLE: return sizeof(struct vhost_user_vring_state);
 	case VHOST_USER_SET_VRING_ADDR: return sizeof(struct vhost_user_vring_addr);
+	case VHOST_USER_GET_INFLIGHT_FD:
+	case VHOST_USER_SET_INFLIGHT_FD: return sizeof(struct vhost_user_inflight);
 	default: return -1;
 	}
 }
@@ -394,7 +477,7 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 		return why__set(why, whylen, -EPROTO, "payload of %u bytes (expected %d)",
 				m->hdr.size, want);
 	if (want >= 0 && req != VHOST_USER_SET_VRING_KICK && req != VHOST_USER_SET_VRING_CALL &&
-	    req != VHOST_USER_SET_VRING_ERR && m->nr_fds)
+	    req != VHOST_USER_SET_VRING_ERR && req != VHOST_USER_SET_INFLIGHT_FD && m->nr_fds)
 		return why__set(why, whylen, -EPROTO, "carries %u unexpected file descriptors",
 				m->nr_fds);
 	if (req == VHOST_USER_SET_VRING_NUM || req == VHOST_USER_SET_VRING_BASE ||
@@ -490,6 +573,8 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 		vhost_user__quiesce(vu);
 		r->enabled = m->p.state.num;
 		return 0;
+	case VHOST_USER_GET_INFLIGHT_FD:
+	case VHOST_USER_SET_INFLIGHT_FD: return vhost_user__inflight(vu, m, reply, why, whylen);
 	case VHOST_USER_GET_CONFIG:
 	case VHOST_USER_SET_CONFIG:
 		if (m->nr_fds)
@@ -558,7 +643,9 @@ int vhost_user__serve(struct vhost_user *vu, int sock)
 	}
 	reply.hdr.request = m.hdr.request;
 	reply.hdr.flags = VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY;
-	err = vhost_user_msg__send(sock, &reply, NULL, 0);
+	err = vhost_user_msg__send(sock, &reply, vu->reply_fd >= 0 ? &vu->reply_fd : NULL,
+				   vu->reply_fd >= 0 ? 1 : 0);
+	close_fd(&vu->reply_fd);
 	if (err) {
 		pr_err("%s: cannot answer %s: %s", vu->vdev->id, name, strerror(-err));
 		return err;
@@ -574,6 +661,7 @@ void vhost_user__disconnect(struct vhost_user *vu)
 		vu->ring[q].running = false;
 	vu->quiesced = false;
 	vu_mem__clear(&vu->mem);
+	vu_inflight__clear(&vu->inflight);
 	vu->features = vu->protocol_features = 0;
 	vu->vdev->driver_features = 0;
 }
@@ -590,6 +678,7 @@ struct vhost_user *vhost_user__create(struct virtio_device *vdev)
 	if (!vu)
 		return NULL;
 	vu->vdev = vdev;
+	vu->reply_fd = -1;
 	vu->offered = (vdev->ops->features ? vdev->ops->features(vdev) : 0) |
 		      1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC |
 		      1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VHOST_USER_F_PROTOCOL_FEATURES;
@@ -609,5 +698,6 @@ void vhost_user__destroy(struct vhost_user *vu)
 	if (!vu)
 		return;
 	vhost_user__disconnect(vu);
+	close_fd(&vu->reply_fd);
 	free(vu);
 }

@@ -115,6 +115,14 @@ struct vhost_user_config {
 	uint8_t payload[VHOST_USER_MAX_CONFIG_SIZE];
 } __attribute__((packed));
 
+/* GET_INFLIGHT_FD / SET_INFLIGHT_FD: the region's fd travels with it. */
+struct vhost_user_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+} __attribute__((packed));
+
 #define VHOST_USER_CONFIG_HDR_SIZE 12u
 /* Larger than any payload we accept; a message that claims more is refused. */
 #define VHOST_USER_MAX_PAYLOAD 512u
@@ -127,6 +135,7 @@ struct vhost_user_msg {
 		struct vhost_user_vring_addr addr;
 		struct vhost_user_mem_table mem;
 		struct vhost_user_config cfg;
+		struct vhost_user_inflight inflight;
 		uint8_t raw[VHOST_USER_MAX_PAYLOAD];
 	} p;
 	/* Received alongside the header (SCM_RIGHTS); the receiver owns them. */

@@ -35,7 +35,9 @@
 #define F_NEXT	  1
 #define F_WRITE	  2
 #define ACK	  (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK)
-#define PROTO_ALL (ACK | 1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_CONFIG)
+#define PROTO_ALL                                                                                  \
+	(ACK | 1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_CONFIG |           \
+	 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
 
 static struct {
 	char img[256];
