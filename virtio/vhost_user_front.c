@@ -17,7 +17,9 @@
 #include "common/why.h"
 #include "virtio/vhost_user_msg.h"
 
+#include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,7 @@
 /* What we use of the back-end; MQ only to ask how many queues it has. */
 #define FRONT_PROTOCOL_FEATURES                                                                    \
 	(1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
-	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG)
+	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
 /* Virtio feature bits the transport offers on its own account. */
 #define TRANSPORT_FEATURES                                                                         \
 	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC | 1ULL << VIRTIO_F_EVENT_IDX)
@@ -48,6 +50,10 @@ struct vhost_user_front {
 	bool running;			/* the transport started us (and has not stopped us) */
 	int dead;			/* atomic: nothing more is sent */
 	struct virtio_refuser *refuser; /* answering in the back-end's place */
+	/* INFLIGHT_SHMFD: the region the first back-end made, handed to every
+	 * later one (servicing, restart); -1 without it. */
+	int inflight_fd;
+	struct vhost_user_inflight inflight;
 };
 
 static struct vhost_user_front *to_front(struct virtio_device *vdev)
@@ -99,7 +105,7 @@ static int front__call(struct vhost_user_front *f, uint32_t req, const void *pay
 	if (reply == &r && !ack)
 		return 0;
 	err = vhost_user_msg__recv_reply(f->sock, reply, bwhy, sizeof(bwhy));
-	if (!err && reply->nr_fds) {
+	if (!err && reply->nr_fds && req != VHOST_USER_GET_INFLIGHT_FD) {
 		vhost_user_msg__close_fds(reply);
 		snprintf(bwhy, sizeof(bwhy), "the answer carries file descriptors");
 		err = -EPROTO;
@@ -232,6 +238,16 @@ static int front__set_mem_table(struct vhost_user_front *f, char *why, size_t wh
 			   why, whylen);
 }
 
+/* The inflight region (if any) goes to the back-end before any ring runs. */
+static int front__set_inflight(struct vhost_user_front *f, char *why, size_t whylen)
+{
+	if (f->inflight_fd < 0 ||
+	    !(f->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)))
+		return 0;
+	return front__call(f, VHOST_USER_SET_INFLIGHT_FD, &f->inflight, sizeof(f->inflight),
+			   &f->inflight_fd, 1, NULL, why, whylen);
+}
+
 /* Ring q, set up and enabled by the transport, handed to the back-end. */
 static int front__start_ring(struct vhost_user_front *f, unsigned int q, char *why, size_t whylen)
 {
@@ -340,6 +356,8 @@ static int front__start_locked(struct vhost_user_front *f, char *why, size_t why
 			     0, why, whylen);
 	if (!err)
 		err = front__set_mem_table(f, why, whylen);
+	if (!err)
+		err = front__set_inflight(f, why, whylen);
 	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++) {
 		if (!vdev->vqs[q].enabled)
 			continue;
@@ -382,6 +400,8 @@ static void front__destroy(struct virtio_device *vdev)
 	front__stop(vdev);
 	if (f->sock >= 0)
 		close(f->sock);
+	if (f->inflight_fd >= 0)
+		close(f->inflight_fd);
 	if (f->cfg.release)
 		f->cfg.release(f->cfg.opaque);
 	pthread_mutex_destroy(&f->lock);
@@ -443,6 +463,18 @@ static void front__swap_conn(struct vhost_user_front *f, struct vhost_user_front
 	}
 }
 
+/* n (a new back-end) gets f's inflight region instead of the one it made,
+ * so a later death of it is recoverable from the same region. */
+static void front__share_inflight(struct vhost_user_front *f, struct vhost_user_front *n)
+{
+	int fd = f->inflight_fd >= 0 ? fcntl(f->inflight_fd, F_DUPFD_CLOEXEC, 0) : -1;
+
+	if (n->inflight_fd >= 0)
+		close(n->inflight_fd);
+	n->inflight_fd = fd;
+	n->inflight = f->inflight;
+}
+
 /*
  * The rings go to n through n's own connection: a failure there fails n,
  * which no transport holds (no fail hook, no refuser), never the device.
@@ -457,6 +489,7 @@ static int front__hand_rings(struct vhost_user_front *f, struct vhost_user_front
 	memcpy(n->vdev.vqs, f->vdev.vqs, sizeof(n->vdev.vqs));
 	memcpy(n->vdev.kick_fd, f->vdev.kick_fd, sizeof(n->vdev.kick_fd));
 	memcpy(n->vdev.call_fd, f->vdev.call_fd, sizeof(n->vdev.call_fd));
+	front__share_inflight(f, n);
 	return front__start_locked(n, why, whylen);
 }
 
@@ -523,6 +556,55 @@ out_unlock:
 	return err;
 }
 
+/*
+ * Restart: the back-end died without giving the rings back.  The ring base
+ * cannot be asked for, so it is derived as QEMU does for a reconnect: the
+ * used index in guest RAM (everything the dead one finished is there); the
+ * new back-end adds what the inflight region says was still in flight and
+ * serves those requests again.
+ */
+int vhost_user_front__reconnect(struct virtio_device *vdev, struct virtio_device *next,
+				char *why, size_t whylen)
+{
+	struct vhost_user_front *f = to_front(vdev), *n = to_front(next);
+	bool was_running;
+	int err;
+
+	n->cfg.refuse = NULL;
+	pthread_mutex_lock(&f->lock);
+	err = front__check_next(f, n, why, whylen);
+	if (err)
+		goto out_unlock;
+	if (f->refuser) {
+		virtio_refuser__stop(f->refuser);
+		f->refuser = NULL;
+	}
+	front__swap_conn(f, n);
+	/* f keeps its inflight region; n's (unused) goes with n. */
+	was_running = f->running;
+	f->running = false;
+	if (!was_running)
+		goto out_unlock;
+	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
+		struct virtq *vq = &vdev->vqs[q];
+
+		if (vq->enabled)
+			vq->last_avail = vq->used_idx = le16toh(
+			    __atomic_load_n((uint16_t *)vq->used + 1, __ATOMIC_ACQUIRE));
+	}
+	err = front__start_locked(f, why, whylen);
+	if (err) {
+		/* Half set up: this back-end cannot be trusted with the rings. */
+		front__broken(f, why);
+		f->running = true;
+		front__refuse(f);
+	}
+out_unlock:
+	pthread_mutex_unlock(&f->lock);
+	next->ops->destroy(next);
+	return err;
+}
+
 void vhost_user_front__gone(struct virtio_device *vdev, const char *why)
 {
 	struct vhost_user_front *f = to_front(vdev);
@@ -534,6 +616,37 @@ void vhost_user_front__gone(struct virtio_device *vdev, const char *why)
 }
 
 /* --- set-up --- */
+
+/* Asks the back-end for an inflight region for every queue the guest may
+ * use, at the largest size it may choose: once per device, kept for every
+ * later back-end. */
+static int front__get_inflight(struct vhost_user_front *f, char *why, size_t whylen)
+{
+	struct vhost_user_inflight req = {
+	    .num_queues = (uint16_t)f->cfg.nr_queues,
+	    .queue_size = f->cfg.queue_size,
+	};
+	struct vhost_user_msg r;
+	int err;
+
+	if (!(f->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)))
+		return 0;
+	err = front__call(f, VHOST_USER_GET_INFLIGHT_FD, &req, sizeof(req), NULL, 0, &r, why,
+			  whylen);
+	if (err)
+		return err;
+	if (r.hdr.size != sizeof(req) || r.nr_fds != 1 || !r.p.inflight.mmap_size) {
+		vhost_user_msg__close_fds(&r);
+		return why__set(why, whylen, -EPROTO,
+				"GET_INFLIGHT_FD answered %u bytes and %u file descriptors",
+				r.hdr.size, r.nr_fds);
+	}
+	f->inflight_fd = r.fds[0];
+	f->inflight = r.p.inflight;
+	f->inflight.num_queues = req.num_queues;
+	f->inflight.queue_size = req.queue_size;
+	return 0;
+}
 
 static int front__negotiate(struct vhost_user_front *f, char *why, size_t whylen)
 {
@@ -564,6 +677,9 @@ static int front__negotiate(struct vhost_user_front *f, char *why, size_t whylen
 	if (err)
 		return err;
 	f->protocol_features = pf & FRONT_PROTOCOL_FEATURES;
+	err = front__get_inflight(f, why, whylen);
+	if (err)
+		return err;
 	if (pf & (1ULL << VHOST_USER_PROTOCOL_F_MQ)) {
 		err = front__get_u64(f, VHOST_USER_GET_QUEUE_NUM, &nq, why, whylen);
 		if (err)
@@ -608,6 +724,7 @@ struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user
 		return NULL;
 	}
 	f->sock = sock;
+	f->inflight_fd = -1;
 	f->cfg = *cfg;
 	pthread_mutex_init(&f->lock, NULL);
 	snprintf(f->type, sizeof(f->type), "%s", cfg->type);

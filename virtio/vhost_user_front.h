@@ -57,6 +57,19 @@ struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user
  * thread. */
 void vhost_user_front__gone(struct virtio_device *vdev, const char *why);
 
+/*
+ * Restart: vdev's back-end died (vhost_user_front__gone() not called), next
+ * is a new one (as for replace).  vdev moves to next's connection; if its
+ * rings ran, next gets the memory table, the inflight region, the rings at
+ * the used index in guest RAM (the dead one cannot be asked) and the same
+ * eventfds, and re-submits what the dead one left in flight.  0, or
+ * negative errno with why: before anything was sent (vdev already failed,
+ * or next does not match) vdev is untouched; after, vdev has failed and its
+ * requests are answered with errors.  next is consumed either way.
+ */
+int vhost_user_front__reconnect(struct virtio_device *vdev, struct virtio_device *next,
+				char *why, size_t whylen);
+
 /* What a replace did. */
 struct vhost_user_front_swap {
 	/* The old back-end's rings stopped (the guest's requests held) until
