@@ -33,6 +33,7 @@ void config__usage(FILE *out)
 	      "  --disk path=FILE[,readonly=on][,cache=none|writeback][,queues=N][,id=NAME]\n"
 	      "       [,backend=vmm|paravisor]  paravisor: a paravisor process serves the disk\n"
 	      "                       over vhost-user (vmm's own model is the default)\n"
+	      "       [,restart=on|off]  a paravisor that dies is restarted (default on)\n"
 	      "  --paravisor PATH     the paravisor binary (default: next to vmm)\n"
 	      "  --net slirp[,hostfwd=...][,mac=...] | tap=NAME[,mac=...]\n"
 	      "  --console KIND       virtio-console: stdio | file:PATH | unix:PATH | none (default none)\n"

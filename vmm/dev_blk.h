@@ -17,6 +17,7 @@ struct blk_opts {
 	enum blk_cache cache;
 	unsigned int queues;
 	bool paravisor; /* backend=paravisor */
+	bool restart;	/* restart=on: a paravisor that dies is restarted */
 	char id[32];
 };
 

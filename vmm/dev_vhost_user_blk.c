@@ -10,10 +10,11 @@
  * device per connection.  Its image is opened by the paravisor (by path);
  * handing it the open fd instead is what the sandbox will need.
  *
- * If the paravisor dies, its pidfd wakes the event loop: the device fails
- * (NEEDS_RESET, with the exit reason in the log), its requests are answered
- * with I/O errors from then on (so the guest's I/O on it fails rather than
- * hangs), and the rest of the VM runs on.
+ * If the paravisor dies, its pidfd wakes the event loop, which restarts it
+ * (vmm/paravisor_restart.c) unless restart=off or it keeps dying; then the
+ * device fails (NEEDS_RESET, with the exit reason in the log), its requests
+ * are answered with I/O errors from then on (so the guest's I/O on it fails
+ * rather than hangs), and the rest of the VM runs on.
  *
  * Snapshots need nothing here: the transport's save stops the model (the
  * paravisor finishes what it took and gives the ring indexes back) and its
@@ -48,7 +49,7 @@ static struct pv_disk *pv_disks;
 static void pv_disk__exited(int fd, uint32_t events, void *opaque)
 {
 	struct pv_disk *d = opaque;
-	char how[128], why[256];
+	char how[128], why[1024], rwhy[640];
 	pid_t pid;
 
 	pthread_mutex_lock(&d->lock);
@@ -59,10 +60,14 @@ static void pv_disk__exited(int fd, uint32_t events, void *opaque)
 	pid = d->proc.pid;
 	if (!paravisor_proc__wait(&d->proc, 1000, how, sizeof(how)))
 		snprintf(how, sizeof(how), "its process ended");
+	snprintf(why, sizeof(why), "(pid %d) %s", (int)pid, how);
+	if (!pv_disk__restart(d, why, rwhy, sizeof(rwhy)))
+		goto out_unlock;
 	snprintf(why, sizeof(why),
-		 "its paravisor (pid %d) died: %s; the disk's I/O fails from now on (the rest of "
-		 "the VM runs on)",
-		 (int)pid, how);
+		 "its paravisor (pid %d) died: %s; not restarted: %s; the disk's I/O fails from "
+		 "now on (the rest of the VM runs on)",
+		 (int)pid, how, rwhy);
+	snprintf(d->failed, sizeof(d->failed), "%s", why);
 	vhost_user_front__gone(d->vdev, why);
 out_unlock:
 	pthread_mutex_unlock(&d->lock);
@@ -219,6 +224,7 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	if (!d)
 		return -ENOMEM;
 	d->vm = vm;
+	d->restart = o->restart;
 	pthread_mutex_init(&d->lock, NULL);
 	snprintf(d->id, sizeof(d->id), "%s", o->id);
 	pv_disk__opt(o, d->opt, sizeof(d->opt));

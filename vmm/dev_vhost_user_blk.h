@@ -10,12 +10,17 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct vm;
 
 /* At teardown or after servicing: time to exit on its own once its socket
  * closed. */
 #define PV_EXIT_GRACE_MS 2000
+/* More restarts than this within PV_RESTART_WINDOW_MS and the disk fails
+ * for good: a paravisor that keeps dying would otherwise loop forever. */
+#define PV_RESTART_BURST 5
+#define PV_RESTART_WINDOW_MS 60000
 
 /* Never freed: the event loop may still hold it when the VM goes away, so
  * they stay on a list (which also tells leak checkers they are kept). */
@@ -29,6 +34,12 @@ struct pv_disk {
 	char id[32];
 	char opt[4200];			/* the paravisor's --disk */
 	struct vhost_user_front_cfg fc; /* how the model was made */
+	/* Restarts (vmm/paravisor_restart.c), under lock. */
+	bool restart;			  /* restart=on */
+	unsigned int restarts;		  /* so far */
+	int64_t restart_ms[PV_RESTART_BURST]; /* when the last ones were, a ring */
+	char last_death[256];		  /* how the last paravisor ended */
+	char failed[1024];		  /* why the disk failed for good; "" while it runs */
 };
 
 /* The VM's disks that have a model, in no particular order; NULL at the end. */
@@ -44,5 +55,13 @@ int pv_disk__spawn(struct pv_disk *d, struct paravisor_proc *p, const char *path
  * or stops watching it.  d->lock held. */
 void pv_disk__watch(struct pv_disk *d);
 void pv_disk__unwatch(struct pv_disk *d);
+/*
+ * d's paravisor died (how: "killed by signal 9 (Killed)"): starts another
+ * one that takes over the disk's rings and re-submits what was in flight.
+ * 0: it runs (and is watched); negative errno with why (restart=off, too
+ * many restarts, or the new one failed): the caller fails the disk.
+ * d->lock held, the dead process reaped.
+ */
+int pv_disk__restart(struct pv_disk *d, const char *how, char *why, size_t whylen);
 
 #endif

@@ -1,9 +1,11 @@
 /* vmm/dev_virtio_blk.c — one virtio-blk PCI device per --disk option.
  *
  * --disk path=FILE[,readonly=on|off][,cache=none|writeback][,queues=N][,id=NAME]
- *        [,backend=vmm|paravisor]
+ *        [,backend=vmm|paravisor][,restart=on|off]
  * backend=vmm (the default) runs the device model in this process;
- * backend=paravisor hands it to a paravisor process (dev_vhost_user_blk.c).
+ * backend=paravisor hands it to a paravisor process (dev_vhost_user_blk.c),
+ * which vmm restarts if it dies (restart=on, the default; see
+ * paravisor_restart.c).
  * Every mistake in the option or the image gets one line naming the disk and
  * the key, and -EINVAL (vmm exits 2). */
 #include "common/log.h"
@@ -35,10 +37,12 @@ static int blk_opts__bool(const char *disk, const char *key, const char *val, bo
 static int blk_opts__parse(const struct kv_opt *o, int index, unsigned int nr_cpus,
 			   struct blk_opts *b)
 {
+	bool restart_set = false;
 	const char *id = kv_opt__get(o, "id");
 
 	memset(b, 0, sizeof(*b));
 	b->cache = BLK_CACHE_WRITEBACK;
+	b->restart = true;
 	b->queues = nr_cpus < VIRTIO_MAX_QUEUES ? nr_cpus : VIRTIO_MAX_QUEUES;
 	if (id && (!*id || strlen(id) >= sizeof(b->id))) {
 		pr_err("disk %d: id=%s: must be 1 to %zu characters", index, id, sizeof(b->id) - 1);
@@ -90,12 +94,20 @@ static int blk_opts__parse(const struct kv_opt *o, int index, unsigned int nr_cp
 				return -EINVAL;
 			}
 			b->paravisor = !strcmp(v, "paravisor");
+		} else if (!strcmp(k, "restart")) {
+			if (blk_opts__bool(b->id, k, v, &b->restart))
+				return -EINVAL;
+			restart_set = true;
 		} else if (strcmp(k, "id")) {
 			pr_err("disk \"%s\": unknown key '%s' (known: path, readonly, cache, queues, "
-			       "id, backend)",
+			       "id, backend, restart)",
 			       b->id, k);
 			return -EINVAL;
 		}
+	}
+	if (restart_set && !b->paravisor) {
+		pr_err("disk \"%s\": restart= applies to backend=paravisor only", b->id);
+		return -EINVAL;
 	}
 	if (!b->path) {
 		pr_err("disk \"%s\": path=FILE is required", b->id);

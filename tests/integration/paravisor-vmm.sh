@@ -6,7 +6,8 @@
 # powers off; the image holds it.  While the guest runs, the paravisor is a
 # live process holding the disk's io_uring and vmm holds none (the data path
 # is not in vmm); migrate is refused with the reason; after kill -9 of the
-# paravisor vmm names the failed device and why, keeps running, the guest's
+# paravisor (with restart=off; paravisor-restart.sh has restarts) vmm names
+# the failed device and why, keeps running, the guest's
 # heartbeat goes on and its reads of that disk fail with an I/O error.  A snapshot of a running guest restores onto a
 # new paravisor: the guest carries on where it was, and its disk with it.
 . "$(dirname "$0")/lib.sh"
@@ -64,7 +65,8 @@ i=0; while [ $i -lt 900 ]; do echo VMMD-BEAT $i;
 (dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((i % 1000)) iflag=direct 2>/dev/null &&
 echo VMMD-IO-OK $i || echo VMMD-IO-ERR $i) & i=$((i + 1)); sleep 1; done'
 vmm_start "$WORK/run" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
-	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$g")" --disk "path=$img2,backend=paravisor,id=data"
+	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$g")" \
+	--disk "path=$img2,backend=paravisor,id=data,restart=off"
 wait_for "$WORK/run" VMMD-READY 300
 RC=0
 result "a guest on a paravisor disk runs (it read the disk)" run 0 VMMD-READY
