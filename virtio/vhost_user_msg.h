@@ -115,12 +115,15 @@ struct vhost_user_config {
 	uint8_t payload[VHOST_USER_MAX_CONFIG_SIZE];
 } __attribute__((packed));
 
-/* GET_INFLIGHT_FD / SET_INFLIGHT_FD: the region's fd travels with it. */
+/* GET_INFLIGHT_FD / SET_INFLIGHT_FD: the region's fd travels with it.
+ * 24 bytes: QEMU and libvhost-user send their struct unpacked, padded to
+ * its 8-byte alignment, and check that size in answers. */
 struct vhost_user_inflight {
 	uint64_t mmap_size;
 	uint64_t mmap_offset;
 	uint16_t num_queues;
 	uint16_t queue_size;
+	uint8_t padding[4];
 } __attribute__((packed));
 
 #define VHOST_USER_CONFIG_HDR_SIZE 12u
