@@ -598,6 +598,18 @@ int vhost_user_front__reconnect(struct virtio_device *vdev, struct virtio_device
 		front__broken(f, why);
 		f->running = true;
 		front__refuse(f);
+		goto out_unlock;
+	}
+	/* The dead one may have filled the used ring and died before the
+	 * interrupt: one more is harmless, a missing one leaves the guest
+	 * waiting for requests that are done. */
+	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
+		uint64_t one = 1;
+
+		if (vdev->vqs[q].enabled && vdev->call_fd[q] >= 0 &&
+		    write(vdev->call_fd[q], &one, sizeof(one)) < 0) {
+			/* EAGAIN: an interrupt is pending anyway. */
+		}
 	}
 out_unlock:
 	pthread_mutex_unlock(&f->lock);
