@@ -486,6 +486,44 @@ static void test_vhost_user_front_replace_gives_the_rings_back_when_the_new_one_
 	next_back_end_done();
 }
 
+/* --- restart: a new back-end after the old one died --- */
+
+static void test_vhost_user_front_reconnect_goes_on_from_the_used_index(void **state)
+{
+	char why[256] = "";
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_BLK_F_FLUSH);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	read_sector3(1);
+	back_end_dies(); /* no GET_VRING_BASE: the front still thinks index 0 */
+	assert_int_equal(g.vdev->vqs[0].last_avail, 0);
+	if (vhost_user_front__reconnect(g.vdev, next_back_end(1 << 20), why, sizeof(why)))
+		fail_msg("reconnect: %s", why);
+	assert_int_equal(g.vdev->vqs[0].last_avail, 2);
+	/* Same ring, same eventfds, the new back-end answers. */
+	read_sector3(2);
+	g.vdev->ops->stop(g.vdev);
+	assert_int_equal(g.vdev->vqs[0].last_avail, 3);
+	assert_int_equal(g.fails, 0);
+	next_back_end_done();
+}
+
+static void test_vhost_user_front_reconnect_refuses_a_failed_device(void **state)
+{
+	char why[256] = "";
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	back_end_dies();
+	vhost_user_front__gone(g.vdev, "gone for the test");
+	assert_true(vhost_user_front__reconnect(g.vdev, next_back_end(1 << 20), why,
+						sizeof(why)) < 0);
+	assert_non_null(strstr(why, "the running back-end is gone"));
+	assert_int_equal(g.fails, 1);
+	next_back_end_done();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +546,10 @@ int main(void)
 		test_vhost_user_front_replace_moves_the_rings_to_the_new_back_end, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_replace_refuses_another_disk_untouched, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_reconnect_goes_on_from_the_used_index, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vhost_user_front_reconnect_refuses_a_failed_device,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_replace_gives_the_rings_back_when_the_new_one_dies, setup,
 		teardown),
