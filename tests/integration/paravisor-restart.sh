@@ -97,8 +97,9 @@ check "a forbidden syscall kills the paravisor (SIGSYS), reported, restarted (pi
 	sh -c "[ -n '$new' ] && kill -0 '$new' && printf '%s' '$s' | grep -q '\"restarts\":$((KILLS + 1)),\"last_death\":\"(pid $pv) killed by signal 31 (Bad system call)\"'"
 check "vmm logged each restart with the reason the paravisor died" \
 	sh -c "[ \$(grep -c 'its paravisor (pid [0-9]*) killed by signal .*; restarted it (pid [0-9]*, restart [0-9]*)' '$WORK/run') -eq $((KILLS + 1)) ]"
-check "the restarted paravisors re-submitted what the dead ones left in flight (the log says so at least once)" \
-	grep -q "left in flight by the previous back-end: re-submitting" "$WORK/run"
+# Whether a kill lands while a request is taken is chance (unit tests cover
+# the re-submission itself); a request lost there would stop the loop above.
+diag "restarts that re-submitted requests left in flight: $(grep -c 'left in flight by the previous back-end: re-submitting' "$WORK/run")"
 pv=$new
 
 type_in 'touch /tmp/stop'
@@ -121,8 +122,9 @@ check "a paravisor that died six times within a minute is not restarted again: t
 	says "$s" '"failed":"its paravisor (pid [0-9]*) died: killed by signal 9 (Killed); not restarted: it died 6 times within 60 s; not restarting it again; the disk'"'"'s I/O fails'
 type_in 'if dd if=/dev/vda of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null; then echo "READ""OK"; else echo "READ""ERR"; fi'
 wait_for "$WORK/run" "READ[OE]" 60
+st=$(ctl '{"cmd":"status"}')
 check "the guest's I/O on the failed disk gets an error, and the VM runs on" \
-	sh -c "grep -q READERR '$WORK/run' && ctl '{\"cmd\":\"status\"}' | grep -q running"
+	sh -c "grep -q READERR '$WORK/run' && printf '%s' '$st' | grep -q '\"state\":\"running\"'"
 type_in 'echo "AFTER""ID $(cat /proc/sys/kernel/random/boot_id)"'
 wait_for "$WORK/run" "AFTERID" 30
 afterid=$(field "$WORK/run" AFTERID)
@@ -155,8 +157,9 @@ check "restart=off: a forbidden syscall fails the disk with the reason, no resta
 	says "$s" "\"pid\":-1,\"restart\":false,\"restarts\":0,\"last_death\":\"(pid $pv) killed by signal 31 (Bad system call)\",\"failed\":\"its paravisor (pid $pv) died: killed by signal 31 (Bad system call); not restarted: restart=off"
 type_in 'touch /tmp/stop'
 wait_for "$WORK/off" "LOOPEND" 60
+st=$(ctl '{"cmd":"status"}')
 check "restart=off: the guest's I/O gets errors and the VM runs on" \
-	sh -c "grep -q LOOPERR '$WORK/off' && grep -q LOOPEND '$WORK/off' && ctl '{\"cmd\":\"status\"}' | grep -q running"
+	sh -c "grep -q LOOPERR '$WORK/off' && grep -q LOOPEND '$WORK/off' && printf '%s' '$st' | grep -q '\"state\":\"running\"'"
 vmm_finish
 RC=0
 check "restart=off: no sanitizer report" sanitizer_clean "$WORK/off"
