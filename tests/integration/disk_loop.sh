@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # tests/integration/disk_loop.sh — a Linux guest's O_DIRECT write / read-back
 # / compare loop on its /dev/vda, for tests that disturb the disk's back-end
 # while the guest uses it (paravisor-service.sh, paravisor-restart.sh).
