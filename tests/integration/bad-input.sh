@@ -61,6 +61,12 @@ expect "stray argument is refused" "unexpected argument 'extra'" --kernel "$TINY
 if [ -w /dev/kvm ]; then
 	expect "an unknown --disk backend= is named" 'backend=qemu: expected vmm or paravisor' \
 		--kernel "$TINY" --disk "path=$WORK/disk.img,backend=qemu"
+	expect "restart= on a disk vmm serves itself is refused" \
+		'disk "disk0": restart= applies to backend=paravisor only' \
+		--kernel "$TINY" --disk "path=$WORK/disk.img,restart=on"
+	expect "restart= with a value that is not on or off is named" \
+		'disk "disk0": restart=sometimes: expected on or off' \
+		--kernel "$TINY" --disk "path=$WORK/disk.img,backend=paravisor,restart=sometimes"
 	expect "a missing --paravisor binary is named with the disk" \
 		'disk "disk0": cannot start the paravisor: --paravisor /nonexistent/paravisor: no such file' \
 		--kernel "$TINY" --disk "path=$WORK/disk.img,backend=paravisor" \
