@@ -419,16 +419,16 @@ static int vhost_user__inflight(struct vhost_user *vu, struct vhost_user_msg *m,
 				m->nr_fds);
 	vhost_user__quiesce(vu);
 	if (m->hdr.request == VHOST_USER_SET_INFLIGHT_FD) {
-		err = vu_inflight__set(&vu->inflight, &m->p.inflight, m->fds[0], iwhy,
-				       sizeof(iwhy));
+		err =
+		    vu_inflight__set(&vu->inflight, &m->p.inflight, m->fds[0], iwhy, sizeof(iwhy));
 		if (err)
 			return why__set(why, whylen, err, "inflight region: %s", iwhy);
 		pr_info("%s: inflight region handed over: %u queue(s) of %u", vu->vdev->id,
 			m->p.inflight.num_queues, m->p.inflight.queue_size);
 		return 0;
 	}
-	err = vu_inflight__create(&vu->inflight, &m->p.inflight, &reply->p.inflight,
-				  &vu->reply_fd, iwhy, sizeof(iwhy));
+	err = vu_inflight__create(&vu->inflight, &m->p.inflight, &reply->p.inflight, &vu->reply_fd,
+				  iwhy, sizeof(iwhy));
 	if (err)
 		return why__set(why, whylen, err, "inflight region: %s", iwhy);
 	reply->hdr.size = sizeof(reply->p.inflight);

@@ -563,8 +563,8 @@ out_unlock:
  * new back-end adds what the inflight region says was still in flight and
  * serves those requests again.
  */
-int vhost_user_front__reconnect(struct virtio_device *vdev, struct virtio_device *next,
-				char *why, size_t whylen)
+int vhost_user_front__reconnect(struct virtio_device *vdev, struct virtio_device *next, char *why,
+				size_t whylen)
 {
 	struct vhost_user_front *f = to_front(vdev), *n = to_front(next);
 	bool was_running;
@@ -589,8 +589,8 @@ int vhost_user_front__reconnect(struct virtio_device *vdev, struct virtio_device
 		struct virtq *vq = &vdev->vqs[q];
 
 		if (vq->enabled)
-			vq->last_avail = vq->used_idx = le16toh(
-			    __atomic_load_n((uint16_t *)vq->used + 1, __ATOMIC_ACQUIRE));
+			vq->last_avail = vq->used_idx =
+			    le16toh(__atomic_load_n((uint16_t *)vq->used + 1, __ATOMIC_ACQUIRE));
 	}
 	err = front__start_locked(f, why, whylen);
 	if (err) {
@@ -643,8 +643,8 @@ static int front__get_inflight(struct vhost_user_front *f, char *why, size_t why
 
 	if (!(f->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)))
 		return 0;
-	err = front__call(f, VHOST_USER_GET_INFLIGHT_FD, &req, sizeof(req), NULL, 0, &r, why,
-			  whylen);
+	err =
+	    front__call(f, VHOST_USER_GET_INFLIGHT_FD, &req, sizeof(req), NULL, 0, &r, why, whylen);
 	if (err)
 		return err;
 	if (r.hdr.size != sizeof(req) || r.nr_fds != 1 || !r.p.inflight.mmap_size) {

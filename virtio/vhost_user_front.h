@@ -67,8 +67,8 @@ void vhost_user_front__gone(struct virtio_device *vdev, const char *why);
  * or next does not match) vdev is untouched; after, vdev has failed and its
  * requests are answered with errors.  next is consumed either way.
  */
-int vhost_user_front__reconnect(struct virtio_device *vdev, struct virtio_device *next,
-				char *why, size_t whylen);
+int vhost_user_front__reconnect(struct virtio_device *vdev, struct virtio_device *next, char *why,
+				size_t whylen);
 
 /* What a replace did. */
 struct vhost_user_front_swap {

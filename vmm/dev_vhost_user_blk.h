@@ -19,7 +19,7 @@ struct vm;
 #define PV_EXIT_GRACE_MS 2000
 /* More restarts than this within PV_RESTART_WINDOW_MS and the disk fails
  * for good: a paravisor that keeps dying would otherwise loop forever. */
-#define PV_RESTART_BURST 5
+#define PV_RESTART_BURST     5
 #define PV_RESTART_WINDOW_MS 60000
 
 /* Never freed: the event loop may still hold it when the VM goes away, so
@@ -35,11 +35,11 @@ struct pv_disk {
 	char opt[4200];			/* the paravisor's --disk */
 	struct vhost_user_front_cfg fc; /* how the model was made */
 	/* Restarts (vmm/paravisor_restart.c), under lock. */
-	bool restart;			  /* restart=on */
-	unsigned int restarts;		  /* so far */
+	bool restart;			      /* restart=on */
+	unsigned int restarts;		      /* so far */
 	int64_t restart_ms[PV_RESTART_BURST]; /* when the last ones were, a ring */
-	char last_death[256];		  /* how the last paravisor ended */
-	char failed[1024];		  /* why the disk failed for good; "" while it runs */
+	char last_death[256];		      /* how the last paravisor ended */
+	char failed[1024];		      /* why the disk failed for good; "" while it runs */
 };
 
 /* The VM's disks that have a model, in no particular order; NULL at the end. */

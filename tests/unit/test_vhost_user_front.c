@@ -517,8 +517,8 @@ static void test_vhost_user_front_reconnect_refuses_a_failed_device(void **state
 	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
 	back_end_dies();
 	vhost_user_front__gone(g.vdev, "gone for the test");
-	assert_true(vhost_user_front__reconnect(g.vdev, next_back_end(1 << 20), why,
-						sizeof(why)) < 0);
+	assert_true(vhost_user_front__reconnect(g.vdev, next_back_end(1 << 20), why, sizeof(why)) <
+		    0);
 	assert_non_null(strstr(why, "the running back-end is gone"));
 	assert_int_equal(g.fails, 1);
 	next_back_end_done();
