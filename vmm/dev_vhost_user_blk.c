@@ -18,8 +18,10 @@
  * Snapshots need nothing here: the transport's save stops the model (the
  * paravisor finishes what it took and gives the ring indexes back) and its
  * restore starts it at the saved indexes, on RAM the paravisor maps from
- * the same memfd.  Live migration is refused: what the paravisor writes to
- * guest RAM is not in KVM's dirty log, and it does not log it yet.
+ * the same memfd.  Live migration works the same way (the destination's
+ * paravisor starts at the indexes the source's gave back); what the
+ * paravisor writes to guest RAM, which KVM's dirty log cannot see, it logs
+ * in vhost-user's dirty log (vmm/vhost_log.c).
  */
 #include "common/log.h"
 #include "common/why.h"
@@ -27,6 +29,7 @@
 #include "vmm/dev_blk.h"
 #include "vmm/dev_vhost_user_blk.h"
 #include "vmm/paravisor_proc.h"
+#include "vmm/vhost_log.h"
 #include "vmm/virtio_pci.h"
 #include "vmm/vm.h"
 
@@ -114,6 +117,8 @@ static void pv_disk__release(void *opaque)
 	struct pv_disk *d = opaque;
 
 	pthread_mutex_lock(&d->lock);
+	if (d->vdev)
+		vhost_log__unregister(d->vm, d->vdev);
 	d->vdev = NULL;
 	pv_disk__unwatch(d);
 	paravisor_proc__stop(&d->proc, PV_EXIT_GRACE_MS);
@@ -205,14 +210,12 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	int sock, err;
 
 	/* A lazy restore maps the snapshot privately over guest RAM, so the
-	 * memfd the paravisor maps would not hold the guest's memory; an
-	 * incoming migration would need the paravisor's dirty log. */
-	if ((vm->cfg->restore_dir && vm->cfg->restore_lazy) || vm->cfg->incoming) {
-		pr_err("disk \"%s\": backend=paravisor cannot be used with %s yet (%s)", o->id,
-		       vm->cfg->incoming ? "--incoming" : "--restore-mode lazy",
-		       vm->cfg->incoming ? "live migration of its dirty pages is not implemented"
-					 : "the paravisor maps the RAM memfd, which a lazy restore "
-					   "does not fill; use --restore-mode copy");
+	 * memfd the paravisor maps would not hold the guest's memory. */
+	if (vm->cfg->restore_dir && vm->cfg->restore_lazy) {
+		pr_err("disk \"%s\": backend=paravisor cannot be used with --restore-mode lazy "
+		       "yet (the paravisor maps the RAM memfd, which a lazy restore does not "
+		       "fill; use --restore-mode copy)",
+		       o->id);
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
@@ -248,11 +251,12 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	pthread_mutex_lock(&d->lock);
 	pv_disk__watch(d);
 	pthread_mutex_unlock(&d->lock);
-	snprintf(vm->migration_blocker, sizeof(vm->migration_blocker),
-		 "disk %s is served by the paravisor; live migration of its dirty pages is not "
-		 "implemented yet",
-		 o->id);
-	return 0;
+	/* What the paravisor writes to guest RAM is in a live migration's
+	 * dirty log through vhost-user's (vmm/vhost_log.c). */
+	err = vhost_log__register(vm, vdev);
+	if (err)
+		pr_err("disk \"%s\": %s", o->id, strerror(-err));
+	return err;
 
 out_free:
 	pthread_mutex_destroy(&d->lock);

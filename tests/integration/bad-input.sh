@@ -71,9 +71,6 @@ if [ -w /dev/kvm ]; then
 	expect "backend=paravisor with a lazy restore is refused" \
 		'backend=paravisor cannot be used with --restore-mode lazy' --restore "$WORK" \
 		--restore-mode lazy --disk "path=$WORK/disk.img,backend=paravisor"
-	expect "backend=paravisor with --incoming is refused" \
-		'backend=paravisor cannot be used with --incoming' --incoming 127.0.0.1:9 \
-		--disk "path=$WORK/disk.img,backend=paravisor"
 	# The paravisor itself names the image; vmm names the disk and how it ended.
 	run_vmm "$WORK/pvfail" 20 --kernel "$TINY" \
 		--disk "path=$WORK/no-such.img,backend=paravisor,id=data"
