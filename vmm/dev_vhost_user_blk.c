@@ -39,7 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A back-end that takes longer than this for one answer counts as hung. */
@@ -122,15 +124,40 @@ static void pv_disk__release(void *opaque)
 	d->vdev = NULL;
 	pv_disk__unwatch(d);
 	paravisor_proc__stop(&d->proc, PV_EXIT_GRACE_MS);
+	if (d->img_fd >= 0)
+		close(d->img_fd);
+	d->img_fd = -1;
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* The paravisor's --disk: the same keys, already checked by vmm. */
+/* The paravisor's --disk: the same keys, already checked by vmm; the image
+ * is the descriptor it is handed (path= only names it in messages). */
 static void pv_disk__opt(const struct blk_opts *o, char *buf, size_t len)
 {
-	snprintf(buf, len, "path=%s,readonly=%s,cache=%s,queues=%u,id=%s", o->path,
-		 o->readonly ? "on" : "off", o->cache == BLK_CACHE_NONE ? "none" : "writeback",
-		 o->queues, o->id);
+	snprintf(buf, len, "fd=%d,path=%s,readonly=%s,cache=%s,queues=%u,id=%s",
+		 PARAVISOR_PROC_FD2, o->path, o->readonly ? "on" : "off",
+		 o->cache == BLK_CACHE_NONE ? "none" : "writeback", o->queues, o->id);
+}
+
+/* vmm opens the image and hands it to each paravisor of the disk: a new one
+ * (servicing, restart) gets the very same file even if the path changed
+ * meanwhile, and none needs a right to open it by name. */
+static int pv_disk__open_image(struct pv_disk *d, const struct blk_opts *o)
+{
+	struct stat st;
+
+	d->img_fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (d->img_fd < 0 || fstat(d->img_fd, &st) || !S_ISREG(st.st_mode)) {
+		int err = d->img_fd < 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : ENOTSUP;
+
+		pr_err("disk \"%s\": cannot open %s: %s", o->id, o->path,
+		       err == ENOTSUP ? "not a regular file" : strerror(err));
+		if (d->img_fd >= 0)
+			close(d->img_fd);
+		d->img_fd = -1;
+		return -EINVAL; /* a bad --disk: vmm exits 2 */
+	}
+	return 0;
 }
 
 int pv_disk__spawn(struct pv_disk *d, struct paravisor_proc *p, const char *path, int *sock,
@@ -148,7 +175,7 @@ int pv_disk__spawn(struct pv_disk *d, struct paravisor_proc *p, const char *path
 	snprintf(fdnum, sizeof(fdnum), "%d", PARAVISOR_PROC_FD);
 	if (d->vm->cfg->verbose)
 		argv[5] = "-v";
-	err = paravisor_proc__spawn(p, argv, sv[1], why, whylen);
+	err = paravisor_proc__spawn2(p, argv, sv[1], d->img_fd, why, whylen);
 	close(sv[1]);
 	if (err) {
 		close(sv[0]);
@@ -225,16 +252,19 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	pthread_mutex_init(&d->lock, NULL);
 	snprintf(d->id, sizeof(d->id), "%s", o->id);
 	pv_disk__opt(o, d->opt, sizeof(d->opt));
-	err = pv_disk__start(d, &sock);
+	err = pv_disk__open_image(d, o);
 	if (err)
 		goto out_free;
+	err = pv_disk__start(d, &sock);
+	if (err)
+		goto out_close;
 	fc.opaque = d;
 	d->fc = fc;
 	vdev = vhost_user_front__create(sock, &fc, why, sizeof(why));
 	if (!vdev) {
 		pv_disk__start_failed(d, why);
 		err = -EINVAL;
-		goto out_free;
+		goto out_close;
 	}
 	d->vdev = vdev;
 	err = virtio_pci__register(vm, vdev);
@@ -258,6 +288,8 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 		pr_err("disk \"%s\": %s", o->id, strerror(-err));
 	return err;
 
+out_close:
+	close(d->img_fd);
 out_free:
 	pthread_mutex_destroy(&d->lock);
 	free(d);
