@@ -163,9 +163,9 @@ static int pv_disk__open_image(struct pv_disk *d, const struct blk_opts *o)
 int pv_disk__spawn(struct pv_disk *d, struct paravisor_proc *p, const char *path, int *sock,
 		   char *why, size_t whylen)
 {
-	char fdnum[8];
-	char *argv[] = {p->path, "--fd", fdnum, "--disk", d->opt, NULL, NULL};
-	int sv[2], err;
+	char fdnum[8], uid[24];
+	char *argv[] = {p->path, "--fd", fdnum, "--disk", d->opt, NULL, NULL, NULL, NULL, NULL, NULL};
+	int sv[2], err, n = 5;
 
 	err = paravisor_proc__find(p, path, why, whylen);
 	if (err)
@@ -174,7 +174,14 @@ int pv_disk__spawn(struct pv_disk *d, struct paravisor_proc *p, const char *path
 		return why__set(why, whylen, -errno, "socketpair: %s", strerror(errno));
 	snprintf(fdnum, sizeof(fdnum), "%d", PARAVISOR_PROC_FD);
 	if (d->vm->cfg->verbose)
-		argv[5] = "-v";
+		argv[n++] = "-v";
+	if (d->vm->cfg->paravisor_uid > 0) {
+		snprintf(uid, sizeof(uid), "%ld", d->vm->cfg->paravisor_uid);
+		argv[n++] = "--uid";
+		argv[n++] = uid;
+		argv[n++] = "--gid";
+		argv[n++] = uid;
+	}
 	err = paravisor_proc__spawn2(p, argv, sv[1], d->img_fd, why, whylen);
 	close(sv[1]);
 	if (err) {

@@ -90,6 +90,9 @@ else
 	skip "--disk backend= checks (no writable /dev/kvm)"
 fi
 
+expect "--paravisor-uid 0 is refused (a paravisor never runs as root)" \
+	"--paravisor-uid '0': expected a uid from 1 to 4294967294" --kernel "$TINY" --paravisor-uid 0
+
 run_vmm "$WORK/help" 10 --help
 check "--help prints usage and exits 0" sh -c "[ $RC -eq 0 ] && grep -q 'usage: vmm' '$WORK/help'"
 

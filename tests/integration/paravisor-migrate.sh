@@ -10,6 +10,7 @@
 # the destination got stale would show as a wrong second sum, and a stale
 # used ring as a guest whose reads hang.  The counter carries on at each
 # destination, the boot_id stays, and each paravisor reports the log.
+# Each host's paravisor runs as a uid of its own (--paravisor-uid).
 . "$(dirname "$0")/lib.sh"
 
 PARAVISOR="$VMMD_BUILDDIR/paravisor/paravisor"
@@ -17,6 +18,9 @@ b64() { printf '%s' "$1" | base64 | tr -d '\n'; }
 says() { printf '%s' "$1" | grep -q -- "$2"; }
 field() { printf '%s\n' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 passes() { grep -c "VMMD-PASS" "$1"; }
+pv_pid() { sed -n 's/.*served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$1" | head -n 1; }
+# uid_is FILE UID: the paravisor named in FILE runs as UID (real, effective, saved)
+uid_is() { grep -q "^Uid:	$2	$2	$2" "/proc/$(pv_pid "$1")/status"; }
 last_pass() { sed -n 's/.*VMMD-PASS \([0-9]*\) .*/\1/p' "$1" | tail -n 1; }
 first_pass() { sed -n 's/.*VMMD-PASS \([0-9]*\) .*/\1/p' "$1" | head -n 1; }
 # PASS lines whose sums are not both the image's
@@ -39,21 +43,23 @@ a=$(dd if=/dev/vda bs=1M 2>/dev/null | md5sum); sleep 0.3;
 b=$(dd if=/dev/vda bs=1M 2>/dev/null | md5sum);
 echo "VMMD-PASS $i ${a%% *} ${b%% *} $(cat /proc/sys/kernel/random/boot_id)"; i=$((i + 1)); done'
 
-# dst NAME: vmm --incoming with its own control socket, serial in $WORK/NAME.
+# dst NAME UID: vmm --incoming with its own control socket, serial in $WORK/NAME.
 dst() {
 	port=$((port + 1))
 	# shellcheck disable=SC2086
-	"$VMM" $machine --incoming "127.0.0.1:$port" --control "$WORK/$1.sock" \
+	"$VMM" $machine --paravisor-uid "$2" --incoming "127.0.0.1:$port" --control "$WORK/$1.sock" \
 		</dev/null >"$WORK/$1" 2>&1 &
 	echo $! >"$WORK/$1.pid"
 	wait_for "$WORK/$1" "waiting for a migration" 20
 }
 
-# hop FROM TO: migrates the guest at $CTL_SOCK (console FROM) to TO.
+# hop FROM TO UID: migrates the guest at $CTL_SOCK (console FROM) to TO,
+# whose paravisor runs as UID.
 hop() {
 	_from=$1 _to=$2
 	wait_for "$WORK/$_from" "VMMD-PASS" 120
-	dst "$_to"
+	dst "$_to" "$3"
+	check "$_to's paravisor runs as uid $3 (pid $(pv_pid "$WORK/$_to"))" uid_is "$WORK/$_to" "$3"
 	before=$(last_pass "$WORK/$_from")
 	vmm_migrate "127.0.0.1:$port" ',"connections":2' 120
 	check "$_from -> $_to: the migration completes ($(field "$st" migration), $(field "$st" rounds) rounds, $(field "$st" downtime_ms) ms down, $(field "$st" bytes) bytes${st:+})" \
@@ -80,7 +86,7 @@ hop() {
 }
 
 # --- A: the source, booted here.
-vmm_start "$WORK/a" $machine --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" \
+vmm_start "$WORK/a" $machine --paravisor-uid 4242 --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" \
 	--cmdline "console=ttyS0 panic=-1 quiet vmmd.run64=$(b64 "$g")"
 a_pid=$pid
 wait_for "$WORK/a" "VMMD-PASS 2 " 300
@@ -90,12 +96,13 @@ check "at A, the guest's passes read the image's sum ($sum) twice each" \
 	sh -c "[ -n '$bootid' ] && grep -q 'VMMD-PASS 2 ' '$WORK/a' && [ -z '$bad' ]"
 [ -n "$bad" ] && diag "a: $bad"
 
-hop a b
+check "A's paravisor runs as uid 4242 (pid $(pv_pid "$WORK/a"))" uid_is "$WORK/a" 4242
+hop a b 4243
 wait $a_pid 2>/dev/null
 rc=$?
 check "A, migrated away, exits 5 when stopped (got $rc)" [ "$rc" -eq 5 ]
 CTL_SOCK=$WORK/b.sock
-hop b c
+hop b c 4244
 CTL_SOCK=$WORK/c.sock
 r=$(ctl '{"cmd":"status"}')
 check "C runs the guest and answers ($r)" says "$r" '"ok":true'
