@@ -31,6 +31,8 @@ struct daemon_config {
 	char migration_listen[128];
 	unsigned int migration_port_lo, migration_port_hi;
 	char migration_cert[256], migration_key[256], migration_ca[256];
+	/* Each VM's paravisors run as a uid of this range (0: off). */
+	unsigned int paravisor_uid_lo, paravisor_uid_hi;
 };
 
 struct console;
@@ -50,6 +52,7 @@ struct vm {
 	bool deleted;	   /* removed from the list; freed when the last op ends */
 	bool incoming;	   /* migrating in: vmm --incoming on data_port */
 	unsigned int data_port;
+	unsigned int paravisor_uid; /* its paravisors' uid; 0 until one is given */
 	char op_id[DAEMON_ID_LEN];
 	struct console *console;
 };

@@ -76,11 +76,15 @@ static void usage(FILE *f)
 		"                      certificate, key and CA for migrations, both ways\n"
 		"  --migration-data-ports A-B  ports the incoming vmms listen on (default: the\n"
 		"                      --migration-listen port + 1 to + 16)\n"
+		"  --paravisor-uids A-B  uids (and gids) for the VMs' paravisors, one per VM\n"
+		"                      (default 2000000000-2000065535 as root; off: all run as\n"
+		"                      nobody)\n"
 		"  --log-level L       error | warn | info | debug\n");
 }
 
 enum { O_STATE = 256, O_RUN, O_ALLOW, O_VMM, O_REST, O_GRPC, O_REST_L, O_GRPC_L, O_CERT, O_KEY,
-       O_CA, O_LOG, O_STOP, O_MIG_L, O_MIG_CERT, O_MIG_KEY, O_MIG_CA, O_MIG_PORTS };
+       O_CA, O_LOG, O_STOP, O_MIG_L, O_MIG_CERT, O_MIG_KEY, O_MIG_CA, O_MIG_PORTS,
+       O_PV_UIDS };
 
 static const struct option opts[] = {
 	{ "state-dir", 1, NULL, O_STATE },   { "run-dir", 1, NULL, O_RUN },
@@ -96,6 +100,7 @@ static const struct option opts[] = {
 	{ "migration-tls-key", 1, NULL, O_MIG_KEY },
 	{ "migration-tls-ca", 1, NULL, O_MIG_CA },
 	{ "migration-data-ports", 1, NULL, O_MIG_PORTS },
+	{ "paravisor-uids", 1, NULL, O_PV_UIDS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -153,6 +158,38 @@ static int mig_options(struct daemon_config *cfg, const char *listen, const char
 	return 0;
 }
 
+/* --paravisor-uids A-B | off.  Only root can give a paravisor a uid. */
+static int pv_uid_options(struct daemon_config *cfg, const char *arg)
+{
+	unsigned long lo, hi;
+	char *end;
+
+	if (!arg) {
+		if (geteuid() == 0) {
+			cfg->paravisor_uid_lo = 2000000000u;
+			cfg->paravisor_uid_hi = 2000065535u;
+		}
+		return 0;
+	}
+	if (!strcmp(arg, "off"))
+		return 0;
+	errno = 0;
+	lo = strtoul(arg, &end, 10);
+	if (*end == '-')
+		hi = strtoul(end + 1, &end, 10);
+	else
+		hi = 0;
+	if (errno || *end || *arg == '-' || !lo || hi < lo || hi >= 0xffffffffUL) {
+		fprintf(stderr, "vmmd: --paravisor-uids %s: expected FIRST-LAST (uids from 1, "
+				"FIRST <= LAST) or off\n",
+			arg);
+		return -1;
+	}
+	cfg->paravisor_uid_lo = (unsigned int)lo;
+	cfg->paravisor_uid_hi = (unsigned int)hi;
+	return 0;
+}
+
 /* The vmm binary: VMMD_VMM, --vmm, next to vmmd, or in the build tree. */
 static int find_vmm(const char *opt, char *out, size_t len)
 {
@@ -183,7 +220,7 @@ int main(int argc, char **argv)
 	const char *state = NULL, *run = NULL, *rest_sock = NULL, *grpc_sock = NULL, *vmm = NULL;
 	const char *allow[DAEMON_MAX_ALLOW];
 	const char *mig_listen = NULL, *mig_cert = NULL, *mig_key = NULL, *mig_ca = NULL,
-		   *mig_ports = NULL;
+		   *mig_ports = NULL, *pv_uids = NULL;
 	int nr_allow = 0, c, listen_fd = -1, rc = 1;
 	bool systemd = getenv("INVOCATION_ID") || getenv("NOTIFY_SOCKET") || getenv("LISTEN_FDS");
 	struct rest_config rc_cfg = { .listen_fd = -1, .unix_mode = 0660 };
@@ -222,6 +259,7 @@ int main(int argc, char **argv)
 		case O_MIG_KEY: mig_key = optarg; break;
 		case O_MIG_CA: mig_ca = optarg; break;
 		case O_MIG_PORTS: mig_ports = optarg; break;
+		case O_PV_UIDS: pv_uids = optarg; break;
 		case O_LOG:
 			if (!strcmp(optarg, "error")) log__set_level(LOG_ERROR);
 			else if (!strcmp(optarg, "warn")) log__set_level(LOG_WARN);
@@ -241,7 +279,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmmd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	if (mig_options(&cfg, mig_listen, mig_cert, mig_key, mig_ca, mig_ports))
+	if (mig_options(&cfg, mig_listen, mig_cert, mig_key, mig_ca, mig_ports) ||
+	    pv_uid_options(&cfg, pv_uids))
 		return 2;
 	umask(077);
 	if (mkdir_abs(state ? state : systemd ? "/var/lib/vmmd" : "var", cfg.state_dir,

@@ -31,7 +31,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: paravisor --socket PATH | --fd N  --disk path=FILE[,readonly=on|off]"
+	fprintf(f, "usage: paravisor --socket PATH | --fd N  --disk path=FILE|fd=N[,readonly=on|off]"
 		   "[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
 		   "Serves the disk as a vhost-user-blk back-end to one front-end: the first\n"
 		   "to connect on PATH, or the one already connected on descriptor N.\n");

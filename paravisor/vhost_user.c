@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/why.h"
 #include "paravisor/vu_inflight.h"
+#include "paravisor/vu_log.h"
 #include "paravisor/vu_mem.h"
 #include "virtio/vhost_user_msg.h"
 
@@ -39,7 +40,10 @@
 
 #define PROTOCOL_FEATURES                                                                          \
 	(1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
-	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
+	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD |          \
+	 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
+/* Bits of the feature word that are between us and the front-end. */
+#define VHOST_BITS (1ULL << VHOST_USER_F_PROTOCOL_FEATURES | 1ULL << VHOST_F_LOG_ALL)
 
 struct vu_ring {
 	uint16_t num;
@@ -57,6 +61,7 @@ struct vhost_user {
 	struct virtio_device *vdev;
 	struct vu_mem mem;
 	struct vu_inflight inflight; /* INFLIGHT_SHMFD's region, if given */
+	struct vu_log log; /* SET_LOG_BASE; used while VHOST_F_LOG_ALL is acked */
 	uint64_t offered;	    /* virtio features, PROTOCOL_FEATURES included */
 	uint64_t features;	    /* acked by SET_FEATURES */
 	uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
@@ -205,6 +210,14 @@ static int vhost_user__resume(struct vhost_user *vu, char *why, size_t whylen)
 
 	vu->quiesced = false;
 	vdev->mem = &vu->mem.gm;
+	/* A new memory table starts without the log: it is ours, not the table's. */
+	if ((vu->features & (1ULL << VHOST_F_LOG_ALL)) && vu->log.base) {
+		vu->mem.gm.gpa_log = vu->log.base;
+		vu->mem.gm.gpa_log_len = vu->log.size;
+	} else {
+		vu->mem.gm.gpa_log = NULL;
+		vu->mem.gm.gpa_log_len = 0;
+	}
 	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
 		struct vu_ring *r = &vu->ring[q];
 		bool ready;
@@ -249,6 +262,7 @@ static void vhost_user__log_features(struct vhost_user *vu, uint64_t f)
 	    {VIRTIO_F_INDIRECT_DESC, "INDIRECT_DESC"},
 	    {VIRTIO_F_EVENT_IDX, "EVENT_IDX"},
 	    {VHOST_USER_F_PROTOCOL_FEATURES, "PROTOCOL_FEATURES"},
+	    {VHOST_F_LOG_ALL, "LOG_ALL"},
 	};
 	uint64_t device = f & ((1ULL << 24) - 1);
 	char names[96] = "";
@@ -281,9 +295,17 @@ static int vhost_user__set_features(struct vhost_user *vu, uint64_t f, char *why
 		return why__set(why, whylen, -EINVAL,
 				"acked features %#llx that were not offered (%#llx)",
 				(unsigned long long)f, (unsigned long long)vu->offered);
+	if ((f & (1ULL << VHOST_F_LOG_ALL)) && !vu->log.base)
+		return why__set(why, whylen, -EINVAL,
+				"VHOST_F_LOG_ALL acked before a log was given (SET_LOG_BASE)");
 	vhost_user__quiesce(vu);
+	if ((f ^ vu->features) & (1ULL << VHOST_F_LOG_ALL))
+		pr_info("%s: dirty logging %s", vu->vdev->id,
+			f & (1ULL << VHOST_F_LOG_ALL) ? "on: every page we write is logged for the "
+							 "front-end's migration"
+						      : "off");
 	vu->features = f;
-	vu->vdev->driver_features = f & ~(1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
+	vu->vdev->driver_features = f & ~VHOST_BITS;
 	/* Without protocol features there is no SET_VRING_ENABLE: rings run
 	 * as soon as they are started. */
 	if (!(f & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES)))
@@ -301,10 +323,11 @@ static int vhost_user__set_protocol_features(struct vhost_user *vu, uint64_t f, 
 				"acked protocol features %#llx that were not offered (%#llx)",
 				(unsigned long long)f, (unsigned long long)PROTOCOL_FEATURES);
 	vu->protocol_features = f;
-	pr_info("%s: front-end acked protocol features %#llx:%s%s%s%s", vu->vdev->id,
+	pr_info("%s: front-end acked protocol features %#llx:%s%s%s%s%s", vu->vdev->id,
 		(unsigned long long)f, f & (1ULL << VHOST_USER_PROTOCOL_F_MQ) ? " MQ" : "",
 		f & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) ? " REPLY_ACK" : "",
 		f & (1ULL << VHOST_USER_PROTOCOL_F_CONFIG) ? " CONFIG" : "",
+		f & (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD) ? " LOG_SHMFD" : "",
 		f & (1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) ? " INFLIGHT_SHMFD" : "");
 	return 0;
 }
@@ -460,6 +483,7 @@ static int expected_size(uint32_t req)
 	case VHOST_USER_SET_VRING_ADDR: return sizeof(struct vhost_user_vring_addr);
 	case VHOST_USER_GET_INFLIGHT_FD:
 	case VHOST_USER_SET_INFLIGHT_FD: return sizeof(struct vhost_user_inflight);
+	case VHOST_USER_SET_LOG_BASE: return 2 * sizeof(uint64_t);
 	default: return -1;
 	}
 }
@@ -477,7 +501,8 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 		return why__set(why, whylen, -EPROTO, "payload of %u bytes (expected %d)",
 				m->hdr.size, want);
 	if (want >= 0 && req != VHOST_USER_SET_VRING_KICK && req != VHOST_USER_SET_VRING_CALL &&
-	    req != VHOST_USER_SET_VRING_ERR && req != VHOST_USER_SET_INFLIGHT_FD && m->nr_fds)
+	    req != VHOST_USER_SET_VRING_ERR && req != VHOST_USER_SET_LOG_BASE &&
+	    req != VHOST_USER_SET_INFLIGHT_FD && m->nr_fds)
 		return why__set(why, whylen, -EPROTO, "carries %u unexpected file descriptors",
 				m->nr_fds);
 	if (req == VHOST_USER_SET_VRING_NUM || req == VHOST_USER_SET_VRING_BASE ||
@@ -538,7 +563,9 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 	}
 	case VHOST_USER_SET_VRING_ADDR:
 		vhost_user__quiesce(vu);
-		/* The log address matters only with VHOST_F_LOG_ALL, not offered. */
+		/* VHOST_VRING_F_LOG and log_guest_addr need no handling: the
+		 * used ring is logged by its guest-physical address like every
+		 * other page we write (virtq__push). */
 		r->desc_uva = m->p.addr.desc_user_addr;
 		r->avail_uva = m->p.addr.avail_user_addr;
 		r->used_uva = m->p.addr.used_user_addr;
@@ -575,6 +602,28 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 		return 0;
 	case VHOST_USER_GET_INFLIGHT_FD:
 	case VHOST_USER_SET_INFLIGHT_FD: return vhost_user__inflight(vu, m, reply, why, whylen);
+	case VHOST_USER_SET_LOG_BASE: {
+		int err;
+
+		if (!(vu->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD)) ||
+		    m->nr_fds != 1)
+			return why__set(why, whylen, -EPROTO,
+					"a log needs LOG_SHMFD acked and one fd (%u given)",
+					m->nr_fds);
+		vhost_user__quiesce(vu);
+		err = vu_log__set(&vu->log, m->fds[0], m->p.log.mmap_size, m->p.log.mmap_offset,
+				  why, whylen);
+		m->nr_fds = 0;
+		/* The front-end waits for this answer whatever REPLY_ACK says,
+		 * so a refusal is an answer too (non-zero). */
+		if (err)
+			pr_warn("%s: SET_LOG_BASE refused: %s", vdev->id, why);
+		else
+			pr_info("%s: dirty log of %llu KiB from the front-end", vdev->id,
+				(unsigned long long)(vu->log.size >> 10));
+		reply->p.u64 = err ? 1 : 0;
+		return 1;
+	}
 	case VHOST_USER_GET_CONFIG:
 	case VHOST_USER_SET_CONFIG:
 		if (m->nr_fds)
@@ -662,6 +711,7 @@ void vhost_user__disconnect(struct vhost_user *vu)
 	vu->quiesced = false;
 	vu_mem__clear(&vu->mem);
 	vu_inflight__clear(&vu->inflight);
+	vu_log__clear(&vu->log);
 	vu->features = vu->protocol_features = 0;
 	vu->vdev->driver_features = 0;
 }
@@ -681,7 +731,8 @@ struct vhost_user *vhost_user__create(struct virtio_device *vdev)
 	vu->reply_fd = -1;
 	vu->offered = (vdev->ops->features ? vdev->ops->features(vdev) : 0) |
 		      1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC |
-		      1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VHOST_USER_F_PROTOCOL_FEATURES;
+		      1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VHOST_USER_F_PROTOCOL_FEATURES |
+		      1ULL << VHOST_F_LOG_ALL;
 	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++) {
 		vu->ring[q].kick_fd = vu->ring[q].call_fd = vu->ring[q].err_fd = -1;
 		vdev->kick_fd[q] = vdev->call_fd[q] = -1;

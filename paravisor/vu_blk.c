@@ -8,12 +8,15 @@
 #include "virtio/blk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct vu_blk_opts {
 	const char *path;
+	int fd; /* -1: open path */
 	bool readonly;
 	enum blk_cache cache;
 	unsigned int queues;
@@ -24,6 +27,15 @@ static int vu_blk__opt(struct vu_blk_opts *o, const char *k, const char *v)
 {
 	if (!strcmp(k, "path") && *v) {
 		o->path = v;
+	} else if (!strcmp(k, "fd")) {
+		char *end;
+		long n = strtol(v, &end, 10);
+
+		if (!*v || *end || n < 3 || n > 65535 || fcntl((int)n, F_GETFD) < 0) {
+			pr_err("--disk: fd=%s: not an open descriptor from 3 up", v);
+			return -EINVAL;
+		}
+		o->fd = (int)n;
 	} else if (!strcmp(k, "readonly") && (!strcmp(v, "on") || !strcmp(v, "off"))) {
 		o->readonly = !strcmp(v, "on");
 	} else if (!strcmp(k, "cache") && (!strcmp(v, "none") || !strcmp(v, "writeback"))) {
@@ -41,7 +53,7 @@ static int vu_blk__opt(struct vu_blk_opts *o, const char *k, const char *v)
 	} else if (!strcmp(k, "id") && *v && strlen(v) < 32) {
 		o->id = v;
 	} else {
-		pr_err("--disk: %s=%s: unknown key or bad value (path=FILE, readonly=on|off, "
+		pr_err("--disk: %s=%s: unknown key or bad value (path=FILE, fd=N, readonly=on|off, "
 		       "cache=none|writeback, queues=N, id=NAME)",
 		       k, v);
 		return -EINVAL;
@@ -51,8 +63,18 @@ static int vu_blk__opt(struct vu_blk_opts *o, const char *k, const char *v)
 
 static struct virtio_device *vu_blk__open(const struct vu_blk_opts *o)
 {
-	struct blk_backend *be = blk_backend__open(o->path, o->readonly, o->cache, 0);
+	struct blk_backend *be;
 	struct virtio_device *vdev;
+	char self[32];
+
+	/* A handed image is opened again through /proc (the backend wants its
+	 * own buffered and O_DIRECT descriptors): the same file, whatever its
+	 * path says now.  Then the handed one goes. */
+	if (o->fd >= 0)
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", o->fd);
+	be = blk_backend__open(o->fd >= 0 ? self : o->path, o->readonly, o->cache, 0);
+	if (o->fd >= 0)
+		close(o->fd);
 
 	if (!be) {
 		if (errno == EINVAL && o->cache == BLK_CACHE_NONE)
@@ -77,7 +99,7 @@ static struct virtio_device *vu_blk__open(const struct vu_blk_opts *o)
 
 struct virtio_device *vu_blk__create(const char *opt)
 {
-	struct vu_blk_opts o = {.cache = BLK_CACHE_WRITEBACK, .queues = 1, .id = "disk0"};
+	struct vu_blk_opts o = {.cache = BLK_CACHE_WRITEBACK, .queues = 1, .id = "disk0", .fd = -1};
 	struct virtio_device *vdev = NULL;
 	char *dup = strdup(opt), *save = NULL;
 
@@ -94,10 +116,12 @@ struct virtio_device *vu_blk__create(const char *opt)
 		if (vu_blk__opt(&o, tok, eq + 1))
 			goto out_free;
 	}
-	if (!o.path) {
-		pr_err("--disk: path=FILE is required");
+	if (!o.path && o.fd < 0) {
+		pr_err("--disk: path=FILE or fd=N is required");
 		goto out_free;
 	}
+	if (!o.path)
+		o.path = "the handed image";
 	vdev = vu_blk__open(&o);
 out_free:
 	free(dup);

@@ -111,8 +111,15 @@ static void blk__fail(struct virtio_blk *blk, const char *why)
 
 static void blk__complete(struct virtio_blk *blk, struct blk_req *r)
 {
+	struct virtq *vq = &blk->vdev.vqs[r->q];
+
 	*r->status = r->result;
-	virtq__push(&blk->vdev.vqs[r->q], &r->elem,
+	/* The status byte was cut off the element's last buffer (it may have
+	 * been all of it), so virtq__push would not mark its page for a
+	 * migration: a destination would see the byte from before. */
+	if (vq->mem && guest_mem__tracked(vq->mem))
+		guest_mem__mark_dirty(vq->mem, r->status, 1);
+	virtq__push(vq, &r->elem,
 		    (r->result == VIRTIO_BLK_S_OK ? r->written : 0) + 1);
 	blk->notify[r->q] = true;
 	r->next = blk->free;

@@ -24,7 +24,40 @@ struct guest_mem {
 	uint64_t *dirty;
 	const uint8_t *dirty_base;
 	uint64_t dirty_len;
+	/* The same for a vhost-user back-end (the paravisor) while its
+	 * front-end migrates: the front-end's log, one bit per 4 KiB page of
+	 * guest-PHYSICAL space (bit p%8 of byte p/8), shared with it; NULL
+	 * otherwise.  Set while the device is stopped. */
+	uint8_t *gpa_log;
+	uint64_t gpa_log_len; /* bytes */
 };
+
+/* Is a migration tracking what devices write to this RAM? */
+static inline int guest_mem__tracked(const struct guest_mem *m)
+{
+	return __atomic_load_n(&m->dirty, __ATOMIC_RELAXED) || m->gpa_log;
+}
+
+/* The vhost-user log: [hva, hva+len) lies in one region (device models only
+ * write where guest_mem__ptr() pointed them); its guest-physical pages. */
+static inline void guest_mem__log_gpa(const struct guest_mem *m, const void *hva, uint64_t len)
+{
+	const uint8_t *p = hva;
+
+	for (int i = 0; i < m->nr; i++) {
+		const struct guest_mem_region *r = &m->r[i];
+		uint64_t first, last;
+
+		if (p < r->hva || (uint64_t)(p - r->hva) >= r->size)
+			continue;
+		first = (r->gpa + (uint64_t)(p - r->hva)) >> 12;
+		last = (r->gpa + (uint64_t)(p - r->hva) + len - 1) >> 12;
+		for (uint64_t pg = first; pg <= last && pg / 8 < m->gpa_log_len; pg++)
+			__atomic_fetch_or(&m->gpa_log[pg / 8], (uint8_t)(1u << (pg % 8)),
+					  __ATOMIC_RELAXED);
+		return;
+	}
+}
 
 /* Marks [hva, hva+len) as written by a device, if a migration tracks it. */
 static inline void guest_mem__mark_dirty(const struct guest_mem *m, const void *hva,
@@ -33,6 +66,8 @@ static inline void guest_mem__mark_dirty(const struct guest_mem *m, const void *
 	uint64_t *bm = __atomic_load_n(&m->dirty, __ATOMIC_ACQUIRE);
 	uint64_t off, end;
 
+	if (m->gpa_log && len)
+		guest_mem__log_gpa(m, hva, len);
 	if (!bm || !len || (const uint8_t *)hva < m->dirty_base)
 		return;
 	off = (uint64_t)((const uint8_t *)hva - m->dirty_base);

@@ -29,10 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* What we use of the back-end; MQ only to ask how many queues it has. */
+/* What we use of the back-end; MQ only to ask how many queues it has,
+ * LOG_SHMFD only while a live migration runs. */
 #define FRONT_PROTOCOL_FEATURES                                                                    \
 	(1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
-	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
+	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD |          \
+	 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
 /* Virtio feature bits the transport offers on its own account. */
 #define TRANSPORT_FEATURES                                                                         \
 	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC | 1ULL << VIRTIO_F_EVENT_IDX)
@@ -46,6 +48,9 @@ struct vhost_user_front {
 	uint64_t features;	    /* offered by the back-end */
 	uint64_t protocol_features; /* acked by us */
 	uint8_t config[VHOST_USER_MAX_CONFIG_SIZE];
+	/* A live migration's dirty log (set_log): the caller's fd, -1 if none. */
+	int log_fd;
+	uint64_t log_size;
 	pthread_mutex_t lock;		/* the socket, running, refuser */
 	bool running;			/* the transport started us (and has not stopped us) */
 	int dead;			/* atomic: nothing more is sent */
@@ -261,6 +266,10 @@ static int front__start_ring(struct vhost_user_front *f, unsigned int q, char *w
 	};
 	int err;
 
+	if (f->log_fd >= 0) {
+		a.flags = VHOST_VRING_F_LOG;
+		a.log_guest_addr = vq->used_gpa;
+	}
 	err = front__set_state(f, VHOST_USER_SET_VRING_NUM, q, vq->size, why, whylen);
 	if (!err)
 		err = front__call(f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, why,
@@ -276,6 +285,33 @@ static int front__start_ring(struct vhost_user_front *f, unsigned int q, char *w
 				     whylen);
 	if (!err)
 		err = front__set_state(f, VHOST_USER_SET_VRING_ENABLE, q, 1, why, whylen);
+	return err;
+}
+
+/* The virtio and vhost-user feature bits we ack. */
+static uint64_t front__acked(const struct vhost_user_front *f)
+{
+	return f->vdev.driver_features | 1ULL << VHOST_USER_F_PROTOCOL_FEATURES |
+	       (f->log_fd >= 0 ? 1ULL << VHOST_F_LOG_ALL : 0);
+}
+
+static bool front__can_log(const struct vhost_user_front *f)
+{
+	return (f->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD)) &&
+	       (f->features & (1ULL << VHOST_F_LOG_ALL));
+}
+
+/* SET_LOG_BASE: the back-end maps the log (it always answers this one). */
+static int front__send_log(struct vhost_user_front *f, char *why, size_t whylen)
+{
+	struct vhost_user_log l = {.mmap_size = f->log_size, .mmap_offset = 0};
+	struct vhost_user_msg r;
+	int err;
+
+	err = front__call(f, VHOST_USER_SET_LOG_BASE, &l, sizeof(l), &f->log_fd, 1, &r, why,
+			  whylen);
+	if (!err && r.hdr.size == sizeof(uint64_t) && r.p.u64)
+		return why__set(why, whylen, -EIO, "the back-end refused the dirty log");
 	return err;
 }
 
@@ -337,6 +373,53 @@ static void front__stop(struct virtio_device *vdev)
 	pthread_mutex_unlock(&f->lock);
 }
 
+int vhost_user_front__set_log(struct virtio_device *vdev, int log_fd, uint64_t log_size,
+			      char *why, size_t whylen)
+{
+	struct vhost_user_front *f = to_front(vdev);
+	int err = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (log_fd >= 0 && !front__can_log(f)) {
+		err = why__set(why, whylen, -ENOTSUP,
+			       "its back-end cannot log the guest pages it writes (no LOG_SHMFD "
+			       "or VHOST_F_LOG_ALL)");
+		goto out_unlock;
+	}
+	f->log_fd = log_fd;
+	f->log_size = log_fd >= 0 ? log_size : 0;
+	if (!f->running || __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE))
+		goto out_unlock; /* start() sends it, if ever */
+	if (log_fd >= 0)
+		err = front__send_log(f, why, whylen);
+	if (!err)
+		err = front__set_u64(f, VHOST_USER_SET_FEATURES, front__acked(f), NULL, 0, why,
+				     whylen);
+	/* The rings' addresses again, with or without the used ring's log. */
+	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++) {
+		const struct virtq *vq = &vdev->vqs[q];
+		struct vhost_user_vring_addr a = {
+		    .index = q,
+		    .flags = log_fd >= 0 ? VHOST_VRING_F_LOG : 0,
+		    .desc_user_addr = (uint64_t)(uintptr_t)vq->desc,
+		    .used_user_addr = (uint64_t)(uintptr_t)vq->used,
+		    .avail_user_addr = (uint64_t)(uintptr_t)vq->avail,
+		    .log_guest_addr = log_fd >= 0 ? vq->used_gpa : 0,
+		};
+
+		if (vq->enabled)
+			err = front__call(f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0,
+					  NULL, why, whylen);
+	}
+	if (err && log_fd >= 0) {
+		f->log_fd = -1;
+		f->log_size = 0;
+	}
+out_unlock:
+	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
 /* Hands the rings to the back-end; 0, or negative errno with why. */
 static int front__start_locked(struct vhost_user_front *f, char *why, size_t whylen)
 {
@@ -351,9 +434,10 @@ static int front__start_locked(struct vhost_user_front *f, char *why, size_t why
 		return why__set(why, whylen, -EINVAL,
 				"the guest acked features %#llx that the back-end does not offer",
 				(unsigned long long)(vdev->driver_features & ~f->features));
-	err = front__set_u64(f, VHOST_USER_SET_FEATURES,
-			     vdev->driver_features | 1ULL << VHOST_USER_F_PROTOCOL_FEATURES, NULL,
-			     0, why, whylen);
+	err = f->log_fd >= 0 ? front__send_log(f, why, whylen) : 0;
+	if (!err)
+		err = front__set_u64(f, VHOST_USER_SET_FEATURES, front__acked(f), NULL, 0, why,
+				     whylen);
 	if (!err)
 		err = front__set_mem_table(f, why, whylen);
 	if (!err)
@@ -434,6 +518,10 @@ static int front__check_next(struct vhost_user_front *f, struct vhost_user_front
 				"the new back-end does not offer features %#llx that the guest "
 				"driver acked",
 				(unsigned long long)missing);
+	if (f->log_fd >= 0 && !front__can_log(n))
+		return why__set(why, whylen, -ENOTSUP,
+				"a live migration is running and the new back-end cannot log "
+				"the pages it writes (no LOG_SHMFD)");
 	/* virtio-blk's config is the back-end's (capacity, limits); the
 	 * guest read it already and gets no config-change interrupt here. */
 	if (memcmp(f->config, n->config, f->cfg.config_size))
@@ -486,6 +574,8 @@ static int front__hand_rings(struct vhost_user_front *f, struct vhost_user_front
 {
 	n->vdev.mem = f->vdev.mem;
 	n->vdev.driver_features = f->vdev.driver_features;
+	n->log_fd = f->log_fd; /* still f's: n only sends it */
+	n->log_size = f->log_size;
 	memcpy(n->vdev.vqs, f->vdev.vqs, sizeof(n->vdev.vqs));
 	memcpy(n->vdev.kick_fd, f->vdev.kick_fd, sizeof(n->vdev.kick_fd));
 	memcpy(n->vdev.call_fd, f->vdev.call_fd, sizeof(n->vdev.call_fd));
@@ -737,6 +827,7 @@ struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user
 	}
 	f->sock = sock;
 	f->inflight_fd = -1;
+	f->log_fd = -1;
 	f->cfg = *cfg;
 	pthread_mutex_init(&f->lock, NULL);
 	snprintf(f->type, sizeof(f->type), "%s", cfg->type);

@@ -70,6 +70,18 @@ void vhost_user_front__gone(struct virtio_device *vdev, const char *why);
 int vhost_user_front__reconnect(struct virtio_device *vdev, struct virtio_device *next, char *why,
 				size_t whylen);
 
+/*
+ * Live migration: log_fd (>= 0) is a shared memory area of log_size bytes,
+ * one bit per 4 KiB page of guest-physical space (bit p%8 of byte p/8); the
+ * back-end marks every page it writes there from now on (SET_LOG_BASE and
+ * VHOST_F_LOG_ALL; also a back-end that replaces it by servicing).  -1
+ * stops logging.  The fd stays the caller's and must outlive the logging.
+ * 0; -ENOTSUP when the back-end cannot log; else the back-end's refusal or
+ * the connection's error, with why.
+ */
+int vhost_user_front__set_log(struct virtio_device *vdev, int log_fd, uint64_t log_size,
+			      char *why, size_t whylen);
+
 /* What a replace did. */
 struct vhost_user_front_swap {
 	/* The old back-end's rings stopped (the guest's requests held) until

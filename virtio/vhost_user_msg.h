@@ -127,6 +127,13 @@ struct vhost_user_inflight {
 } __attribute__((packed));
 
 #define VHOST_USER_CONFIG_HDR_SIZE 12u
+
+/* SET_LOG_BASE payload: where in the attached fd the dirty log is. */
+struct vhost_user_log {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+} __attribute__((packed));
+
 /* Larger than any payload we accept; a message that claims more is refused. */
 #define VHOST_USER_MAX_PAYLOAD 512u
 
@@ -139,6 +146,7 @@ struct vhost_user_msg {
 		struct vhost_user_mem_table mem;
 		struct vhost_user_config cfg;
 		struct vhost_user_inflight inflight;
+		struct vhost_user_log log;
 		uint8_t raw[VHOST_USER_MAX_PAYLOAD];
 	} p;
 	/* Received alongside the header (SCM_RIGHTS); the receiver owns them. */

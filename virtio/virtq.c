@@ -340,7 +340,7 @@ void virtq__push(struct virtq *q, const struct virtq_elem *e, uint32_t written)
 		virtq_inflight__end(q->inflight, e->head, q->used_idx);
 	/* A live migration must resend what the device wrote: the buffers the
 	 * guest gave it to fill, and the used ring. */
-	if (__atomic_load_n(&q->mem->dirty, __ATOMIC_RELAXED)) {
+	if (guest_mem__tracked(q->mem)) {
 		for (unsigned int i = e->out_num; i < e->out_num + e->in_num; i++)
 			guest_mem__mark_dirty(q->mem, e->iov[i].iov_base, e->iov[i].iov_len);
 		guest_mem__mark_dirty(q->mem, q->used, 6 + 8 * (uint64_t)q->size);

@@ -35,6 +35,8 @@ void config__usage(FILE *out)
 	      "                       over vhost-user (vmm's own model is the default)\n"
 	      "       [,restart=on|off]  a paravisor that dies is restarted (default on)\n"
 	      "  --paravisor PATH     the paravisor binary (default: next to vmm)\n"
+	      "  --paravisor-uid N    the uid and gid its paravisors run as (vmm started as root;\n"
+	      "                       default 65534, nobody)\n"
 	      "  --net slirp[,hostfwd=...][,mac=...] | tap=NAME[,mac=...]\n"
 	      "  --console KIND       virtio-console: stdio | file:PATH | unix:PATH | none (default none)\n"
 	      "  --rng                virtio-rng device fed from the host's getrandom()\n"
@@ -152,7 +154,8 @@ static int config__bad(const char *opt, const char *arg, const char *why)
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
        OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET, OPT_CONSOLE,
        OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE, OPT_RESTORE, OPT_RESTORE_MODE, OPT_INCOMING,
-       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_DIRTY_LOG, OPT_PARAVISOR };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_DIRTY_LOG, OPT_PARAVISOR,
+       OPT_PARAVISOR_UID };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -177,6 +180,7 @@ static const struct option long_opts[] = {
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "dirty-log", required_argument, NULL, OPT_DIRTY_LOG },
 	{ "paravisor", required_argument, NULL, OPT_PARAVISOR },
+	{ "paravisor-uid", required_argument, NULL, OPT_PARAVISOR_UID },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -251,6 +255,18 @@ static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
 			return config__bad("--paravisor", arg, "expected the paravisor binary's path");
 		cfg->paravisor = arg;
 		return 0;
+	case OPT_PARAVISOR_UID: {
+		char *end;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(arg, &end, 10);
+		if (!*arg || *end || errno || v < 1 || v >= 0xffffffffUL || *arg == '-')
+			return config__bad("--paravisor-uid", arg,
+					   "expected a uid from 1 to 4294967294 (not root)");
+		cfg->paravisor_uid = (long)v;
+		return 0;
+	}
 	case OPT_DIRTY_LOG:
 		if (!strcmp(arg, "auto"))
 			cfg->dirty_log = DIRTY_LOG_AUTO;

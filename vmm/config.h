@@ -48,6 +48,7 @@ struct vm_config {
 	const char *tls_cert, *tls_key, *tls_ca; /* --tls-*: mutual TLS for --incoming */
 	enum dirty_log_mode dirty_log;           /* --dirty-log */
 	const char *paravisor;                   /* --paravisor: its binary */
+	long paravisor_uid;                      /* --paravisor-uid; 0: its default */
 	bool verbose;
 };
 

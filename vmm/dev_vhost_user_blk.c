@@ -19,8 +19,10 @@
  * Snapshots need nothing here: the transport's save stops the model (the
  * paravisor finishes what it took and gives the ring indexes back) and its
  * restore starts it at the saved indexes, on RAM the paravisor maps from
- * the same memfd.  Live migration is refused: what the paravisor writes to
- * guest RAM is not in KVM's dirty log, and it does not log it yet.
+ * the same memfd.  Live migration works the same way (the destination's
+ * paravisor starts at the indexes the source's gave back); what the
+ * paravisor writes to guest RAM, which KVM's dirty log cannot see, it logs
+ * in vhost-user's dirty log (vmm/vhost_log.c).
  */
 #include "common/log.h"
 #include "common/why.h"
@@ -28,6 +30,7 @@
 #include "vmm/dev_blk.h"
 #include "vmm/dev_vhost_user_blk.h"
 #include "vmm/paravisor_proc.h"
+#include "vmm/vhost_log.h"
 #include "vmm/virtio_pci.h"
 #include "vmm/vm.h"
 
@@ -37,7 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A back-end that takes longer than this for one answer counts as hung. */
@@ -119,26 +124,53 @@ static void pv_disk__release(void *opaque)
 	struct pv_disk *d = opaque;
 
 	pthread_mutex_lock(&d->lock);
+	if (d->vdev)
+		vhost_log__unregister(d->vm, d->vdev);
 	d->vdev = NULL;
 	pv_disk__unwatch(d);
 	paravisor_proc__stop(&d->proc, PV_EXIT_GRACE_MS);
+	if (d->img_fd >= 0)
+		close(d->img_fd);
+	d->img_fd = -1;
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* The paravisor's --disk: the same keys, already checked by vmm. */
+/* The paravisor's --disk: the same keys, already checked by vmm; the image
+ * is the descriptor it is handed (path= only names it in messages). */
 static void pv_disk__opt(const struct blk_opts *o, char *buf, size_t len)
 {
-	snprintf(buf, len, "path=%s,readonly=%s,cache=%s,queues=%u,id=%s", o->path,
-		 o->readonly ? "on" : "off", o->cache == BLK_CACHE_NONE ? "none" : "writeback",
-		 o->queues, o->id);
+	snprintf(buf, len, "fd=%d,path=%s,readonly=%s,cache=%s,queues=%u,id=%s",
+		 PARAVISOR_PROC_FD2, o->path, o->readonly ? "on" : "off",
+		 o->cache == BLK_CACHE_NONE ? "none" : "writeback", o->queues, o->id);
+}
+
+/* vmm opens the image and hands it to each paravisor of the disk: a new one
+ * (servicing, restart) gets the very same file even if the path changed
+ * meanwhile, and none needs a right to open it by name. */
+static int pv_disk__open_image(struct pv_disk *d, const struct blk_opts *o)
+{
+	struct stat st;
+
+	d->img_fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (d->img_fd < 0 || fstat(d->img_fd, &st) || !S_ISREG(st.st_mode)) {
+		int err = d->img_fd < 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : ENOTSUP;
+
+		pr_err("disk \"%s\": cannot open %s: %s", o->id, o->path,
+		       err == ENOTSUP ? "not a regular file" : strerror(err));
+		if (d->img_fd >= 0)
+			close(d->img_fd);
+		d->img_fd = -1;
+		return -EINVAL; /* a bad --disk: vmm exits 2 */
+	}
+	return 0;
 }
 
 int pv_disk__spawn(struct pv_disk *d, struct paravisor_proc *p, const char *path, int *sock,
 		   char *why, size_t whylen)
 {
-	char fdnum[8];
-	char *argv[] = {p->path, "--fd", fdnum, "--disk", d->opt, NULL, NULL};
-	int sv[2], err;
+	char fdnum[8], uid[24];
+	char *argv[] = {p->path, "--fd", fdnum, "--disk", d->opt, NULL, NULL, NULL, NULL, NULL, NULL};
+	int sv[2], err, n = 5;
 
 	err = paravisor_proc__find(p, path, why, whylen);
 	if (err)
@@ -147,8 +179,15 @@ int pv_disk__spawn(struct pv_disk *d, struct paravisor_proc *p, const char *path
 		return why__set(why, whylen, -errno, "socketpair: %s", strerror(errno));
 	snprintf(fdnum, sizeof(fdnum), "%d", PARAVISOR_PROC_FD);
 	if (d->vm->cfg->verbose)
-		argv[5] = "-v";
-	err = paravisor_proc__spawn(p, argv, sv[1], why, whylen);
+		argv[n++] = "-v";
+	if (d->vm->cfg->paravisor_uid > 0) {
+		snprintf(uid, sizeof(uid), "%ld", d->vm->cfg->paravisor_uid);
+		argv[n++] = "--uid";
+		argv[n++] = uid;
+		argv[n++] = "--gid";
+		argv[n++] = uid;
+	}
+	err = paravisor_proc__spawn2(p, argv, sv[1], d->img_fd, why, whylen);
 	close(sv[1]);
 	if (err) {
 		close(sv[0]);
@@ -210,14 +249,12 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	int sock, err;
 
 	/* A lazy restore maps the snapshot privately over guest RAM, so the
-	 * memfd the paravisor maps would not hold the guest's memory; an
-	 * incoming migration would need the paravisor's dirty log. */
-	if ((vm->cfg->restore_dir && vm->cfg->restore_lazy) || vm->cfg->incoming) {
-		pr_err("disk \"%s\": backend=paravisor cannot be used with %s yet (%s)", o->id,
-		       vm->cfg->incoming ? "--incoming" : "--restore-mode lazy",
-		       vm->cfg->incoming ? "live migration of its dirty pages is not implemented"
-					 : "the paravisor maps the RAM memfd, which a lazy restore "
-					   "does not fill; use --restore-mode copy");
+	 * memfd the paravisor maps would not hold the guest's memory. */
+	if (vm->cfg->restore_dir && vm->cfg->restore_lazy) {
+		pr_err("disk \"%s\": backend=paravisor cannot be used with --restore-mode lazy "
+		       "yet (the paravisor maps the RAM memfd, which a lazy restore does not "
+		       "fill; use --restore-mode copy)",
+		       o->id);
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
@@ -228,16 +265,19 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	pthread_mutex_init(&d->lock, NULL);
 	snprintf(d->id, sizeof(d->id), "%s", o->id);
 	pv_disk__opt(o, d->opt, sizeof(d->opt));
-	err = pv_disk__start(d, &sock);
+	err = pv_disk__open_image(d, o);
 	if (err)
 		goto out_free;
+	err = pv_disk__start(d, &sock);
+	if (err)
+		goto out_close;
 	fc.opaque = d;
 	d->fc = fc;
 	vdev = vhost_user_front__create(sock, &fc, why, sizeof(why));
 	if (!vdev) {
 		pv_disk__start_failed(d, why);
 		err = -EINVAL;
-		goto out_free;
+		goto out_close;
 	}
 	d->vdev = vdev;
 	err = virtio_pci__register(vm, vdev);
@@ -254,12 +294,15 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	pthread_mutex_lock(&d->lock);
 	pv_disk__watch(d);
 	pthread_mutex_unlock(&d->lock);
-	snprintf(vm->migration_blocker, sizeof(vm->migration_blocker),
-		 "disk %s is served by the paravisor; live migration of its dirty pages is not "
-		 "implemented yet",
-		 o->id);
-	return 0;
+	/* What the paravisor writes to guest RAM is in a live migration's
+	 * dirty log through vhost-user's (vmm/vhost_log.c). */
+	err = vhost_log__register(vm, vdev);
+	if (err)
+		pr_err("disk \"%s\": %s", o->id, strerror(-err));
+	return err;
 
+out_close:
+	close(d->img_fd);
 out_free:
 	pthread_mutex_destroy(&d->lock);
 	free(d);

@@ -30,6 +30,7 @@ struct pv_disk {
 	pthread_mutex_t lock;	    /* vdev and proc, between the loop and teardown */
 	struct virtio_device *vdev; /* NULL once the model is destroyed */
 	struct paravisor_proc proc;
+	int img_fd; /* the image, opened here; every paravisor of the disk gets it */
 	bool watched;
 	char id[32];
 	char opt[4200];			/* the paravisor's --disk */

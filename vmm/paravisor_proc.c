@@ -67,23 +67,27 @@ int paravisor_proc__find(struct paravisor_proc *p, const char *override, char *w
 }
 
 /* In the child: only async-signal-safe calls, then exec or _exit. */
-static void proc__child(const struct paravisor_proc *p, char *const argv[], int sock, int null)
+static void proc__child(const struct paravisor_proc *p, char *const argv[], int sock, int extra,
+			int null)
 {
 	static const char msg[] = "paravisor: error: cannot execute the binary\n";
+	int last = extra >= 0 ? PARAVISOR_PROC_FD2 : PARAVISOR_PROC_FD;
 	sigset_t none;
 
-	if (dup2(null, 0) < 0 || dup2(2, 1) < 0)
+	/* Above every target first, so no dup2 below overwrites a source. */
+	sock = fcntl(sock, F_DUPFD, 64);
+	if (extra >= 0)
+		extra = fcntl(extra, F_DUPFD, 64);
+	if (sock < 0 || (last == PARAVISOR_PROC_FD2 && extra < 0))
 		_exit(127);
-	if (sock == PARAVISOR_PROC_FD) {
-		if (fcntl(sock, F_SETFD, 0) < 0)
-			_exit(127);
-	} else if (dup2(sock, PARAVISOR_PROC_FD) < 0) {
+	if (dup2(null, 0) < 0 || dup2(2, 1) < 0 || dup2(sock, PARAVISOR_PROC_FD) < 0 ||
+	    (extra >= 0 && dup2(extra, PARAVISOR_PROC_FD2) < 0))
 		_exit(127);
-	}
+	/* Everything above the handed descriptors goes, CLOEXEC or not. */
 #ifdef SYS_close_range
-	if (syscall(SYS_close_range, PARAVISOR_PROC_FD + 1, ~0U, 0))
+	if (syscall(SYS_close_range, last + 1, ~0U, 0))
 #endif
-		for (int fd = PARAVISOR_PROC_FD + 1; fd < 4096; fd++)
+		for (int fd = last + 1; fd < 4096; fd++)
 			close(fd);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -94,8 +98,8 @@ static void proc__child(const struct paravisor_proc *p, char *const argv[], int 
 	_exit(127);
 }
 
-int paravisor_proc__spawn(struct paravisor_proc *p, char *const argv[], int sock, char *why,
-			  size_t whylen)
+int paravisor_proc__spawn2(struct paravisor_proc *p, char *const argv[], int sock, int extra,
+			   char *why, size_t whylen)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	pid_t pid;
@@ -110,7 +114,7 @@ int paravisor_proc__spawn(struct paravisor_proc *p, char *const argv[], int sock
 		return why__set(why, whylen, err, "fork: %s", strerror(-err));
 	}
 	if (!pid)
-		proc__child(p, argv, sock, null);
+		proc__child(p, argv, sock, extra, null);
 	close(null);
 	p->pid = pid;
 	p->pidfd = -1;
@@ -120,6 +124,12 @@ int paravisor_proc__spawn(struct paravisor_proc *p, char *const argv[], int sock
 		fcntl(p->pidfd, F_SETFD, FD_CLOEXEC);
 #endif
 	return 0;
+}
+
+int paravisor_proc__spawn(struct paravisor_proc *p, char *const argv[], int sock, char *why,
+			  size_t whylen)
+{
+	return paravisor_proc__spawn2(p, argv, sock, -1, why, whylen);
 }
 
 static void proc__describe(int status, char *why, size_t whylen)

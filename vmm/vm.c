@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "vmm/dirty_ring.h"
+#include "vmm/vhost_log.h"
 #include "vmm/layout.h"
 #include "vmm/vcpu.h"
 
@@ -98,13 +99,35 @@ static int vm__set_ram_slots(struct vm *vm)
 
 int vm__dirty_log(struct vm *vm, bool on)
 {
+	int err;
+
+	/* The paravisors first: if one cannot log, KVM's log is not started. */
+	if (on) {
+		err = vhost_log__enable(vm, true);
+		if (err)
+			return err;
+	}
 	vm->dirty_logging = on;
-	return vm__set_ram_slots(vm);
+	err = vm__set_ram_slots(vm);
+	if (err || !on)
+		vhost_log__enable(vm, false);
+	return err;
+}
+
+static int vm__kvm_dirty_log_fetch(struct vm *vm, uint64_t *bitmap);
+
+int vm__dirty_log_fetch(struct vm *vm, uint64_t *bitmap)
+{
+	int err = vm__kvm_dirty_log_fetch(vm, bitmap);
+
+	if (!err)
+		vhost_log__fetch(vm, bitmap);
+	return err;
 }
 
 /* KVM_GET_DIRTY_LOG returns and clears each slot's bitmap; slot 1 starts at
  * low_ram_size (3 GiB, a multiple of 64 pages), so its words OR in whole. */
-int vm__dirty_log_fetch(struct vm *vm, uint64_t *bitmap)
+static int vm__kvm_dirty_log_fetch(struct vm *vm, uint64_t *bitmap)
 {
 	uint64_t low_pages = vm->low_ram_size >> 12;
 	uint64_t high_pages = (vm->ram_size - vm->low_ram_size) >> 12;
@@ -263,6 +286,7 @@ void vm__destroy(struct vm *vm)
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
 	free(vm->ring_dirty);
+	vhost_log__release(vm);
 	vm->ring_dirty = NULL;
 	if (vm->mem_fd >= 0)
 		close(vm->mem_fd);

@@ -45,6 +45,9 @@ struct vm {
 	 * is used; pages that vCPUs emptied from full rings wait here. */
 	uint32_t dirty_ring_entries;
 	uint64_t *ring_dirty;
+	/* vhost_log.c: the paravisors' dirty log and who writes it (NULL
+	 * until a vhost-user device registers). */
+	struct vhost_log *vhost_log;
 	/* vcpu_throttle.c: % of time vCPUs are kept out (0: not throttled). */
 	unsigned int throttle_pct;
 	pthread_t throttle_thread;

@@ -77,23 +77,27 @@ if [ -w /dev/kvm ]; then
 	expect "backend=paravisor with a lazy restore is refused" \
 		'backend=paravisor cannot be used with --restore-mode lazy' --restore "$WORK" \
 		--restore-mode lazy --disk "path=$WORK/disk.img,backend=paravisor"
-	expect "backend=paravisor with --incoming is refused" \
-		'backend=paravisor cannot be used with --incoming' --incoming 127.0.0.1:9 \
-		--disk "path=$WORK/disk.img,backend=paravisor"
-	# The paravisor itself names the image; vmm names the disk and how it ended.
+	# vmm opens the image (every paravisor of the disk is handed it).
+	expect "a missing image of a paravisor disk is named with the disk" \
+		"disk \"data\": cannot open $WORK/no-such.img: No such file or directory" \
+		--kernel "$TINY" --disk "path=$WORK/no-such.img,backend=paravisor,id=data"
+	# A paravisor that ends during set-up: vmm names the disk and how it ended.
 	run_vmm "$WORK/pvfail" 20 --kernel "$TINY" \
-		--disk "path=$WORK/no-such.img,backend=paravisor,id=data"
-	if [ "$RC" -eq 2 ] && has "$WORK/pvfail" "paravisor: error: .*no-such.img" &&
-		has "$WORK/pvfail" 'disk "data": the paravisor (pid [0-9]*) did not start: it exited with status 2' &&
+		--disk "path=$WORK/disk.img,backend=paravisor,id=data" --paravisor /bin/false
+	if [ "$RC" -eq 2 ] &&
+		has "$WORK/pvfail" 'disk "data": the paravisor (pid [0-9]*) did not start: it exited with status 1' &&
 		sanitizer_clean "$WORK/pvfail"; then
-		ok "a paravisor that cannot open its image ends vmm with exit 2 naming the disk"
+		ok "a paravisor that exits during set-up ends vmm with exit 2 naming the disk"
 	else
-		not_ok "a paravisor that cannot open its image ends vmm with exit 2 naming the disk"
+		not_ok "a paravisor that exits during set-up ends vmm with exit 2 naming the disk"
 		show "$WORK/pvfail"
 	fi
 else
 	skip "--disk backend= checks (no writable /dev/kvm)"
 fi
+
+expect "--paravisor-uid 0 is refused (a paravisor never runs as root)" \
+	"--paravisor-uid '0': expected a uid from 1 to 4294967294" --kernel "$TINY" --paravisor-uid 0
 
 run_vmm "$WORK/help" 10 --help
 check "--help prints usage and exits 0" sh -c "[ $RC -eq 0 ] && grep -q 'usage: vmm' '$WORK/help'"

@@ -37,6 +37,18 @@ for n in $(seq 1 "$N"); do wait_state "vm$n" VM_STATE_RUNNING 60 && all=$((all +
 check "$N VMs with a paravisor disk run ($all running)" [ "$all" -eq "$N" ]
 pv=$(paravisors)
 check "one paravisor process per VM ($pv)" [ "$pv" -eq "$N" ]
+# uids: the real uid of every paravisor, one per line.
+pv_uids() { for c in /proc/[0-9]*; do [ "$(cat "$c/comm" 2>/dev/null)" = paravisor ] && sed -n 's/^Uid:	\([0-9]*\).*/\1/p' "$c/status"; done 2>/dev/null; }
+uids=$(pv_uids | sort -u | tr '\n' ' ')
+# all_in_range UID...: each from vmmd's default range 2000000000-2000065535
+all_in_range() { for u in "$@"; do [ "$u" -ge 2000000000 ] && [ "$u" -le 2000065535 ] || return 1; done; }
+# shellcheck disable=SC2086
+n_uids=$(echo $uids | wc -w) in_range=yes
+# shellcheck disable=SC2086
+all_in_range $uids || in_range=no
+check "each VM's paravisor runs as a uid of its own from --paravisor-uids ($uids)" \
+	[ "$n_uids.$in_range" = "$N.yes" ]
+
 
 # 1. One VM.
 api POST /v1/vms/vm1:service '{}'

@@ -37,7 +37,8 @@
 #define ACK	  (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK)
 #define PROTO_ALL                                                                                  \
 	(ACK | 1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_CONFIG |           \
-	 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
+	 1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD | 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
+#define LOG_ALL (1ULL << VHOST_F_LOG_ALL)
 
 static struct {
 	char img[256];
@@ -122,8 +123,10 @@ static bool nothing_to_read(void)
 static void negotiate(void)
 {
 	set_u64(VHOST_USER_SET_PROTOCOL_FEATURES, PROTO_ALL);
+	/* Everything offered but the dirty log, which only a migration wants. */
 	assert_int_equal(acked(VHOST_USER_SET_FEATURES,
-			       &(uint64_t){get_u64(VHOST_USER_GET_FEATURES)}, 8, NULL, 0),
+			       &(uint64_t){get_u64(VHOST_USER_GET_FEATURES) & ~LOG_ALL}, 8, NULL,
+			       0),
 			 0);
 }
 
@@ -236,6 +239,7 @@ static void test_vhost_user_negotiates_features(void **state)
 	assert_true(f & (1ULL << VIRTIO_F_EVENT_IDX));
 	assert_true(f & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES));
 	assert_true(f & (1ULL << 9)); /* VIRTIO_BLK_F_FLUSH */
+	assert_true(f & LOG_ALL);
 	assert_int_equal(get_u64(VHOST_USER_GET_PROTOCOL_FEATURES), PROTO_ALL);
 	set_u64(VHOST_USER_SET_PROTOCOL_FEATURES, PROTO_ALL);
 	assert_int_equal(call_msg(VHOST_USER_SET_OWNER, 0, NULL, 0, NULL, 0), 0);
@@ -243,6 +247,9 @@ static void test_vhost_user_negotiates_features(void **state)
 	/* A bit that was not offered is refused, and the back-end carries on. */
 	assert_int_not_equal(
 	    acked(VHOST_USER_SET_FEATURES, &(uint64_t){f | 1ULL << 63}, 8, NULL, 0), 0);
+	/* So is the dirty log before there is one to write to. */
+	assert_int_not_equal(acked(VHOST_USER_SET_FEATURES, &f, 8, NULL, 0), 0);
+	f &= ~LOG_ALL;
 	assert_int_equal(acked(VHOST_USER_SET_FEATURES, &f, 8, NULL, 0), 0);
 	/* Config space: capacity in 512-byte sectors of the 1 MiB image. */
 	assert_int_equal(call_msg(VHOST_USER_GET_CONFIG, 0, &c, 12 + 8, NULL, 0), 0);
@@ -288,6 +295,76 @@ static void test_vhost_user_serves_a_read_and_returns_the_base(void **state)
 	assert_int_equal(read_reply(VHOST_USER_GET_VRING_BASE, &st, sizeof(st)), sizeof(st));
 	assert_int_equal(st.index, 0);
 	assert_int_equal(st.num, BASE + 1);
+}
+
+/* Bit p%8 of byte p/8 for guest-physical page p. */
+static bool logged(const uint8_t *log, uint64_t gpa)
+{
+	return log[(gpa >> 12) / 8] & (1u << ((gpa >> 12) % 8));
+}
+
+/* With a log and VHOST_F_LOG_ALL, the pages the back-end writes (the read's
+ * data and status, the used ring) are marked, and only those. */
+static void test_vhost_user_logs_what_it_writes(void **state)
+{
+	struct vhost_user_log l = {.mmap_size = 64, .mmap_offset = 8};
+	uint32_t hdr[4] = {0 /* VIRTIO_BLK_T_IN */, 0, 1 /* sector */, 0};
+	struct pollfd p = {g.call, POLLIN, 0};
+	int lfd = memfd_create("log", MFD_CLOEXEC);
+	uint64_t f = get_u64(VHOST_USER_GET_FEATURES), v;
+	uint8_t *log;
+
+	assert_true(lfd >= 0);
+	assert_int_equal(ftruncate(lfd, 4096), 0);
+	log = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, lfd, 0);
+	assert_true(log != MAP_FAILED);
+	set_u64(VHOST_USER_SET_PROTOCOL_FEATURES, PROTO_ALL);
+	/* SET_LOG_BASE is always answered; the back-end maps its own copy. */
+	assert_int_equal(call_msg(VHOST_USER_SET_LOG_BASE, 0, &l, sizeof(l), &lfd, 1), 0);
+	v = 99;
+	assert_int_equal(read_reply(VHOST_USER_SET_LOG_BASE, &v, sizeof(v)), sizeof(v));
+	assert_int_equal(v, 0);
+	assert_int_equal(acked(VHOST_USER_SET_FEATURES, &f, 8, NULL, 0), 0);
+	mem_table();
+	ring_up();
+	/* The data buffer on page 5, the status byte on page 6. */
+	memcpy(g.ram + BUF_GPA, hdr, 16);
+	desc(0, BUF_GPA, 16, F_NEXT, 1);
+	desc(1, 0x5000, 512, F_NEXT | F_WRITE, 2);
+	desc(2, 0x6000, 1, F_WRITE, 0);
+	*(uint16_t *)(g.ram + AVAIL_GPA + 4 + 2 * (BASE % QSIZE)) = 0;
+	__atomic_store_n((uint16_t *)(g.ram + AVAIL_GPA + 2), BASE + 1, __ATOMIC_RELEASE);
+	v = 1;
+	assert_int_equal(write(g.kick, &v, 8), 8);
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	assert_int_equal(read(g.call, &v, 8), 8);
+	assert_int_equal(g.ram[0x6000], 0); /* VIRTIO_BLK_S_OK */
+	log += 8;			    /* mmap_offset */
+	assert_true(logged(log, 0x5000));
+	assert_true(logged(log, 0x6000));
+	assert_true(logged(log, USED_GPA));
+	assert_false(logged(log, DESC_GPA)); /* read, never written */
+	assert_false(logged(log, AVAIL_GPA));
+	assert_false(logged(log, BUF_GPA)); /* the request header is the driver's */
+	assert_false(logged(log, 0x7000));
+	/* Logging off: nothing more is marked. */
+	memset(log, 0, 64);
+	f &= ~LOG_ALL;
+	assert_int_equal(acked(VHOST_USER_SET_FEATURES, &f, 8, NULL, 0), 0);
+	g.ram[0x6000] = 0xff;
+	*(uint16_t *)(g.ram + AVAIL_GPA + 4 + 2 * ((BASE + 1) % QSIZE)) = 0;
+	__atomic_store_n((uint16_t *)(g.ram + AVAIL_GPA + 2), BASE + 2, __ATOMIC_RELEASE);
+	v = 1;
+	assert_int_equal(write(g.kick, &v, 8), 8);
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	assert_int_equal(read(g.call, &v, 8), 8);
+	assert_int_equal(__atomic_load_n((uint16_t *)(g.ram + USED_GPA + 2), __ATOMIC_ACQUIRE),
+			 BASE + 2);
+	assert_int_equal(g.ram[0x6000], 0);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(log[i], 0);
+	munmap(log - 8, 4096);
+	close(lfd);
 }
 
 static void test_vhost_user_refuses_bad_tables_and_rings(void **state)
@@ -382,6 +459,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_vhost_user_negotiates_features, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vhost_user_serves_a_read_and_returns_the_base,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vhost_user_logs_what_it_writes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vhost_user_refuses_bad_tables_and_rings, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_vhost_user_closes_on_malformed_messages, setup,

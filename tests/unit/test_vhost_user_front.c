@@ -446,6 +446,66 @@ static void test_vhost_user_front_replace_moves_the_rings_to_the_new_back_end(vo
 	next_back_end_done();
 }
 
+/* Bit p%8 of byte p/8 for guest-physical page p. */
+static bool logged(const uint8_t *log, uint64_t gpa)
+{
+	return log[(gpa >> 12) / 8] & (1u << ((gpa >> 12) % 8));
+}
+
+static bool log_empty(const uint8_t *log, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (log[i])
+			return false;
+	return true;
+}
+
+/* A migration's dirty log: the back-end marks what it writes (data, status,
+ * used ring) by guest-physical page; a servicing hands the log on to the
+ * new back-end; off, nothing is marked. */
+static void test_vhost_user_front_log_follows_the_rings(void **state)
+{
+	size_t len = ((HIGH_GPA + 2 * HALF) >> 12) / 8;
+	int lfd = memfd_create("log", MFD_CLOEXEC);
+	struct vhost_user_front_swap res;
+	char why[256] = "";
+	uint8_t *log;
+
+	assert_true(lfd >= 0);
+	assert_int_equal(ftruncate(lfd, (off_t)len), 0);
+	log = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, lfd, 0);
+	assert_true(log != MAP_FAILED);
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	assert_true(log_empty(log, len));
+	if (vhost_user_front__set_log(g.vdev, lfd, len, why, sizeof(why)))
+		fail_msg("set_log: %s", why);
+	read_sector3(1);
+	assert_true(logged(log, HIGH_GPA + BUF_OFF + 0x100)); /* data and status */
+	assert_true(logged(log, HIGH_GPA + USED_OFF));
+	assert_false(logged(log, HIGH_GPA + AVAIL_OFF));
+	assert_false(logged(log, HIGH_GPA + DESC_OFF));
+	memset(log, 0, len);
+	if (vhost_user_front__replace(g.vdev, next_back_end(1 << 20), &res, why, sizeof(why)))
+		fail_msg("replace: %s", why);
+	read_sector3(2);
+	assert_true(logged(log, HIGH_GPA + BUF_OFF + 0x100));
+	assert_true(logged(log, HIGH_GPA + USED_OFF));
+	memset(log, 0, len);
+	if (vhost_user_front__set_log(g.vdev, -1, 0, why, sizeof(why)))
+		fail_msg("set_log off: %s", why);
+	read_sector3(3);
+	assert_true(log_empty(log, len));
+	g.vdev->ops->stop(g.vdev);
+	assert_int_equal(g.fails, 0);
+	pthread_join(g.thread, NULL);
+	g.joined = true;
+	next_back_end_done();
+	munmap(log, len);
+	close(lfd);
+}
+
 static void test_vhost_user_front_replace_refuses_another_disk_untouched(void **state)
 {
 	struct vhost_user_front_swap res;
@@ -544,6 +604,8 @@ int main(void)
 		test_vhost_user_front_reports_a_back_end_that_closes_at_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_replace_moves_the_rings_to_the_new_back_end, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vhost_user_front_log_follows_the_rings, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_replace_refuses_another_disk_untouched, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
