@@ -236,14 +236,17 @@ int mig_stream__send(struct mig_stream *s, uint32_t type, const void *buf, size_
 	return mig_stream__sendv(s, type, &iov, 1);
 }
 
+/* Plain TCP tries the socket first and polls only when it is empty: a
+ * poll before every read was a syscall per chunk of a page batch. */
 static int stream__read(struct mig_stream *s, void *buf, size_t len, int timeout_ms)
 {
 	uint8_t *p = buf;
+	bool wait = s->ssl && !SSL_pending(s->ssl);
 
 	while (len) {
 		ssize_t n;
 
-		if (!s->ssl || !SSL_pending(s->ssl)) {
+		if (wait) {
 			struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
 			int rc = poll(&pfd, 1, timeout_ms);
 
@@ -266,8 +269,10 @@ static int stream__read(struct mig_stream *s, void *buf, size_t len, int timeout
 				return -ECONNRESET;
 			}
 			n = (ssize_t)r;
+			wait = !SSL_pending(s->ssl);
 		} else {
-			n = recv(s->fd, p, len, 0);
+			n = recv(s->fd, p, len, MSG_DONTWAIT);
+			wait = n < 0 && errno == EAGAIN;
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (n <= 0)
@@ -279,29 +284,46 @@ static int stream__read(struct mig_stream *s, void *buf, size_t len, int timeout
 	return 0;
 }
 
-int mig_stream__recv(struct mig_stream *s, uint32_t *type, uint8_t **buf, size_t *len,
-		     int timeout_ms)
+int mig_stream__read(struct mig_stream *s, void *buf, size_t len, int timeout_ms)
+{
+	return stream__read(s, buf, len, timeout_ms);
+}
+
+int mig_stream__recv_header(struct mig_stream *s, uint32_t *type, size_t *len, int timeout_ms)
 {
 	uint32_t hdr[2];
-	int err;
+	int err = stream__read(s, hdr, sizeof(hdr), timeout_ms);
 
-	*buf = NULL;
-	err = stream__read(s, hdr, sizeof(hdr), timeout_ms);
 	if (err)
 		return err;
 	*type = le32toh(hdr[0]);
 	*len = le32toh(hdr[1]);
-	if (*len > MIG_MAX_RECORD)
-		return -EPROTO;
-	*buf = malloc(*len + 1);
+	return *len > MIG_MAX_RECORD ? -EPROTO : 0;
+}
+
+int mig_stream__recv_payload(struct mig_stream *s, size_t len, uint8_t **buf, int timeout_ms)
+{
+	int err;
+
+	*buf = malloc(len + 1);
 	if (!*buf)
 		return -ENOMEM;
-	err = stream__read(s, *buf, *len, timeout_ms);
+	err = stream__read(s, *buf, len, timeout_ms);
 	if (err) {
 		free(*buf);
 		*buf = NULL;
 		return err;
 	}
-	(*buf)[*len] = 0;
+	(*buf)[len] = 0;
 	return 0;
+}
+
+int mig_stream__recv(struct mig_stream *s, uint32_t *type, uint8_t **buf, size_t *len,
+		     int timeout_ms)
+{
+	int err;
+
+	*buf = NULL;
+	err = mig_stream__recv_header(s, type, len, timeout_ms);
+	return err ? err : mig_stream__recv_payload(s, *len, buf, timeout_ms);
 }

@@ -55,6 +55,12 @@ int mig_stream__sendv(struct mig_stream *s, uint32_t type, const struct iovec *i
  * timeout_ms without a byte, -ECONNRESET when the peer is gone. */
 int mig_stream__recv(struct mig_stream *s, uint32_t *type, uint8_t **buf, size_t *len,
 		     int timeout_ms);
+/* The same in steps, for a reader that places the payload itself: the
+ * type and length, then exactly len bytes in as many reads as it likes. */
+int mig_stream__recv_header(struct mig_stream *s, uint32_t *type, size_t *len, int timeout_ms);
+int mig_stream__read(struct mig_stream *s, void *buf, size_t len, int timeout_ms);
+/* The len bytes of payload after a header, malloc'd and NUL-terminated. */
+int mig_stream__recv_payload(struct mig_stream *s, size_t len, uint8_t **buf, int timeout_ms);
 uint64_t mig_stream__bytes_sent(const struct mig_stream *s);
 /* Makes every pending and later call fail at once (cancel). */
 void mig_stream__shutdown(struct mig_stream *s);
