@@ -29,6 +29,7 @@
 #define SEND_DOWNTIME_DEFAULT_MS 300
 #define SEND_ROUNDS_KEPT 64
 #define SEND_MAX_CHANNELS 16
+#define SEND_DOWNTIME_FLOOR_MS 5 /* last pages worth no more pre-copy rounds */
 
 enum send_state { MS_NONE, MS_ACTIVE, MS_COMPLETED, MS_FAILED, MS_CANCELLED };
 static const char *const state_names[] = { "none", "active", "completed", "failed",
@@ -413,10 +414,31 @@ static void send__converge(struct live_send *ls, uint64_t dirty, uint64_t sent)
 	}
 }
 
+/* Stop-and-copy once the rest fits the downtime limit (QEMU's rule), but
+ * not while pre-copy still converges: a round that takes at most half of
+ * what the last one sent is short, and every page it moves is one the
+ * stopped guest does not wait for.  Below the floor the round trip costs
+ * more than it saves. */
+static bool send__stop_now(const struct live_send *ls, uint64_t dirty, uint64_t last_pages,
+			   uint64_t rate)
+{
+	uint64_t est_ms;
+
+	if (ls->rounds >= ls->max_rounds)
+		return true;
+	if (!rate)
+		return false;
+	est_ms = dirty * MIG_PAGE / rate;
+	if (est_ms > ls->downtime_ms)
+		return false;
+	return est_ms <= SEND_DOWNTIME_FLOOR_MS || dirty * 2 > last_pages;
+}
+
 static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 {
 	uint64_t rate = 0; /* bytes per ms of the last round */
 	uint64_t last_sent = 0; /* bytes the last round sent */
+	uint64_t last_pages = 0; /* pages the last round sent */
 	int err;
 
 	for (;;) {
@@ -430,9 +452,7 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 		}
 		if (r)
 			send__converge(ls, dirty, last_sent);
-		/* Stop-and-copy once the rest fits the downtime limit. */
-		if (r && ((rate && dirty * MIG_PAGE / rate <= ls->downtime_ms) ||
-			  r >= ls->max_rounds)) {
+		if (r && send__stop_now(ls, dirty, last_pages, rate)) {
 			/* Not sent now: these pages go with the final set. */
 			for (uint64_t i = 0; i < (ls->nr_pages + 63) / 64; i++)
 				__atomic_fetch_or(&ls->dev_dirty[i], ls->dirty[i], __ATOMIC_RELAXED);
@@ -461,6 +481,7 @@ static int send__precopy(struct live_send *ls, char *why, size_t wlen)
 		}
 		ls->rounds++;
 		pthread_mutex_unlock(&ls->lock);
+		last_pages = r ? dirty : __atomic_load_n(&ls->pages_normal, __ATOMIC_RELAXED);
 		last_sent = send__bytes(ls) - b0;
 		rate = last_sent / (uint64_t)(now_ms() - t0 + 1);
 	}
