@@ -98,10 +98,18 @@ static void recv__sink_fini(struct recv_sink *k)
 	k->scratch = NULL;
 }
 
+/* One run of pages: spliced into the memfd over plain TCP (no copy to user
+ * space), else read into the mapping, or into scratch and written. */
 static int recv__run_in(struct recv_sink *k, struct mig_stream *s, uint64_t off, size_t len)
 {
 	uint8_t *dst = k->through_fd ? k->scratch : k->vm->ram + off;
-	int err = mig_stream__read(s, dst, len, RECV_IDLE_MS);
+	int err = -EOPNOTSUPP;
+
+	if (k->through_fd)
+		err = mig_stream__splice_to(s, k->vm->mem_fd, off, len, RECV_IDLE_MS);
+	if (err != -EOPNOTSUPP)
+		return err;
+	err = mig_stream__read(s, dst, len, RECV_IDLE_MS);
 
 	while (!err && k->through_fd && len) {
 		ssize_t n = pwrite(k->vm->mem_fd, dst, len, (off_t)off);

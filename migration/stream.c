@@ -6,6 +6,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -20,12 +21,15 @@
 #include <unistd.h>
 
 #define IO_TIMEOUT_S 30 /* a peer that stops reading our writes */
+#define STREAM_PIPE_SIZE (1 << 20)
 
 struct mig_stream {
 	int fd;
 	SSL_CTX *ctx;
 	SSL *ssl;
 	uint64_t sent;
+	int pipe[2]; /* mig_stream__splice_to's, made on first use */
+	size_t pipe_size;
 };
 
 static struct mig_stream *stream__wrap(int fd, const struct tls_files *tls, bool server,
@@ -39,6 +43,7 @@ static struct mig_stream *stream__wrap(int fd, const struct tls_files *tls, bool
 		return NULL;
 	}
 	s->fd = fd;
+	s->pipe[0] = s->pipe[1] = -1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (!tls || !tls->cert) {
 		tcp__timeouts(fd, IO_TIMEOUT_S);
@@ -111,6 +116,10 @@ void mig_stream__close(struct mig_stream *s)
 		SSL_CTX_free(s->ctx);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->pipe[0] >= 0) {
+		close(s->pipe[0]);
+		close(s->pipe[1]);
+	}
 	free(s);
 }
 
@@ -236,6 +245,18 @@ int mig_stream__send(struct mig_stream *s, uint32_t type, const void *buf, size_
 	return mig_stream__sendv(s, type, &iov, 1);
 }
 
+/* Until the socket has something to read: 0, -EINTR (look again) or
+ * -ETIMEDOUT after timeout_ms. */
+static int stream__wait(struct mig_stream *s, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+	int rc = poll(&pfd, 1, timeout_ms);
+
+	if (rc == 0)
+		return -ETIMEDOUT;
+	return rc < 0 ? -errno : 0;
+}
+
 /* Plain TCP tries the socket first and polls only when it is empty: a
  * poll before every read was a syscall per chunk of a page batch. */
 static int stream__read(struct mig_stream *s, void *buf, size_t len, int timeout_ms)
@@ -247,15 +268,12 @@ static int stream__read(struct mig_stream *s, void *buf, size_t len, int timeout
 		ssize_t n;
 
 		if (wait) {
-			struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
-			int rc = poll(&pfd, 1, timeout_ms);
+			int err = stream__wait(s, timeout_ms);
 
-			if (rc == 0)
-				return -ETIMEDOUT;
-			if (rc < 0 && errno != EINTR)
-				return -errno;
-			if (rc < 0)
+			if (err == -EINTR)
 				continue;
+			if (err)
+				return err;
 		}
 		if (s->ssl) {
 			size_t r = 0;
@@ -287,6 +305,55 @@ static int stream__read(struct mig_stream *s, void *buf, size_t len, int timeout
 int mig_stream__read(struct mig_stream *s, void *buf, size_t len, int timeout_ms)
 {
 	return stream__read(s, buf, len, timeout_ms);
+}
+
+static int stream__pipe(struct mig_stream *s)
+{
+	int size;
+
+	if (s->pipe[0] >= 0)
+		return 0;
+	if (pipe2(s->pipe, O_CLOEXEC) < 0)
+		return -errno;
+	/* A whole page batch per trip where the pipe may grow that far. */
+	size = fcntl(s->pipe[1], F_SETPIPE_SZ, STREAM_PIPE_SIZE);
+	if (size < 0)
+		size = fcntl(s->pipe[1], F_GETPIPE_SZ);
+	s->pipe_size = size > 0 ? (size_t)size : 4096;
+	return 0;
+}
+
+int mig_stream__splice_to(struct mig_stream *s, int fd, uint64_t off, size_t len, int timeout_ms)
+{
+	loff_t pos = (loff_t)off;
+	int err = s->ssl || stream__pipe(s) ? -EOPNOTSUPP : 0;
+
+	while (!err && len) {
+		size_t want = len < s->pipe_size ? len : s->pipe_size;
+		ssize_t n = splice(s->fd, NULL, s->pipe[1], NULL, want,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+		if (n < 0 && errno == EAGAIN) {
+			err = stream__wait(s, timeout_ms);
+			err = err == -EINTR ? 0 : err;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -ECONNRESET;
+		len -= (size_t)n;
+		while (n > 0) {
+			ssize_t w = splice(s->pipe[0], NULL, fd, &pos, (size_t)n, SPLICE_F_MOVE);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return w < 0 ? -errno : -EIO;
+			n -= w;
+		}
+	}
+	return err;
 }
 
 int mig_stream__recv_header(struct mig_stream *s, uint32_t *type, size_t *len, int timeout_ms)
