@@ -1,8 +1,9 @@
-/* paravisor/main.c — the paravisor command: one virtio-blk device served to
- * one vhost-user front-end.
+/* paravisor/main.c — the paravisor command: one virtio-blk or virtio-net
+ * device served to one vhost-user front-end.
  *
  *   paravisor --socket PATH --disk path=FILE[,readonly=on][,cache=...][,queues=N]
  *   paravisor --fd N --disk ...
+ *   paravisor --fd N --net slirp[,hostfwd=RULE]...[,mac=MAC][,id=NAME]
  *
  * With --socket it listens on PATH and serves the first front-end that
  * connects; with --fd, N is a socket already connected to the front-end (how
@@ -17,6 +18,7 @@
 #include "paravisor/sandbox.h"
 #include "paravisor/vhost_user.h"
 #include "paravisor/vu_blk.h"
+#include "paravisor/vu_net.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,8 +35,11 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: paravisor --socket PATH | --fd N  --disk path=FILE|fd=N[,readonly=on|off]"
 		   "[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
-		   "Serves the disk as a vhost-user-blk back-end to one front-end: the first\n"
-		   "to connect on PATH, or the one already connected on descriptor N.\n");
+		   "       paravisor --socket PATH | --fd N  --net slirp[,hostfwd=RULE]..."
+		   "[,mac=MAC][,id=NAME] [-v]\n"
+		   "Serves the disk (vhost-user-blk) or the NIC (vhost-user-net, user-mode\n"
+		   "networking) to one front-end: the first to connect on PATH, or the one\n"
+		   "already connected on descriptor N.\n");
 	sandbox__usage(f);
 }
 
@@ -100,12 +105,13 @@ int main(int argc, char **argv)
 	    {"socket", required_argument, NULL, 's'},
 	    {"fd", required_argument, NULL, 'f'},
 	    {"disk", required_argument, NULL, 'd'},
+	    {"net", required_argument, NULL, 'n'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    SANDBOX_LONG_OPTIONS,
 	    {0},
 	};
-	const char *sock_path = NULL, *fd_arg = NULL, *disk = NULL;
+	const char *sock_path = NULL, *fd_arg = NULL, *disk = NULL, *net = NULL;
 	struct sandbox_opts sb = SANDBOX_OPTS_INIT;
 	struct virtio_device *vdev;
 	struct vhost_user *vu;
@@ -117,11 +123,12 @@ int main(int argc, char **argv)
 		case 's': sock_path = optarg; break;
 		case 'f': fd_arg = optarg; break;
 		case 'd':
-			if (disk) {
-				pr_err("--disk: one disk per paravisor");
+		case 'n':
+			if (disk || net) {
+				pr_err("--%s: one device per paravisor", c == 'd' ? "disk" : "net");
 				return 2;
 			}
-			disk = optarg;
+			*(c == 'd' ? &disk : &net) = optarg;
 			break;
 		case 'v': log__set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
@@ -135,11 +142,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind < argc || !sock_path == !fd_arg || !disk) {
+	if (optind < argc || !sock_path == !fd_arg || (!disk && !net)) {
 		usage(stderr);
 		return 2;
 	}
-	vdev = vu_blk__create(disk);
+	/* slirp's sockets are the host's: the NIC keeps its network. */
+	sb.profile = net ? SANDBOX_NET : SANDBOX_BLK;
+	vdev = disk ? vu_blk__create(disk) : vu_net__create(net);
 	if (!vdev)
 		return 2;
 	vu = vhost_user__create(vdev);

@@ -12,12 +12,14 @@
  *  2. PR_SET_NO_NEW_PRIVS;
  *  3. new mount, network and IPC namespaces whose root is an empty,
  *     read-only tmpfs (as root directly; otherwise inside a new user
- *     namespace where the host permits one);
+ *     namespace where the host permits one) — the network namespace only
+ *     for a disk: a slirp NIC is the guest's way to the host's network;
  *  4. empty the capability bounding set (needs CAP_SETPCAP), then switch to
  *     its own uid and gid when started as root (--uid/--gid, else nobody),
  *     then clear every capability;
- *  5. load the seccomp allow-list; anything else kills the whole process
- *     with SIGSYS (SCMP_ACT_KILL_PROCESS), so its supervisor sees it die.
+ *  5. load the seccomp allow-list (a NIC's adds Internet sockets);
+ *     anything else kills the whole process with SIGSYS
+ *     (SCMP_ACT_KILL_PROCESS), so its supervisor sees it die.
  *
  * Steps 3 and 4 are skipped, with a debug line saying why, where the host
  * does not permit them; 1, 2 and 5 work for any user and failing them fails
@@ -41,6 +43,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -201,9 +204,14 @@ static const char *sandbox__empty_root(void)
 	return NULL;
 }
 
-static void sandbox__namespaces(void)
+/*
+ * A NIC's paravisor stays in the host's network namespace: libslirp makes
+ * the guest's connections with ordinary sockets of the host (and listens on
+ * the hostfwd ports there), which a new, empty namespace would not reach.
+ */
+static void sandbox__namespaces(enum sandbox_profile profile)
 {
-	const int ns = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC;
+	const int ns = CLONE_NEWNS | CLONE_NEWIPC | (profile == SANDBOX_NET ? 0 : CLONE_NEWNET);
 	const char *why;
 
 	if (geteuid() == 0) {
@@ -231,8 +239,9 @@ static void sandbox__namespaces(void)
 		pr_debug("sandbox: %s (%s); the host's files stay visible to this process", why,
 			 strerror(errno));
 	else
-		pr_debug("sandbox: root is an empty read-only tmpfs in new mount, network and "
-			 "IPC namespaces");
+		pr_debug("sandbox: root is an empty read-only tmpfs in new mount%s and IPC "
+			 "namespaces",
+			 profile == SANDBOX_NET ? "" : ", network");
 }
 
 /* --- 4. ids and capabilities --- */
@@ -424,7 +433,73 @@ static int sandbox__add_narrow(scmp_filter_ctx ctx)
 	return err;
 }
 
-static int sandbox__seccomp(bool log_only)
+/*
+ * A slirp NIC's additions: what strace -f showed the paravisor call after
+ * the filter was loaded while serving the tiny guest's DHCP (eventfd2,
+ * poll), plus what libslirp 4.7 calls for TCP and UDP (socket.c,
+ * tcp_subr.c, udp.c, ip_icmp.c), which tests/integration/paravisor-net.sh
+ * exercises with a Linux guest (TCP out to the host, hostfwd in):
+ *  - the guest's connections out: socket (Internet domains only), connect,
+ *    setsockopt, getsockopt (SO_ERROR of a connect), sendto, recvfrom,
+ *    shutdown; ioctl FIONREAD (a UDP datagram's size);
+ *  - hostfwd and the FTP/IRC helpers: accept, accept4, bind, listen,
+ *    getsockname, getpeername, fcntl F_SETFD (cloexec on accepted sockets);
+ *  - the device thread, restarted on every ring change, makes its stop
+ *    eventfd (eventfd2) and polls it, the kick fds and slirp's sockets
+ *    (poll, ppoll);
+ *  - slirp's clock (where the vDSO is not used) and glib's log lines:
+ *    clock_gettime, gettimeofday, getpid.
+ * Refused without killing: libslirp reads /etc/resolv.conf on a DNS query
+ * to 10.0.2.3 (openat, newfstatat), which the empty root would not have
+ * anyway, so DNS through slirp fails, the device goes on; glib asks whether
+ * stderr is a terminal (ioctl TCGETS).
+ */
+static const int sandbox_net_allowed[] = {
+    SCMP_SYS(connect),	SCMP_SYS(setsockopt),	 SCMP_SYS(getsockopt),	 SCMP_SYS(sendto),
+    SCMP_SYS(shutdown), SCMP_SYS(accept),	 SCMP_SYS(accept4),	 SCMP_SYS(bind),
+    SCMP_SYS(listen),	SCMP_SYS(getsockname),	 SCMP_SYS(getpeername),	 SCMP_SYS(poll),
+    SCMP_SYS(ppoll),	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
+    SCMP_SYS(eventfd2),
+};
+#ifndef SANDBOX_SANITIZERS /* which refuses the same calls already, with EPERM */
+static const int sandbox_net_refused[] = {
+    SCMP_SYS(open),
+    SCMP_SYS(openat),
+    SCMP_SYS(newfstatat),
+    SCMP_SYS(stat),
+};
+#endif
+
+static int sandbox__add_net(scmp_filter_ctx ctx)
+{
+	static const int domains[] = {AF_INET, AF_INET6};
+	const struct scmp_arg_cmp fionread = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)FIONREAD);
+	const struct scmp_arg_cmp tcgets = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)TCGETS);
+	const struct scmp_arg_cmp setfd = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)F_SETFD);
+	int err;
+
+	err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_net_allowed,
+				ARRAY_LEN(sandbox_net_allowed));
+#ifndef SANDBOX_SANITIZERS
+	if (!err)
+		err = sandbox__add_list(ctx, SCMP_ACT_ERRNO(EPERM), sandbox_net_refused,
+					ARRAY_LEN(sandbox_net_refused));
+#endif
+	for (size_t i = 0; i < ARRAY_LEN(domains) && !err; i++) {
+		const struct scmp_arg_cmp dom = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]);
+
+		err = sandbox__rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, &dom);
+	}
+	if (!err)
+		err = sandbox__rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &fionread);
+	if (!err)
+		err = sandbox__rule(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 1, &tcgets);
+	if (!err)
+		err = sandbox__rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, &setfd);
+	return err;
+}
+
+static int sandbox__seccomp(enum sandbox_profile profile, bool log_only)
 {
 	scmp_filter_ctx ctx = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	int err;
@@ -436,6 +511,8 @@ static int sandbox__seccomp(bool log_only)
 	err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_allowed, ARRAY_LEN(sandbox_allowed));
 	if (!err)
 		err = sandbox__add_narrow(ctx);
+	if (!err && profile == SANDBOX_NET)
+		err = sandbox__add_net(ctx);
 #ifdef SANDBOX_SANITIZERS
 	if (!err)
 		err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_sanitizer_allowed,
@@ -501,7 +578,7 @@ int sandbox__enter(const struct sandbox_opts *o, const int *keep, unsigned int n
 		pr_err("sandbox: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 		return err;
 	}
-	sandbox__namespaces();
+	sandbox__namespaces(o->profile);
 	sandbox__drop_bounding_set();
 	err = sandbox__set_ids(o);
 	if (!err)
@@ -511,7 +588,7 @@ int sandbox__enter(const struct sandbox_opts *o, const int *keep, unsigned int n
 #ifdef SANDBOX_SANITIZERS
 	sandbox_entered = true;
 #endif
-	err = sandbox__seccomp(o->seccomp_log);
+	err = sandbox__seccomp(o->profile, o->seccomp_log);
 	if (err)
 		return err;
 	pr_info("sandbox entered: seccomp allow-list%s, no new privileges, no capabilities",

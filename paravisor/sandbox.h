@@ -11,7 +11,14 @@
  * given: nobody.  A supervisor should pass one uid per VM instead. */
 #define SANDBOX_DEFAULT_ID 65534
 
+/* What the process serves decides what it keeps (see sandbox.c). */
+enum sandbox_profile {
+	SANDBOX_BLK, /* a disk: no network at all */
+	SANDBOX_NET, /* a slirp NIC: Internet sockets in the host's network */
+};
+
 struct sandbox_opts {
+	enum sandbox_profile profile;
 	bool off;	     /* --no-sandbox: for debugging */
 	bool seccomp_log;    /* --seccomp-log: log syscalls outside the list, do not kill */
 	bool forbidden_hook; /* --test-forbidden-syscall: for the test, see sandbox.c */
