@@ -1,11 +1,14 @@
 /* vmm/dev_virtio_net.c — one virtio-net PCI function per --net option:
- *   --net slirp[,hostfwd=tcp:127.0.0.1:HOSTPORT-:GUESTPORT]...[,mac=MAC]
+ *   --net slirp[,hostfwd=tcp:127.0.0.1:HOSTPORT-:GUESTPORT]...[,mac=MAC][,backend=vmm|paravisor]
  *   --net tap=NAME[,mac=MAC]
- * The model and its backend live in virtio/net.c and net/. */
+ * The model and its backend live in virtio/net.c and net/, in vmm or, with
+ * backend=paravisor, in a paravisor process (dev_vhost_user_net.c). */
 #include "common/log.h"
+#include "net/mac.h"
 #include "net/slirp.h"
 #include "net/tap.h"
 #include "virtio/net.h"
+#include "vmm/dev_net.h"
 #include "vmm/device.h"
 #include "vmm/virtio_pci.h"
 #include "vmm/vm.h"
@@ -14,21 +17,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static int net__parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned int b[6];
-	char end;
-
-	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &end) != 6 ||
-	    strlen(s) != 17)
-		return -EINVAL;
-	for (int i = 0; i < 6; i++)
-		mac[i] = b[i];
-	if (mac[0] & 1) /* a multicast address cannot be a NIC's */
-		return -EINVAL;
-	return 0;
-}
+/* One --net, checked. */
+struct net_nic {
+	struct net_slirp_fwd fwd[NET_SLIRP_MAX_FWD];
+	int nr_fwd;
+	uint8_t mac[6];
+	const char *tap;
+	bool paravisor;
+	/* The hostfwd rules as given, for the paravisor's --net. */
+	const char *fwd_str[NET_SLIRP_MAX_FWD];
+};
 
 static int net__bad(int i, const char *key, const char *val, const char *what)
 {
@@ -36,72 +34,72 @@ static int net__bad(int i, const char *key, const char *val, const char *what)
 	return -EINVAL;
 }
 
-/* Builds the backend NIC i asks for; on error says so once and returns NULL. */
-static struct net_backend *net__backend(const struct kv_opt *o, int i, const char *id,
-					uint8_t mac[6], int *err)
+static int net__key(const struct kv_opt *o, int i, const char *key, const char *val,
+		    struct net_nic *n)
 {
-	struct net_slirp_fwd fwd[NET_SLIRP_MAX_FWD];
-	const char *tap = kv_opt__get(o, "tap");
-	struct net_backend *be;
-	char why[160];
-	int nr_fwd = 0;
+	if (!strcmp(key, "mac")) {
+		if (net_mac__parse(val, n->mac))
+			return net__bad(i, key, val,
+					"expected a unicast MAC like 52:54:00:12:34:56");
+	} else if (!strcmp(key, "hostfwd") && o->kind) {
+		if (n->nr_fwd == NET_SLIRP_MAX_FWD)
+			return net__bad(i, key, val, "too many hostfwd rules (at most 16)");
+		if (net_slirp__parse_hostfwd(val, &n->fwd[n->nr_fwd]))
+			return net__bad(
+			    i, key, val,
+			    "expected [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT");
+		n->fwd_str[n->nr_fwd++] = val;
+	} else if (!strcmp(key, "backend") && o->kind) {
+		if (strcmp(val, "vmm") && strcmp(val, "paravisor"))
+			return net__bad(i, key, val, "expected vmm or paravisor");
+		n->paravisor = !strcmp(val, "paravisor");
+	} else if (!strcmp(key, "tap") && !o->kind) {
+		n->tap = val;
+	} else {
+		return net__bad(i, key, val,
+				o->kind ? "unknown key for slirp (hostfwd, mac, backend)"
+					: "unknown key for tap (tap, mac)");
+	}
+	return 0;
+}
 
-	*err = -EINVAL;
+/* Checks NIC i's option into n; on error says so once. */
+static int net__parse(const struct kv_opt *o, int i, struct net_nic *n)
+{
+	const char *tap = kv_opt__get(o, "tap");
+
 	if (o->kind && strcmp(o->kind, "slirp")) {
 		pr_err("--net #%d (net%d): unknown kind '%s': expected slirp or tap=NAME", i + 1, i,
 		       o->kind);
-		return NULL;
+		return -EINVAL;
 	}
 	if (!o->kind && !tap) {
 		pr_err("--net #%d (net%d): expected slirp[,key=value...] or tap=NAME", i + 1, i);
-		return NULL;
+		return -EINVAL;
 	}
-	if (o->kind && tap) {
-		net__bad(i, "tap", tap, "slirp and tap exclude each other");
-		return NULL;
-	}
-	mac[0] = 0x52, mac[1] = 0x54, mac[2] = 0x00, mac[3] = 0x12, mac[4] = 0x34;
-	mac[5] = 0x50 + i;
-	for (int k = 0; k < o->n; k++) {
-		const char *key = o->key[k], *val = o->val[k];
+	if (o->kind && tap)
+		return net__bad(i, "tap", tap, "slirp and tap exclude each other");
+	memset(n, 0, sizeof(*n));
+	n->mac[0] = 0x52, n->mac[1] = 0x54, n->mac[2] = 0x00, n->mac[3] = 0x12, n->mac[4] = 0x34;
+	n->mac[5] = 0x50 + i;
+	for (int k = 0; k < o->n; k++)
+		if (net__key(o, i, o->key[k], o->val[k], n))
+			return -EINVAL;
+	return 0;
+}
 
-		if (!strcmp(key, "mac")) {
-			if (net__parse_mac(val, mac)) {
-				net__bad(i, key, val,
-					 "expected a unicast MAC like 52:54:00:12:34:56");
-				return NULL;
-			}
-		} else if (!strcmp(key, "hostfwd") && o->kind) {
-			if (nr_fwd == NET_SLIRP_MAX_FWD) {
-				net__bad(i, key, val, "too many hostfwd rules (at most 16)");
-				return NULL;
-			}
-			if (net_slirp__parse_hostfwd(val, &fwd[nr_fwd])) {
-				net__bad(
-				    i, key, val,
-				    "expected [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT");
-				return NULL;
-			}
-			nr_fwd++;
-		} else if (!strcmp(key, "tap") && !o->kind) {
-			continue;
-		} else {
-			net__bad(i, key, val,
-				 o->kind ? "unknown key for slirp (hostfwd, mac)"
-					 : "unknown key for tap (tap, mac)");
-			return NULL;
-		}
-	}
-	if (o->kind)
-		be = net_slirp__new(id, fwd, nr_fwd, why, sizeof(why));
-	else
-		be = net_tap__new(id, tap, why, sizeof(why));
-	if (!be) {
-		pr_err("--net #%d (net%d): %s: %s", i + 1, i, o->kind ? "slirp" : tap, why);
-		return NULL;
-	}
-	*err = 0;
-	return be;
+/* The paravisor's --net: the same rules, the MAC made explicit. */
+static int net__paravisor(struct vm *vm, const struct net_nic *n, const char *id)
+{
+	char opt[1024], mac[NET_MAC_STRLEN];
+	const char *pci_id;
+	size_t len;
+
+	net_mac__format(n->mac, mac);
+	len = (size_t)snprintf(opt, sizeof(opt), "slirp,mac=%s,id=%s", mac, id);
+	for (int k = 0; k < n->nr_fwd && len < sizeof(opt); k++)
+		len += (size_t)snprintf(opt + len, sizeof(opt) - len, ",hostfwd=%s", n->fwd_str[k]);
+	return vhost_user_net__add(vm, id, opt, &pci_id);
 }
 
 static int virtio_net__init(struct vm *vm)
@@ -109,15 +107,29 @@ static int virtio_net__init(struct vm *vm)
 	for (int i = 0; i < vm->cfg->nr_nics; i++) {
 		struct virtio_device *vdev;
 		struct net_backend *be;
-		uint8_t mac[6];
-		char id[16];
+		struct net_nic n;
+		char id[16], why[160];
 		int err;
 
 		snprintf(id, sizeof(id), "net%d", i);
-		be = net__backend(&vm->cfg->nics[i], i, id, mac, &err);
-		if (!be)
+		err = net__parse(&vm->cfg->nics[i], i, &n);
+		if (err)
 			return err;
-		vdev = virtio_net__new(id, mac, be);
+		if (n.paravisor) {
+			err = net__paravisor(vm, &n, id);
+			if (err)
+				return err;
+			continue;
+		}
+		if (n.tap)
+			be = net_tap__new(id, n.tap, why, sizeof(why));
+		else
+			be = net_slirp__new(id, n.fwd, n.nr_fwd, why, sizeof(why));
+		if (!be) {
+			pr_err("--net #%d (net%d): %s: %s", i + 1, i, n.tap ? n.tap : "slirp", why);
+			return -EINVAL;
+		}
+		vdev = virtio_net__new(id, n.mac, be);
 		if (!vdev) {
 			net_backend__free(be);
 			pr_err("%s: out of memory", id);
@@ -129,8 +141,8 @@ static int virtio_net__init(struct vm *vm)
 			vdev->ops->destroy(vdev);
 			return err;
 		}
-		pr_debug("%s: %s, mac %02x:%02x:%02x:%02x:%02x:%02x", id, be->ops->kind, mac[0],
-			 mac[1], mac[2], mac[3], mac[4], mac[5]);
+		pr_debug("%s: %s, mac %02x:%02x:%02x:%02x:%02x:%02x", id, be->ops->kind, n.mac[0],
+			 n.mac[1], n.mac[2], n.mac[3], n.mac[4], n.mac[5]);
 	}
 	return 0;
 }

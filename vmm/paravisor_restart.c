@@ -23,7 +23,7 @@
 #include "common/log.h"
 #include "common/why.h"
 #include "vmm/control.h"
-#include "vmm/dev_vhost_user_blk.h"
+#include "vmm/dev_vhost_user.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -41,7 +41,7 @@ static int64_t restart__now_ms(void)
 }
 
 /* Would one more restart be the (BURST+1)th within the window? */
-static bool restart__too_many(const struct pv_disk *d, int64_t now)
+static bool restart__too_many(const struct pv_dev *d, int64_t now)
 {
 	int64_t oldest;
 
@@ -51,7 +51,7 @@ static bool restart__too_many(const struct pv_disk *d, int64_t now)
 	return now - oldest < PV_RESTART_WINDOW_MS;
 }
 
-int pv_disk__restart(struct pv_disk *d, const char *how, char *why, size_t whylen)
+int pv_dev__restart(struct pv_dev *d, const char *how, char *why, size_t whylen)
 {
 	struct vhost_user_front_cfg fc = d->fc;
 	struct paravisor_proc np;
@@ -67,7 +67,7 @@ int pv_disk__restart(struct pv_disk *d, const char *how, char *why, size_t whyle
 		return why__set(why, whylen, -EBUSY,
 				"it died %d times within %d s; not restarting it again",
 				PV_RESTART_BURST + 1, PV_RESTART_WINDOW_MS / 1000);
-	err = pv_disk__spawn(d, &np, d->proc.path, &sock, nwhy, sizeof(nwhy));
+	err = pv_dev__spawn(d, &np, d->proc.path, &sock, nwhy, sizeof(nwhy));
 	if (err)
 		return why__set(why, whylen, err, "cannot start a new paravisor: %s", nwhy);
 	fc.refuse = NULL;
@@ -91,7 +91,7 @@ int pv_disk__restart(struct pv_disk *d, const char *how, char *why, size_t whyle
 	}
 	paravisor_proc__stop(&d->proc, 0); /* reaped already: closes its pidfd */
 	d->proc = np;
-	pv_disk__watch(d);
+	pv_dev__watch(d);
 	d->restart_ms[d->restarts % PV_RESTART_BURST] = t0;
 	d->restarts++;
 	pr_warn("disk \"%s\": its paravisor %s; restarted it (pid %d, restart %u) in %lld ms, "
@@ -105,7 +105,7 @@ static json_t *restart__status(struct vm *vm, json_t *req)
 	json_t *disks = json_array();
 
 	(void)req;
-	for (struct pv_disk *d = pv_disk__next(vm, NULL); d; d = pv_disk__next(vm, d)) {
+	for (struct pv_dev *d = pv_dev__next(vm, NULL); d; d = pv_dev__next(vm, d)) {
 		pthread_mutex_lock(&d->lock);
 		json_array_append_new(disks,
 				      json_pack("{s:s, s:i, s:b, s:I, s:s, s:s}", "id", d->id,

@@ -26,7 +26,7 @@
 #include "common/log.h"
 #include "common/why.h"
 #include "vmm/control.h"
-#include "vmm/dev_vhost_user_blk.h"
+#include "vmm/dev_vhost_user.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -67,7 +67,7 @@ static void service__explain(struct paravisor_proc *np, const char *why, char *o
 			 (int)pid, why);
 }
 
-static int service__disk(struct pv_disk *d, const char *path, unsigned int timeout_ms,
+static int service__disk(struct pv_dev *d, const char *path, unsigned int timeout_ms,
 			 struct service_result *res, char *why, size_t whylen)
 {
 	struct vhost_user_front_cfg fc = d->fc;
@@ -79,7 +79,7 @@ static int service__disk(struct pv_disk *d, const char *path, unsigned int timeo
 
 	res->old_pid = d->proc.pid;
 	res->rolled_back = true; /* until the old one is touched, it simply runs on */
-	err = pv_disk__spawn(d, &np, path ? path : d->proc.path, &sock, nwhy, sizeof(nwhy));
+	err = pv_dev__spawn(d, &np, path ? path : d->proc.path, &sock, nwhy, sizeof(nwhy));
 	if (err)
 		return why__set(why, whylen, err, "cannot start the new paravisor: %s", nwhy);
 	res->new_pid = np.pid;
@@ -105,9 +105,9 @@ static int service__disk(struct pv_disk *d, const char *path, unsigned int timeo
 	}
 	/* The old connection is closed: the old process exits on its own. */
 	old = d->proc;
-	pv_disk__unwatch(d);
+	pv_dev__unwatch(d);
 	d->proc = np;
-	pv_disk__watch(d);
+	pv_dev__watch(d);
 	paravisor_proc__stop(&old, PV_EXIT_GRACE_MS);
 	res->blackout_us = swap.blackout_us;
 	snprintf(res->path, sizeof(res->path), "%s", np.path);
@@ -121,18 +121,18 @@ static json_t *service__control(struct vm *vm, json_t *req)
 	struct service_result res;
 	char why[1024], done[256] = "";
 	json_t *devices;
-	struct pv_disk *d;
+	struct pv_dev *d;
 	int64_t t0 = service__now_ms();
 
 	if (json_unpack(req, "{s?s, s?I}", "paravisor", &path, "timeout_ms", &timeout_ms) ||
 	    (path && !*path) || timeout_ms <= 0 || timeout_ms > 600000)
 		return control__fail("service: optional \"paravisor\" (a path) and "
 				     "\"timeout_ms\" (1..600000)");
-	if (!pv_disk__next(vm, NULL))
+	if (!pv_dev__next(vm, NULL))
 		return json_pack("{s:b, s:s, s:b}", "ok", 0, "error",
 				 "no device of this VM is served by a paravisor", "rolled_back", 0);
 	devices = json_array();
-	for (d = pv_disk__next(vm, NULL); d; d = pv_disk__next(vm, d)) {
+	for (d = pv_dev__next(vm, NULL); d; d = pv_dev__next(vm, d)) {
 		int err;
 
 		memset(&res, 0, sizeof(res));

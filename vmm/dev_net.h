@@ -1,0 +1,13 @@
+/* vmm/dev_net.h — the two ways vmm serves a --net: its own virtio-net model
+ * (dev_virtio_net.c) or a paravisor process over vhost-user
+ * (dev_vhost_user_net.c). */
+#ifndef VMMD_VMM_DEV_NET_H
+#define VMMD_VMM_DEV_NET_H
+
+struct vm;
+
+/* NIC id ("net0") served by a paravisor started with --net opt (already
+ * checked by vmm).  0 and *pci_id, or negative errno after one error line. */
+int vhost_user_net__add(struct vm *vm, const char *id, const char *opt, const char **pci_id);
+
+#endif
