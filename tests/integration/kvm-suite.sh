@@ -24,8 +24,9 @@ linux="linux-guest.sh|virtio-small.sh vmmd-linux.sh linux-snapshot.sh"
 # paravisor-service.sh: live servicing of that paravisor;
 # paravisor-migrate.sh: live migration with it (its own group: two hops);
 # paravisor-restart.sh: restarting it when it dies (a group of its own: its
-# guest boots twice and waits out a dozen deaths).
-devices="virtio-blk.sh|virtio-net.sh|paravisor-qemu.sh paravisor-vmm.sh paravisor-service.sh|paravisor-migrate.sh|paravisor-restart.sh"
+# guest boots twice and waits out a dozen deaths);
+# paravisor-net.sh: a NIC served by a paravisor (next to virtio-net.sh).
+devices="virtio-blk.sh|virtio-net.sh paravisor-net.sh|paravisor-qemu.sh paravisor-vmm.sh paravisor-service.sh|paravisor-migrate.sh|paravisor-restart.sh"
 # Two L1 hosts on one link (tests/lab/run --hosts 2).
 twohost="linux-migrate.sh"
 # Lab runs are groups separated by '|', one L1 boot each (~6 s), so that a

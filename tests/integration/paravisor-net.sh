@@ -1,0 +1,152 @@
+#!/bin/sh
+# virtio-net served by a paravisor (on a real KVM: natively or inside the
+# nested lab): `--net slirp,...,backend=paravisor` puts the NIC's model and
+# its slirp stack in a sandboxed paravisor process that vmm started.  Bad
+# options are refused with one line naming the NIC; the tiny guest's DHCP
+# DISCOVER gets slirp's answer; a Linux guest gets its lease, fetches a page
+# from a host server through 10.0.2.2 (guest to host), and a host client
+# reaches a guest server through hostfwd (host to guest), which the
+# paravisor, not vmm, listens on.
+. "$(dirname "$0")/lib.sh"
+
+PARAVISOR="$VMMD_BUILDDIR/paravisor/paravisor"
+CMDLINE_BASE="console=ttyS0 panic=-1 quiet"
+b64() { printf '%s' "$1" | base64 | tr -d '\n'; }
+pv_pid() { sed -n 's/.*served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$1" | head -n 1; }
+# Listening TCP sockets of process $1 on port $2 (hex in /proc/net/tcp).
+listens() {
+	port=$(printf '%04X' "$2")
+	inodes=$(for f in "/proc/$1/fd/"*; do readlink "$f"; done 2>/dev/null |
+		sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p')
+	for i in $inodes; do
+		awk -v p=":$port" -v i="$i" '$2 ~ p"$" && $4 == "0A" && $10 == i { f = 1 } END { exit !f }' \
+			/proc/net/tcp && return 0
+	done
+	return 1
+}
+HOSTPORT=${VMMD_PVNET_HOSTPORT:-18090}
+HTTPPORT=${VMMD_PVNET_HTTPPORT:-8010}
+
+if [ ! -x "$PARAVISOR" ] || [ ! -r "$TINY" ]; then
+	not_ok "paravisor/paravisor and the tiny guest exist (make)"
+	tap_plan
+	exit 1
+fi
+
+# --- 1. Bad options: one line naming the NIC (and the key), exit 2.
+busybox nc -l -p "$HOSTPORT" >/dev/null 2>&1 &
+holder=$!
+sleep 0.5
+for t in "slirp,backend=qemu|(net0): backend=qemu: expected vmm or paravisor" \
+	"tap=vmmdtap9,backend=paravisor|(net0): backend=paravisor: unknown key for tap" \
+	"slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:80,backend=paravisor|cannot listen on 127.0.0.1:$HOSTPORT"; do
+	opt=${t%%|*}
+	want=${t#*|}
+	run_vmm "$WORK/bad" 60 --kernel "$TINY" --cmdline "virtio=net" --net "$opt"
+	if [ "$RC" -eq 2 ] && has "$WORK/bad" "$want" && has "$WORK/bad" "net0" &&
+		sanitizer_clean "$WORK/bad"; then
+		ok "--net $opt is refused naming the NIC ($want), exit 2"
+	else
+		not_ok "--net $opt is refused naming the NIC ($want), exit 2"
+		show "$WORK/bad"
+	fi
+done
+kill $holder 2>/dev/null
+wait $holder 2>/dev/null
+run_vmm "$WORK/bad" 60 --kernel "$TINY" --cmdline "virtio=net" --paravisor /nonexistent/paravisor \
+	--net "slirp,backend=paravisor"
+result "a missing paravisor binary is refused naming the NIC" bad 2 \
+	'NIC "net0": cannot start the paravisor: --paravisor /nonexistent/paravisor'
+
+# --- 2. The tiny guest: one DHCP DISCOVER, slirp (in the paravisor) answers.
+run_vmm "$WORK/tiny" 120 --kernel "$TINY" --cmdline "virtio=net" \
+	--net "slirp,backend=paravisor,mac=52:54:00:ab:cd:ef"
+result "tiny guest: DHCP DISCOVER out, slirp's OFFER back through the paravisor" tiny 0 \
+	"tiny: virtio-net mac 52:54:00:ab:cd:ef" \
+	"tiny: virtio-net sent 590 bytes, received [1-9][0-9]* bytes" \
+	"tiny: virtio-net rx from 52:55:0a:00:02:02 type 0x0800 udp 67->68" \
+	'NIC "net0": served by the paravisor' "paravisor: info: net0: queue 1 started" \
+	"paravisor: info: sandbox entered: seccomp allow-list" \
+	"paravisor: info: exiting (front-end gone)"
+pv=$(pv_pid "$WORK/tiny")
+check "no paravisor process is left after vmm exits" sh -c "[ -n '$pv' ] && ! kill -0 '$pv' 2>/dev/null"
+
+# --- 3. Linux: DHCP, TCP both ways.
+if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ]; then
+	not_ok "Linux guest artifacts exist (run tests/guest/linux/build)"
+	tap_plan
+	exit 1
+fi
+mkdir -p "$WORK/www"
+echo "VMMD-HOST-PAGE $$" >"$WORK/www/index.html"
+busybox httpd -f -p "127.0.0.1:$HTTPPORT" -h "$WORK/www" &
+httpd=$!
+dhcp_script='#!/bin/sh
+case $1 in
+bound|renew)
+	ifconfig $interface $ip netmask ${subnet:-255.255.255.0}
+	for r in $router; do route add default gw $r dev $interface; break; done
+	echo "VMMD-LEASE $ip router $router dns $dns" ;;
+esac'
+guest="printf '%s\n' '$dhcp_script' >/tmp/dhcp.sh; chmod +x /tmp/dhcp.sh
+ip link set eth0 up
+udhcpc -i eth0 -n -q -t 5 -s /tmp/dhcp.sh || echo VMMD-DHCP-FAILED
+timeout 20 wget -q -O - http://10.0.2.2:$HTTPPORT/index.html | sed 's/^/GOT /'
+echo 'VMMD-GUEST-SERVER hello' >/tmp/reply
+echo VMMD-LISTENING
+nc -l -p 8080 </tmp/reply >/tmp/req && echo VMMD-SERVED
+cat /tmp/req"
+"$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
+	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$guest")" \
+	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080,backend=paravisor" </dev/null \
+	>"$WORK/linux" 2>&1 &
+vmm=$!
+i=0
+while ! has "$WORK/linux" "VMMD-LISTENING" && ! has "$WORK/linux" "VMMD-GUEST-EXIT" &&
+	kill -0 $vmm 2>/dev/null && [ $i -lt 600 ]; do
+	sleep 0.5
+	i=$((i + 1))
+done
+pv=$(pv_pid "$WORK/linux")
+pv_listens=no
+vmm_listens=no
+[ -n "$pv" ] && listens "$pv" "$HOSTPORT" && pv_listens=yes
+listens "$vmm" "$HOSTPORT" && vmm_listens=yes
+got=
+i=0
+while [ -z "$got" ] && [ $i -lt 20 ] && ! has "$WORK/linux" "VMMD-GUEST-EXIT"; do
+	sleep 1
+	got=$(echo "VMMD-HOST-CLIENT hi" | timeout 10 busybox nc 127.0.0.1 "$HOSTPORT" 2>/dev/null)
+	i=$((i + 1))
+done
+i=0
+while kill -0 $vmm 2>/dev/null && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
+kill -KILL $vmm 2>/dev/null
+wait $vmm
+RC=$?
+kill $httpd 2>/dev/null
+diag "guest address: $(sed -n 's/.*VMMD-LEASE //p' "$WORK/linux" | head -n1)"
+result "Linux: the guest gets 10.0.2.15 by DHCP from the paravisor's slirp" linux 0 \
+	"VMMD-LEASE 10.0.2.15 router 10.0.2.2" 'NIC "net0": served by the paravisor' \
+	"paravisor: info: sandbox entered: seccomp allow-list"
+result "Linux: the guest fetches a page from the host's HTTP server (guest to host TCP)" linux 0 \
+	"GOT VMMD-HOST-PAGE $$"
+if [ "$got" = "VMMD-GUEST-SERVER hello" ] && has "$WORK/linux" "VMMD-HOST-CLIENT hi"; then
+	ok "Linux: a host client and the guest's server talk both ways through hostfwd 127.0.0.1:$HOSTPORT"
+else
+	not_ok "Linux: a host client and the guest's server talk both ways through hostfwd (got '$got')"
+	show "$WORK/linux"
+fi
+check "the paravisor (pid $pv), not vmm, listens on the hostfwd port" \
+	[ "$pv_listens/$vmm_listens" = yes/no ]
+check "no paravisor process is left after vmm exits" sh -c "[ -n '$pv' ] && ! kill -0 '$pv' 2>/dev/null"
+if grep -q "killed by signal\|SIGSYS\|Bad system call" "$WORK/linux"; then
+	not_ok "the paravisor was not killed by its sandbox"
+	grep -E "killed|SIGSYS" "$WORK/linux" | sed 's/^/#   /'
+	# The kernel logs the call seccomp killed it for (type=1326, syscall=N).
+	dmesg 2>/dev/null | grep "type=1326" | tail -n 5 | sed 's/^/#   /'
+else
+	ok "the paravisor was not killed by its sandbox"
+fi
+
+tap_plan
