@@ -235,3 +235,54 @@ tap_plan() {
 	echo "1..$TAP_N"
 	[ "$TAP_FAILED" -eq 0 ]
 }
+
+# --- slirp with a Linux guest (virtio-net.sh, paravisor-net.sh) ---
+# slirp_www PORT: a host HTTP server on 127.0.0.1:PORT (the guest's
+# 10.0.2.2:PORT) serving "VMMD-HOST-PAGE <pid>"; its pid in $httpd.
+slirp_www() {
+	mkdir -p "$WORK/www"
+	echo "VMMD-HOST-PAGE $$" >"$WORK/www/index.html"
+	busybox httpd -f -p "127.0.0.1:$1" -h "$WORK/www" &
+	httpd=$!
+}
+# slirp_guest HTTPPORT: the guest's script: DHCP, print the lease
+# ("VMMD-LEASE IP router R dns D"), fetch the host page ("GOT ..."), then
+# say VMMD-LISTENING and serve one line on 8080 until a host client has it.
+slirp_guest() {
+	dhcp_script='#!/bin/sh
+case $1 in
+bound|renew)
+	ifconfig $interface $ip netmask ${subnet:-255.255.255.0}
+	for r in $router; do route add default gw $r dev $interface; break; done
+	echo "VMMD-LEASE $ip router $router dns $dns" ;;
+esac'
+	printf '%s' "printf '%s\n' '$dhcp_script' >/tmp/dhcp.sh; chmod +x /tmp/dhcp.sh
+ip link set eth0 up
+udhcpc -i eth0 -n -q -t 5 -s /tmp/dhcp.sh || echo VMMD-DHCP-FAILED
+ip -4 addr show eth0 | grep inet
+timeout 20 wget -q -O - http://10.0.2.2:$1/index.html | sed 's/^/GOT /'
+echo 'VMMD-GUEST-SERVER hello' >/tmp/reply
+echo VMMD-LISTENING
+nc -l -p 8080 </tmp/reply >/tmp/req && echo VMMD-SERVED
+cat /tmp/req"
+}
+# slirp_listening OUT: waits (up to 5 min) until the guest logging to OUT
+# listens or has exited.
+slirp_listening() {
+	i=0
+	while ! has "$1" "VMMD-LISTENING" && ! has "$1" "VMMD-GUEST-EXIT" && [ $i -lt 600 ]; do
+		sleep 0.5
+		i=$((i + 1))
+	done
+}
+# slirp_client OUT PORT: a host client through hostfwd 127.0.0.1:PORT sends
+# "VMMD-HOST-CLIENT hi"; the guest's answer in $got.
+slirp_client() {
+	got=
+	i=0
+	while [ -z "$got" ] && [ $i -lt 20 ] && ! has "$1" "VMMD-GUEST-EXIT"; do
+		sleep 1
+		got=$(echo "VMMD-HOST-CLIENT hi" | timeout 10 busybox nc 127.0.0.1 "$2" 2>/dev/null)
+		i=$((i + 1))
+	done
+}

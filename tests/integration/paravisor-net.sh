@@ -77,48 +77,20 @@ if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ]; then
 	tap_plan
 	exit 1
 fi
-mkdir -p "$WORK/www"
-echo "VMMD-HOST-PAGE $$" >"$WORK/www/index.html"
-busybox httpd -f -p "127.0.0.1:$HTTPPORT" -h "$WORK/www" &
-httpd=$!
-dhcp_script='#!/bin/sh
-case $1 in
-bound|renew)
-	ifconfig $interface $ip netmask ${subnet:-255.255.255.0}
-	for r in $router; do route add default gw $r dev $interface; break; done
-	echo "VMMD-LEASE $ip router $router dns $dns" ;;
-esac'
-guest="printf '%s\n' '$dhcp_script' >/tmp/dhcp.sh; chmod +x /tmp/dhcp.sh
-ip link set eth0 up
-udhcpc -i eth0 -n -q -t 5 -s /tmp/dhcp.sh || echo VMMD-DHCP-FAILED
-timeout 20 wget -q -O - http://10.0.2.2:$HTTPPORT/index.html | sed 's/^/GOT /'
-echo 'VMMD-GUEST-SERVER hello' >/tmp/reply
-echo VMMD-LISTENING
-nc -l -p 8080 </tmp/reply >/tmp/req && echo VMMD-SERVED
-cat /tmp/req"
+slirp_www "$HTTPPORT"
+guest=$(slirp_guest "$HTTPPORT")
 "$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
 	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$guest")" \
 	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080,backend=paravisor" </dev/null \
 	>"$WORK/linux" 2>&1 &
 vmm=$!
-i=0
-while ! has "$WORK/linux" "VMMD-LISTENING" && ! has "$WORK/linux" "VMMD-GUEST-EXIT" &&
-	kill -0 $vmm 2>/dev/null && [ $i -lt 600 ]; do
-	sleep 0.5
-	i=$((i + 1))
-done
+slirp_listening "$WORK/linux"
 pv=$(pv_pid "$WORK/linux")
 pv_listens=no
 vmm_listens=no
 [ -n "$pv" ] && listens "$pv" "$HOSTPORT" && pv_listens=yes
 listens "$vmm" "$HOSTPORT" && vmm_listens=yes
-got=
-i=0
-while [ -z "$got" ] && [ $i -lt 20 ] && ! has "$WORK/linux" "VMMD-GUEST-EXIT"; do
-	sleep 1
-	got=$(echo "VMMD-HOST-CLIENT hi" | timeout 10 busybox nc 127.0.0.1 "$HOSTPORT" 2>/dev/null)
-	i=$((i + 1))
-done
+slirp_client "$WORK/linux" "$HOSTPORT"
 i=0
 while kill -0 $vmm 2>/dev/null && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
 kill -KILL $vmm 2>/dev/null

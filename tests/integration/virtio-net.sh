@@ -32,47 +32,17 @@ for bad in "slirp,hostfwd=tcp:1.2.3:80-:80" "slirp,mac=01:00:5e:00:00:01" "slirp
 done
 
 # A host HTTP server for the guest (10.0.2.2 is the host's loopback).
-mkdir -p "$WORK/www"
-echo "VMMD-HOST-PAGE $$" >"$WORK/www/index.html"
-busybox httpd -f -p "127.0.0.1:$HTTPPORT" -h "$WORK/www" &
-httpd=$!
-
+slirp_www "$HTTPPORT"
 # The guest: DHCP, print the lease, fetch the host page, then serve one
 # line on 8080 until a host client has it.
-dhcp_script='#!/bin/sh
-case $1 in
-bound|renew)
-	ifconfig $interface $ip netmask ${subnet:-255.255.255.0}
-	for r in $router; do route add default gw $r dev $interface; break; done
-	echo "VMMD-LEASE $ip router $router dns $dns" ;;
-esac'
-guest="printf '%s\n' '$dhcp_script' >/tmp/dhcp.sh; chmod +x /tmp/dhcp.sh
-ip link set eth0 up
-udhcpc -i eth0 -n -q -t 5 -s /tmp/dhcp.sh || echo VMMD-DHCP-FAILED
-ip -4 addr show eth0 | grep inet
-timeout 20 wget -q -O - http://10.0.2.2:$HTTPPORT/index.html | sed 's/^/GOT /'
-echo 'VMMD-GUEST-SERVER hello' >/tmp/reply
-echo VMMD-LISTENING
-nc -l -p 8080 </tmp/reply >/tmp/req && echo VMMD-SERVED
-cat /tmp/req"
+guest=$(slirp_guest "$HTTPPORT")
 "$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
 	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$guest")" \
 	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080" </dev/null >"$WORK/slirp" 2>&1 &
 vmm=$!
 # Connect through hostfwd once the guest listens.
-i=0
-while ! has "$WORK/slirp" "VMMD-LISTENING" && ! has "$WORK/slirp" "VMMD-GUEST-EXIT" &&
-	[ $i -lt 600 ]; do
-	sleep 0.5
-	i=$((i + 1))
-done
-got=
-i=0
-while [ -z "$got" ] && [ $i -lt 20 ] && ! has "$WORK/slirp" "VMMD-GUEST-EXIT"; do
-	sleep 1
-	got=$(echo "VMMD-HOST-CLIENT hi" | timeout 10 busybox nc 127.0.0.1 "$HOSTPORT" 2>/dev/null)
-	i=$((i + 1))
-done
+slirp_listening "$WORK/slirp"
+slirp_client "$WORK/slirp" "$HOSTPORT"
 i=0
 while kill -0 $vmm 2>/dev/null && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
 kill -KILL $vmm 2>/dev/null
