@@ -6,7 +6,8 @@
 # DISCOVER gets slirp's answer; a Linux guest gets its lease, fetches a page
 # from a host server through 10.0.2.2 (guest to host), and a host client
 # reaches a guest server through hostfwd (host to guest), which the
-# paravisor, not vmm, listens on.
+# paravisor, not vmm, listens on.  Servicing leaves such a NIC alone and
+# live migration is refused (its slirp state does not move yet).
 . "$(dirname "$0")/lib.sh"
 
 PARAVISOR="$VMMD_BUILDDIR/paravisor/paravisor"
@@ -71,7 +72,30 @@ result "tiny guest: DHCP DISCOVER out, slirp's OFFER back through the paravisor"
 pv=$(pv_pid "$WORK/tiny")
 check "no paravisor process is left after vmm exits" sh -c "[ -n '$pv' ] && ! kill -0 '$pv' 2>/dev/null"
 
-# --- 3. Linux: DHCP, TCP both ways.
+# --- 3. Servicing replaces a disk's paravisor and leaves the NIC's alone
+# (its slirp connections would not survive a new process); live migration
+# is refused naming the NIC.
+truncate -s 1M "$WORK/d.img"
+vmm_start "$WORK/svc" --kernel "$TINY" --cmdline "heartbeat=5" \
+	--disk "path=$WORK/d.img,backend=paravisor" --net "slirp,backend=paravisor"
+sleep 3
+r=$(ctl '{"cmd":"service"}')
+nic_pv=$(sed -n 's/.*NIC "net0": served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$WORK/svc")
+if printf '%s' "$r" | grep -q '"ok":true' && printf '%s' "$r" | grep -q '"id":"disk0"' &&
+	! printf '%s' "$r" | grep -q '"id":"net0"' && [ -n "$nic_pv" ] && kill -0 "$nic_pv"; then
+	ok "service replaces the disk's paravisor, the NIC's (pid $nic_pv) runs on"
+else
+	not_ok "service replaces the disk's paravisor, the NIC's runs on (got $r)"
+	show "$WORK/svc"
+fi
+r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:1"}')
+check "migrate is refused naming the NIC ($r)" \
+	sh -c "printf '%s' '$r' | grep -q 'migrate: NIC net0: served by the paravisor'"
+vmm_finish
+check "vmm stops cleanly with both paravisors, no sanitizer report" \
+	sh -c "! kill -0 '$nic_pv' 2>/dev/null && ! grep -qE 'AddressSanitizer|runtime error:' '$WORK/svc'"
+
+# --- 4. Linux: DHCP, TCP both ways.
 if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ]; then
 	not_ok "Linux guest artifacts exist (run tests/guest/linux/build)"
 	tap_plan
