@@ -17,6 +17,7 @@
 #include "paravisor/sandbox.h"
 #include "paravisor/vhost_user.h"
 #include "paravisor/vu_blk.h"
+#include "paravisor/vu_state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,10 +32,16 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: paravisor --socket PATH | --fd N  --disk path=FILE|fd=N[,readonly=on|off]"
-		   "[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
-		   "Serves the disk as a vhost-user-blk back-end to one front-end: the first\n"
-		   "to connect on PATH, or the one already connected on descriptor N.\n");
+	fprintf(f,
+		"usage: paravisor --socket PATH | --fd N  --disk path=FILE|fd=N[,readonly=on|off]"
+		"[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
+		"Serves the disk as a vhost-user-blk back-end to one front-end: the first\n"
+		"to connect on PATH, or the one already connected on descriptor N.\n"
+		"Device state (vhost-user DEVICE_STATE) is format %d.  Tests only:\n"
+		"[--test-fail-restore] (refuse any device state offered to it)\n"
+		"[--test-state-too-new] (the first state it saves claims to need a newer\n"
+		"reader)\n",
+		VU_STATE_FORMAT);
 	sandbox__usage(f);
 }
 
@@ -102,11 +109,14 @@ int main(int argc, char **argv)
 	    {"disk", required_argument, NULL, 'd'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"test-fail-restore", no_argument, NULL, 'R'},
+	    {"test-state-too-new", no_argument, NULL, 'N'},
 	    SANDBOX_LONG_OPTIONS,
 	    {0},
 	};
 	const char *sock_path = NULL, *fd_arg = NULL, *disk = NULL;
 	struct sandbox_opts sb = SANDBOX_OPTS_INIT;
+	struct vu_state_dev st = {0};
 	struct virtio_device *vdev;
 	struct vhost_user *vu;
 	int c, lfd, fd, ret;
@@ -125,6 +135,8 @@ int main(int argc, char **argv)
 			break;
 		case 'v': log__set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
+		case 'R': st.fail_restore = true; break;
+		case 'N': st.too_new_once = true; break;
 		default:
 			if (sandbox__is_opt(c)) {
 				if (sandbox__opt(&sb, c, optarg))
@@ -139,7 +151,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	vdev = vu_blk__create(disk);
+	vdev = vu_blk__create(disk, &st.image);
 	if (!vdev)
 		return 2;
 	vu = vhost_user__create(vdev);
@@ -148,6 +160,8 @@ int main(int argc, char **argv)
 		vdev->ops->destroy(vdev);
 		return 1;
 	}
+	st.vdev = vdev;
+	vu_state__attach(vu, &st);
 	if (fd_arg) {
 		fd = main__inherited(fd_arg);
 		if (fd < 0) {
