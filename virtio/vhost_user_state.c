@@ -26,13 +26,12 @@ const char *vhost_user_state__reason(uint64_t code)
 	    [VHOST_USER_STATE_OK] = "no error",
 	    [VHOST_USER_STATE_E_IO] = "the state could not be read or written whole",
 	    [VHOST_USER_STATE_E_MALFORMED] = "the state is malformed",
-	    [VHOST_USER_STATE_E_TOO_NEW] =
-		"the state was written for newer readers (its min_reader_version is above "
-		"this build's)",
+	    [VHOST_USER_STATE_E_TOO_NEW] = "the state was written for newer readers (its "
+					   "min_reader_version is above what this build reads)",
 	    [VHOST_USER_STATE_E_OTHER] = "the state is of another device or disk image",
 	    [VHOST_USER_STATE_E_FEATURES] =
 		"the state has features acked that this back-end does not offer",
-	    [VHOST_USER_STATE_E_RUNNING] = "the device's rings were still running",
+	    [VHOST_USER_STATE_E_RUNNING] = "the rings of the device were still running",
 	    [VHOST_USER_STATE_E_NO_TRANSFER] = "no transfer was started",
 	    [VHOST_USER_STATE_E_BAD_REQUEST] = "unknown transfer direction or phase",
 	    [VHOST_USER_STATE_E_TEST_HOOK] = "the test hook --test-fail-restore refused it",
