@@ -642,8 +642,13 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 	}
 	if (!f->running) {
 		/* No rings (the driver has not started, or reset the device):
-		 * the next start() simply goes to the new back-end. */
-		front__swap_conn(f, n);
+		 * the state moves (counters, the image's identity) and the
+		 * next start() simply goes to the new back-end. */
+		err = front__transfer_state(f, n, why, whylen);
+		if (err)
+			res->old_running = !__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE);
+		else
+			front__swap_conn(f, n);
 		goto out_unlock;
 	}
 	/* From here the guest's requests on this device wait in the rings:
