@@ -36,7 +36,8 @@
 #define FRONT_PROTOCOL_FEATURES                                                                    \
 	(1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
 	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD |          \
-	 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD | 1ULL << VHOST_USER_PROTOCOL_F_DEVICE_STATE)
+	 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD |                                            \
+	 1ULL << VHOST_USER_PROTOCOL_F_DEVICE_STATE)
 /* Virtio feature bits the transport offers on its own account. */
 #define TRANSPORT_FEATURES                                                                         \
 	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC | 1ULL << VIRTIO_F_EVENT_IDX)
