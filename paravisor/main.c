@@ -19,6 +19,7 @@
 #include "paravisor/vhost_user.h"
 #include "paravisor/vu_blk.h"
 #include "paravisor/vu_net.h"
+#include "paravisor/vu_state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,13 +34,19 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: paravisor --socket PATH | --fd N  --disk path=FILE|fd=N[,readonly=on|off]"
-		   "[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
-		   "       paravisor --socket PATH | --fd N  --net slirp[,hostfwd=RULE]..."
-		   "[,mac=MAC][,id=NAME] [-v]\n"
-		   "Serves the disk (vhost-user-blk) or the NIC (vhost-user-net, user-mode\n"
-		   "networking) to one front-end: the first to connect on PATH, or the one\n"
-		   "already connected on descriptor N.\n");
+	fprintf(f,
+		"usage: paravisor --socket PATH | --fd N  --disk path=FILE|fd=N[,readonly=on|off]"
+		"[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
+		"       paravisor --socket PATH | --fd N  --net slirp[,hostfwd=RULE]..."
+		"[,mac=MAC][,id=NAME] [-v]\n"
+		"Serves the disk (vhost-user-blk) or the NIC (vhost-user-net, user-mode\n"
+		"networking) to one front-end: the first to connect on PATH, or the one\n"
+		"already connected on descriptor N.\n"
+		"A disk's device state (vhost-user DEVICE_STATE) is format %d.  Tests only:\n"
+		"[--test-fail-restore] (refuse any device state offered to it)\n"
+		"[--test-state-too-new] (the first state it saves claims to need a newer\n"
+		"reader)\n",
+		VU_STATE_FORMAT);
 	sandbox__usage(f);
 }
 
@@ -108,11 +115,14 @@ int main(int argc, char **argv)
 	    {"net", required_argument, NULL, 'n'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"test-fail-restore", no_argument, NULL, 'R'},
+	    {"test-state-too-new", no_argument, NULL, 'N'},
 	    SANDBOX_LONG_OPTIONS,
 	    {0},
 	};
 	const char *sock_path = NULL, *fd_arg = NULL, *disk = NULL, *net = NULL;
 	struct sandbox_opts sb = SANDBOX_OPTS_INIT;
+	struct vu_state_dev st = {0};
 	struct virtio_device *vdev;
 	struct vhost_user *vu;
 	int c, lfd, fd, ret;
@@ -132,6 +142,8 @@ int main(int argc, char **argv)
 			break;
 		case 'v': log__set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
+		case 'R': st.fail_restore = true; break;
+		case 'N': st.too_new_once = true; break;
 		default:
 			if (sandbox__is_opt(c)) {
 				if (sandbox__opt(&sb, c, optarg))
@@ -148,7 +160,7 @@ int main(int argc, char **argv)
 	}
 	/* slirp's sockets are the host's: the NIC keeps its network. */
 	sb.profile = net ? SANDBOX_NET : SANDBOX_BLK;
-	vdev = disk ? vu_blk__create(disk) : vu_net__create(net);
+	vdev = disk ? vu_blk__create(disk, &st.image) : vu_net__create(net);
 	if (!vdev)
 		return 2;
 	vu = vhost_user__create(vdev);
@@ -157,6 +169,11 @@ int main(int argc, char **argv)
 		vdev->ops->destroy(vdev);
 		return 1;
 	}
+	/* The state format has the disk's fields only: a NIC offers none (it
+	 * is not serviced; its slirp state could not move anyway). */
+	st.vdev = vdev;
+	if (disk)
+		vu_state__attach(vu, &st);
 	if (fd_arg) {
 		fd = main__inherited(fd_arg);
 		if (fd < 0) {

@@ -29,6 +29,7 @@
 #include "paravisor/vu_log.h"
 #include "paravisor/vu_mem.h"
 #include "virtio/vhost_user_msg.h"
+#include "virtio/vhost_user_state.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -44,6 +45,8 @@
 	 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
 /* Bits of the feature word that are between us and the front-end. */
 #define VHOST_BITS (1ULL << VHOST_USER_F_PROTOCOL_FEATURES | 1ULL << VHOST_F_LOG_ALL)
+/* Offered when the device can save and load its state. */
+#define DEVICE_STATE_FEATURE (1ULL << VHOST_USER_PROTOCOL_F_DEVICE_STATE)
 
 struct vu_ring {
 	uint16_t num;
@@ -70,6 +73,9 @@ struct vhost_user {
 	int reply_fd; /* to send with the reply being made, then close */
 	int fail_logged;
 	struct vu_ring ring[VIRTIO_MAX_QUEUES];
+	struct vhost_user_state_ops state_ops; /* .save NULL: no DEVICE_STATE */
+	int state_fd;			       /* LOAD: the pipe CHECK reads */
+	uint64_t state_result;		       /* what CHECK answers otherwise */
 };
 
 static void close_fd(int *fd)
@@ -315,21 +321,134 @@ static int vhost_user__set_features(struct vhost_user *vu, uint64_t f, char *why
 	return 0;
 }
 
+static uint64_t vhost_user__protocol_features(const struct vhost_user *vu)
+{
+	return PROTOCOL_FEATURES | (vu->state_ops.save ? DEVICE_STATE_FEATURE : 0);
+}
+
 static int vhost_user__set_protocol_features(struct vhost_user *vu, uint64_t f, char *why,
 					     size_t whylen)
 {
-	if (f & ~PROTOCOL_FEATURES)
+	uint64_t offered = vhost_user__protocol_features(vu);
+
+	if (f & ~offered)
 		return why__set(why, whylen, -EINVAL,
 				"acked protocol features %#llx that were not offered (%#llx)",
-				(unsigned long long)f, (unsigned long long)PROTOCOL_FEATURES);
+				(unsigned long long)f, (unsigned long long)offered);
 	vu->protocol_features = f;
-	pr_info("%s: front-end acked protocol features %#llx:%s%s%s%s%s", vu->vdev->id,
+	pr_info("%s: front-end acked protocol features %#llx:%s%s%s%s%s%s", vu->vdev->id,
 		(unsigned long long)f, f & (1ULL << VHOST_USER_PROTOCOL_F_MQ) ? " MQ" : "",
 		f & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) ? " REPLY_ACK" : "",
 		f & (1ULL << VHOST_USER_PROTOCOL_F_CONFIG) ? " CONFIG" : "",
 		f & (1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD) ? " LOG_SHMFD" : "",
-		f & (1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) ? " INFLIGHT_SHMFD" : "");
+		f & (1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD) ? " INFLIGHT_SHMFD" : "",
+		f & DEVICE_STATE_FEATURE ? " DEVICE_STATE" : "");
 	return 0;
+}
+
+/* --- DEVICE_STATE: the device's state through a pipe, while no ring runs --- */
+
+static uint64_t vhost_user__state_save(struct vhost_user *vu, int fd)
+{
+	struct vhost_user_rings t = {.features = vu->features, .nr = vu->vdev->nr_queues};
+	uint8_t *buf;
+	size_t len;
+	char why[160];
+	int err;
+
+	for (unsigned int q = 0; q < t.nr; q++) {
+		t.q[q].last_avail = vu->ring[q].last_avail;
+		t.q[q].used_idx = vu->ring[q].used_idx;
+		t.q[q].started = vu->ring[q].started;
+	}
+	err = vu->state_ops.save(vu->state_ops.opaque, &t, &buf, &len);
+	if (err) {
+		pr_err("%s: cannot encode the device state: %s", vu->vdev->id, strerror(-err));
+		return VHOST_USER_STATE_E_IO;
+	}
+	/* The front-end reads after our answer: a pipe holds the whole state. */
+	err = vhost_user_state__write_fd(fd, buf, len, why, sizeof(why));
+	free(buf);
+	if (err) {
+		pr_err("%s: writing the device state: %s", vu->vdev->id, why);
+		return VHOST_USER_STATE_E_IO;
+	}
+	pr_info("%s: device state saved (%zu bytes)", vu->vdev->id, len);
+	return VHOST_USER_STATE_OK;
+}
+
+/* The state the front-end wrote into the pipe and closed: read, check, apply. */
+static uint64_t vhost_user__state_load(struct vhost_user *vu)
+{
+	struct vhost_user_rings t = {0};
+	uint8_t *buf;
+	size_t len;
+	char why[256];
+	int code;
+
+	/* No deadline: the front-end closed its end before CHECK, so this
+	 * read ends; one that does not only stalls its own device. */
+	if (vhost_user_state__read_fd(vu->state_fd, 0, &buf, &len, why, sizeof(why))) {
+		pr_err("%s: reading the device state: %s", vu->vdev->id, why);
+		return VHOST_USER_STATE_E_IO;
+	}
+	code =
+	    vu->state_ops.load(vu->state_ops.opaque, buf, len, vu->offered, &t, why, sizeof(why));
+	free(buf);
+	if (code) {
+		pr_err("%s: device state refused: %s", vu->vdev->id, why);
+		return (uint64_t)code;
+	}
+	/* The front-end sets the bases again; these hold if it does not. */
+	for (unsigned int q = 0; q < t.nr && q < vu->vdev->nr_queues; q++) {
+		vu->ring[q].last_avail = t.q[q].last_avail;
+		vu->ring[q].used_idx = t.q[q].used_idx;
+	}
+	return VHOST_USER_STATE_OK;
+}
+
+static int vhost_user__set_state_fd(struct vhost_user *vu, struct vhost_user_msg *m,
+				    struct vhost_user_msg *reply, char *why, size_t whylen)
+{
+	const struct vhost_user_device_state *s = &m->p.dstate;
+	uint64_t code = VHOST_USER_STATE_OK;
+	int fd;
+
+	if (m->nr_fds != 1)
+		return why__set(why, whylen, -EPROTO, "%u file descriptors instead of a pipe's",
+				m->nr_fds);
+	fd = m->fds[0];
+	m->nr_fds = 0;
+	close_fd(&vu->state_fd);
+	if (s->phase != VHOST_USER_PHASE_STOPPED || s->direction > VHOST_USER_TRANSFER_LOAD)
+		code = VHOST_USER_STATE_E_BAD_REQUEST;
+	else if (vu->model_running)
+		code = VHOST_USER_STATE_E_RUNNING;
+	else if (s->direction == VHOST_USER_TRANSFER_SAVE)
+		code = vhost_user__state_save(vu, fd);
+	else
+		vu->state_fd = fd; /* read at CHECK, once the front-end wrote it all */
+	if (vu->state_fd != fd)
+		close_fd(&fd);
+	if (code)
+		pr_warn("%s: SET_DEVICE_STATE_FD refused: %s", vu->vdev->id,
+			vhost_user_state__reason(code));
+	vu->state_result = code;
+	reply->p.u64 = code | VHOST_USER_STATE_NO_FD;
+	return 1;
+}
+
+static int vhost_user__check_state(struct vhost_user *vu, struct vhost_user_msg *reply)
+{
+	reply->p.u64 = vu->state_fd >= 0 ? vhost_user__state_load(vu) : vu->state_result;
+	close_fd(&vu->state_fd);
+	vu->state_result = VHOST_USER_STATE_E_NO_TRANSFER;
+	return 1;
+}
+
+void vhost_user__set_state_ops(struct vhost_user *vu, const struct vhost_user_state_ops *ops)
+{
+	vu->state_ops = *ops;
 }
 
 /* The ring a message names, or NULL (why says so). */
@@ -480,6 +599,8 @@ static int expected_size(uint32_t req)
 	case VHOST_USER_SET_VRING_BASE:
 	case VHOST_USER_GET_VRING_BASE:
 	case VHOST_USER_SET_VRING_ENABLE: return sizeof(struct vhost_user_vring_state);
+	case VHOST_USER_SET_DEVICE_STATE_FD: return sizeof(struct vhost_user_device_state);
+	case VHOST_USER_CHECK_DEVICE_STATE: return 0;
 	case VHOST_USER_SET_VRING_ADDR: return sizeof(struct vhost_user_vring_addr);
 	case VHOST_USER_GET_INFLIGHT_FD:
 	case VHOST_USER_SET_INFLIGHT_FD: return sizeof(struct vhost_user_inflight);
@@ -502,7 +623,7 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 				m->hdr.size, want);
 	if (want >= 0 && req != VHOST_USER_SET_VRING_KICK && req != VHOST_USER_SET_VRING_CALL &&
 	    req != VHOST_USER_SET_VRING_ERR && req != VHOST_USER_SET_LOG_BASE &&
-	    req != VHOST_USER_SET_INFLIGHT_FD && m->nr_fds)
+	    req != VHOST_USER_SET_INFLIGHT_FD && req != VHOST_USER_SET_DEVICE_STATE_FD && m->nr_fds)
 		return why__set(why, whylen, -EPROTO, "carries %u unexpected file descriptors",
 				m->nr_fds);
 	if (req == VHOST_USER_SET_VRING_NUM || req == VHOST_USER_SET_VRING_BASE ||
@@ -517,7 +638,9 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 	switch (req) {
 	case VHOST_USER_GET_FEATURES: reply->p.u64 = vu->offered; return 1;
 	case VHOST_USER_SET_FEATURES: return vhost_user__set_features(vu, m->p.u64, why, whylen);
-	case VHOST_USER_GET_PROTOCOL_FEATURES: reply->p.u64 = PROTOCOL_FEATURES; return 1;
+	case VHOST_USER_GET_PROTOCOL_FEATURES:
+		reply->p.u64 = vhost_user__protocol_features(vu);
+		return 1;
 	case VHOST_USER_SET_PROTOCOL_FEATURES:
 		return vhost_user__set_protocol_features(vu, m->p.u64, why, whylen);
 	case VHOST_USER_GET_QUEUE_NUM: reply->p.u64 = vdev->nr_queues; return 1;
@@ -630,6 +753,13 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 			return why__set(why, whylen, -EPROTO,
 					"carries %u unexpected file descriptors", m->nr_fds);
 		return vhost_user__config(vu, m, reply, why, whylen);
+	case VHOST_USER_SET_DEVICE_STATE_FD:
+	case VHOST_USER_CHECK_DEVICE_STATE:
+		if (!(vu->protocol_features & DEVICE_STATE_FEATURE))
+			return why__set(why, whylen, -ENOTSUP, "DEVICE_STATE was not negotiated");
+		return req == VHOST_USER_CHECK_DEVICE_STATE
+			   ? vhost_user__check_state(vu, reply)
+			   : vhost_user__set_state_fd(vu, m, reply, why, whylen);
 	default: return why__set(why, whylen, -ENOTSUP, "not supported by this back-end");
 	}
 }
@@ -712,6 +842,7 @@ void vhost_user__disconnect(struct vhost_user *vu)
 	vu_mem__clear(&vu->mem);
 	vu_inflight__clear(&vu->inflight);
 	vu_log__clear(&vu->log);
+	close_fd(&vu->state_fd);
 	vu->features = vu->protocol_features = 0;
 	vu->vdev->driver_features = 0;
 }
@@ -729,6 +860,8 @@ struct vhost_user *vhost_user__create(struct virtio_device *vdev)
 		return NULL;
 	vu->vdev = vdev;
 	vu->reply_fd = -1;
+	vu->state_fd = -1;
+	vu->state_result = VHOST_USER_STATE_E_NO_TRANSFER;
 	vu->offered = (vdev->ops->features ? vdev->ops->features(vdev) : 0) |
 		      1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC |
 		      1ULL << VIRTIO_F_EVENT_IDX | 1ULL << VHOST_USER_F_PROTOCOL_FEATURES |

@@ -12,6 +12,10 @@
 
 #include "virtio/device.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 struct vhost_user;
 
 /* A back-end for vdev (the caller keeps ownership of the model).  NULL with
@@ -25,6 +29,35 @@ struct vhost_user *vhost_user__create(struct virtio_device *vdev);
  * but 0, call vhost_user__disconnect().
  */
 int vhost_user__serve(struct vhost_user *vu, int sock);
+
+/* What the transport holds of a device, saved with the model's state. */
+struct vhost_user_rings {
+	uint64_t features; /* acked by the front-end */
+	unsigned int nr;   /* queues */
+	struct {
+		uint16_t last_avail, used_idx;
+		bool started;
+	} q[VIRTIO_MAX_QUEUES];
+};
+
+/*
+ * The device's state for DEVICE_STATE (see virtio/vhost_user_state.h):
+ * save encodes the model's and the transport's state into a malloc'd
+ * buffer (0 or negative errno); load decodes one, checks it against this
+ * device (offered: the features we offer) and applies the model's part,
+ * returning the transport's in *rings: 0, or a VHOST_USER_STATE_E_* code
+ * with why (nothing applied then).  Only ever called while no ring runs.
+ */
+struct vhost_user_state_ops {
+	int (*save)(void *opaque, const struct vhost_user_rings *rings, uint8_t **buf, size_t *len);
+	int (*load)(void *opaque, const uint8_t *buf, size_t len, uint64_t offered,
+		    struct vhost_user_rings *rings, char *why, size_t whylen);
+	void *opaque;
+};
+
+/* Offers DEVICE_STATE with ops (copied); without it, the protocol feature
+ * is not offered. */
+void vhost_user__set_state_ops(struct vhost_user *vu, const struct vhost_user_state_ops *ops);
 
 /* Stops the model, closes the rings' fds and unmaps guest RAM: the state of
  * a back-end that no front-end has set up yet. */

@@ -61,7 +61,7 @@ static int vu_blk__opt(struct vu_blk_opts *o, const char *k, const char *v)
 	return 0;
 }
 
-static struct virtio_device *vu_blk__open(const struct vu_blk_opts *o)
+static struct virtio_device *vu_blk__open(const struct vu_blk_opts *o, struct vu_blk_info *info)
 {
 	struct blk_backend *be;
 	struct virtio_device *vdev;
@@ -90,6 +90,11 @@ static struct virtio_device *vu_blk__open(const struct vu_blk_opts *o)
 		pr_err("disk \"%s\": %s", o->id, strerror(errno));
 		return NULL;
 	}
+	if (info) {
+		snprintf(info->path, sizeof(info->path), "%s", o->path);
+		info->size = blk_backend__size(be);
+		info->readonly = o->readonly;
+	}
 	pr_info("disk \"%s\": %s, %llu sectors, %u queue(s), cache=%s%s", o->id, o->path,
 		(unsigned long long)(blk_backend__size(be) >> 9), o->queues,
 		o->cache == BLK_CACHE_NONE ? "none" : "writeback",
@@ -97,7 +102,7 @@ static struct virtio_device *vu_blk__open(const struct vu_blk_opts *o)
 	return vdev;
 }
 
-struct virtio_device *vu_blk__create(const char *opt)
+struct virtio_device *vu_blk__create(const char *opt, struct vu_blk_info *info)
 {
 	struct vu_blk_opts o = {.cache = BLK_CACHE_WRITEBACK, .queues = 1, .id = "disk0", .fd = -1};
 	struct virtio_device *vdev = NULL;
@@ -122,7 +127,7 @@ struct virtio_device *vu_blk__create(const char *opt)
 	}
 	if (!o.path)
 		o.path = "the handed image";
-	vdev = vu_blk__open(&o);
+	vdev = vu_blk__open(&o, info);
 out_free:
 	free(dup);
 	return vdev;

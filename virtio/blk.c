@@ -45,6 +45,7 @@ struct blk_req {
 	unsigned int q;
 	uint8_t *status;
 	uint32_t written; /* data bytes written into the guest on success */
+	uint64_t bytes;	  /* data bytes the request moves, for the counters */
 	unsigned int pending;
 	uint8_t result;
 	struct blk_req *next;
@@ -65,6 +66,7 @@ struct virtio_blk {
 	struct blk_req *free;
 	bool notify[VIRTIO_MAX_QUEUES];
 	bool stalled[VIRTIO_MAX_QUEUES]; /* stopped popping for lack of room */
+	struct virtio_blk_counters counters; /* the model's thread's; read when stopped */
 };
 
 static struct virtio_blk *to_blk(struct virtio_device *vdev)
@@ -119,6 +121,11 @@ static void blk__complete(struct virtio_blk *blk, struct blk_req *r)
 	 * migration: a destination would see the byte from before. */
 	if (vq->mem && guest_mem__tracked(vq->mem))
 		guest_mem__mark_dirty(vq->mem, r->status, 1);
+	blk->counters.requests++;
+	if (r->result == VIRTIO_BLK_S_OK)
+		blk->counters.bytes += r->bytes;
+	else
+		blk->counters.errors++;
 	virtq__push(vq, &r->elem,
 		    (r->result == VIRTIO_BLK_S_OK ? r->written : 0) + 1);
 	blk->notify[r->q] = true;
@@ -256,6 +263,7 @@ static void blk__handle(struct virtio_blk *blk, unsigned int q, struct blk_req *
 	r->q = q;
 	r->pending = 0;
 	r->written = 0;
+	r->bytes = 0;
 	r->result = VIRTIO_BLK_S_OK;
 
 	/* The status byte: the last byte of the last writable buffer. */
@@ -296,6 +304,7 @@ static void blk__handle(struct virtio_blk *blk, unsigned int q, struct blk_req *
 		}
 		if (!len)
 			break;
+		r->bytes = len;
 		if (type == VIRTIO_BLK_T_IN) {
 			r->written = (uint32_t)len;
 			err = blk_backend__read(blk->be, in, in_n, sector << BLK_SECTOR_SHIFT, r);
@@ -541,6 +550,16 @@ static const struct virtio_device_ops virtio_blk_ops = {
 	/* No save/restore: the model has no state of its own once stop()
 	 * drained it; capacity and features come from the configuration. */
 };
+
+void virtio_blk__get_counters(struct virtio_device *vdev, struct virtio_blk_counters *c)
+{
+	*c = to_blk(vdev)->counters;
+}
+
+void virtio_blk__set_counters(struct virtio_device *vdev, const struct virtio_blk_counters *c)
+{
+	to_blk(vdev)->counters = *c;
+}
 
 struct virtio_device *virtio_blk__create(const char *id, struct blk_backend *backend,
 					 unsigned int nr_queues)

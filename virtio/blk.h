@@ -73,4 +73,17 @@ struct virtio_blk_config {
 struct virtio_device *virtio_blk__create(const char *id, struct blk_backend *backend,
 					 unsigned int nr_queues);
 
+/* What the device has done since it was created (or since the counters
+ * were set): completed requests, data bytes they moved, and how many were
+ * answered with an error.  Kept across a paravisor's servicing. */
+struct virtio_blk_counters {
+	uint64_t requests;
+	uint64_t bytes;
+	uint64_t errors;
+};
+
+/* Only while the device is stopped (the model's thread owns them otherwise). */
+void virtio_blk__get_counters(struct virtio_device *vdev, struct virtio_blk_counters *c);
+void virtio_blk__set_counters(struct virtio_device *vdev, const struct virtio_blk_counters *c);
+
 #endif

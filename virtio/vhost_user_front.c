@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/why.h"
 #include "virtio/vhost_user_msg.h"
+#include "virtio/vhost_user_state.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -30,11 +31,13 @@
 #include <unistd.h>
 
 /* What we use of the back-end; MQ only to ask how many queues it has,
- * LOG_SHMFD only while a live migration runs. */
+ * LOG_SHMFD only while a live migration runs, DEVICE_STATE only for
+ * servicing. */
 #define FRONT_PROTOCOL_FEATURES                                                                    \
 	(1ULL << VHOST_USER_PROTOCOL_F_MQ | 1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK |              \
 	 1ULL << VHOST_USER_PROTOCOL_F_CONFIG | 1ULL << VHOST_USER_PROTOCOL_F_LOG_SHMFD |          \
-	 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)
+	 1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD |                                            \
+	 1ULL << VHOST_USER_PROTOCOL_F_DEVICE_STATE)
 /* Virtio feature bits the transport offers on its own account. */
 #define TRANSPORT_FEATURES                                                                         \
 	(1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC | 1ULL << VIRTIO_F_EVENT_IDX)
@@ -148,19 +151,28 @@ out_broken:
 	return err;
 }
 
-static int front__get_u64(struct vhost_user_front *f, uint32_t req, uint64_t *v, char *why,
-			  size_t whylen)
+/* A request answered with 64 bits (also vhost_user_state's view of a
+ * connection, ctx being the front). */
+static int front__state_call(void *ctx, uint32_t req, const void *payload, uint32_t size,
+			     const int *fds, unsigned int nr_fds, uint64_t *answer, char *why,
+			     size_t whylen)
 {
 	struct vhost_user_msg r;
-	int err = front__call(f, req, NULL, 0, NULL, 0, &r, why, whylen);
+	int err = front__call(ctx, req, payload, size, fds, nr_fds, &r, why, whylen);
 
 	if (err)
 		return err;
 	if (r.hdr.size != sizeof(uint64_t))
 		return why__set(why, whylen, -EPROTO, "answer of %u bytes to a 64-bit query",
 				r.hdr.size);
-	*v = r.p.u64;
+	*answer = r.p.u64;
 	return 0;
+}
+
+static int front__get_u64(struct vhost_user_front *f, uint32_t req, uint64_t *v, char *why,
+			  size_t whylen)
+{
+	return front__state_call(f, req, NULL, 0, NULL, 0, v, why, whylen);
 }
 
 static int front__set_u64(struct vhost_user_front *f, uint32_t req, uint64_t v, const int *fds,
@@ -583,6 +595,35 @@ static int front__hand_rings(struct vhost_user_front *f, struct vhost_user_front
 	return front__start_locked(n, why, whylen);
 }
 
+/*
+ * Both back-ends stopped: the old one's device state goes to the new one
+ * before the new one's rings are enabled.  Without DEVICE_STATE on the old
+ * back-end there is nothing to move (the rings' indexes are all a device
+ * without it has); with it on the old one only, the new one starts afresh
+ * (an older build: it would not know the state anyway), and the log says so.
+ */
+static int front__transfer_state(struct vhost_user_front *f, struct vhost_user_front *n, char *why,
+				 size_t whylen)
+{
+	const uint64_t ds = 1ULL << VHOST_USER_PROTOCOL_F_DEVICE_STATE;
+	struct vhost_user_state_conn from = {front__state_call, f}, to = {front__state_call, n};
+	size_t size = 0;
+	int err;
+
+	if (!(f->protocol_features & ds))
+		return 0;
+	if (!(n->protocol_features & ds)) {
+		pr_warn("%s: the new back-end does not take device state (no DEVICE_STATE): it "
+			"starts with its own",
+			f->vdev.id);
+		return 0;
+	}
+	err = vhost_user_state__transfer(&from, &to, f->cfg.timeout_ms, &size, why, whylen);
+	if (!err)
+		pr_info("%s: device state moved to the new back-end (%zu bytes)", f->vdev.id, size);
+	return err;
+}
+
 int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *next,
 			      struct vhost_user_front_swap *res, char *why, size_t whylen)
 {
@@ -602,8 +643,13 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 	}
 	if (!f->running) {
 		/* No rings (the driver has not started, or reset the device):
-		 * the next start() simply goes to the new back-end. */
-		front__swap_conn(f, n);
+		 * the state moves (counters, the image's identity) and the
+		 * next start() simply goes to the new back-end. */
+		err = front__transfer_state(f, n, why, whylen);
+		if (err)
+			res->old_running = !__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE);
+		else
+			front__swap_conn(f, n);
 		goto out_unlock;
 	}
 	/* From here the guest's requests on this device wait in the rings:
@@ -622,7 +668,9 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 		why__set(why, whylen, err, "the running back-end failed while stopping: %s", owhy);
 		goto out_unlock;
 	}
-	err = front__hand_rings(f, n, why, whylen);
+	err = front__transfer_state(f, n, why, whylen);
+	if (!err)
+		err = front__hand_rings(f, n, why, whylen);
 	if (!err) {
 		res->blackout_us = front__now_us() - t0;
 		n->running = false; /* its copy of the rings is f's again */
@@ -630,8 +678,12 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 		f->running = true;
 		goto out_unlock;
 	}
-	/* Rollback: the old back-end gets the rings at the indexes it gave. */
-	if (front__start_locked(f, owhy, sizeof(owhy))) {
+	/* Rollback: the old back-end gets the rings at the indexes it gave
+	 * (unless it broke while saving its state: then the rings are
+	 * answered with errors, and that is no rollback). */
+	snprintf(owhy, sizeof(owhy), "it broke while saving its device state");
+	if (front__start_locked(f, owhy, sizeof(owhy)) ||
+	    __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE)) {
 		res->old_running = false;
 		pr_err("%s: giving the rings back to the running back-end failed: %s", vdev->id,
 		       owhy);

@@ -99,7 +99,9 @@ struct vhost_user_front_swap {
  * connection, never given to a transport, with no release hook).  Checks
  * first that next offers every feature the guest acked and the same config
  * space; then stops vdev's rings on the old back-end (it finishes the
- * requests it took), hands next's back-end the memory table, the same ring
+ * requests it took), moves its device state to next's back-end when both
+ * offer DEVICE_STATE (virtio/vhost_user_state.h; a refusal to load it is a
+ * failure like any other), hands next's back-end the memory table, the same ring
  * addresses, indexes and eventfds and enables the rings.  0: vdev talks to
  * the new back-end from now on.  Negative errno with why: vdev's rings went
  * back to the old back-end at the same indexes (res->old_running).

@@ -207,6 +207,8 @@ const char *vhost_user_msg__name(uint32_t request, char *buf, size_t len)
 	    [VHOST_USER_GET_MAX_MEM_SLOTS] = "GET_MAX_MEM_SLOTS",
 	    [VHOST_USER_SET_STATUS] = "SET_STATUS",
 	    [VHOST_USER_GET_STATUS] = "GET_STATUS",
+	    [VHOST_USER_SET_DEVICE_STATE_FD] = "SET_DEVICE_STATE_FD",
+	    [VHOST_USER_CHECK_DEVICE_STATE] = "CHECK_DEVICE_STATE",
 	};
 
 	if (request < sizeof(names) / sizeof(names[0]) && names[request])

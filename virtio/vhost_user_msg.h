@@ -44,6 +44,8 @@ enum vhost_user_request {
 	VHOST_USER_GET_MAX_MEM_SLOTS = 36,
 	VHOST_USER_SET_STATUS = 39,
 	VHOST_USER_GET_STATUS = 40,
+	VHOST_USER_SET_DEVICE_STATE_FD = 42,
+	VHOST_USER_CHECK_DEVICE_STATE = 43,
 };
 
 /* Header flags. */
@@ -134,6 +136,18 @@ struct vhost_user_log {
 	uint64_t mmap_offset;
 } __attribute__((packed));
 
+/* SET_DEVICE_STATE_FD payload (with one fd: the pipe end to write or read). */
+struct vhost_user_device_state {
+	uint32_t direction; /* VHOST_USER_TRANSFER_SAVE or _LOAD */
+	uint32_t phase;	    /* only VHOST_USER_PHASE_STOPPED */
+} __attribute__((packed));
+
+#define VHOST_USER_TRANSFER_SAVE 0u
+#define VHOST_USER_TRANSFER_LOAD 1u
+#define VHOST_USER_PHASE_STOPPED 0u
+/* SET_DEVICE_STATE_FD's answer: bits 0-7 an error code, bit 8 "no fd of
+ * the back-end's own comes with it" (the front-end's pipe is used). */
+#define VHOST_USER_STATE_NO_FD (1ull << 8)
 /* Larger than any payload we accept; a message that claims more is refused. */
 #define VHOST_USER_MAX_PAYLOAD 512u
 
@@ -147,6 +161,7 @@ struct vhost_user_msg {
 		struct vhost_user_config cfg;
 		struct vhost_user_inflight inflight;
 		struct vhost_user_log log;
+		struct vhost_user_device_state dstate;
 		uint8_t raw[VHOST_USER_MAX_PAYLOAD];
 	} p;
 	/* Received alongside the header (SCM_RIGHTS); the receiver owns them. */

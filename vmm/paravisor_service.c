@@ -10,9 +10,12 @@
  * stop (it finishes the requests it took), the new one gets the memory
  * table, the ring addresses and indexes and the same kick and call
  * eventfds (virtio/vhost_user_front.c: replace), and only then is the old
- * connection closed and the old process reaped.  virtio-blk has no device
- * state beyond the rings: its config comes from the back-end and is
- * checked to be the same.
+ * connection closed and the old process reaped.  Between the two, the old
+ * paravisor's device state (paravisor/state.proto: counters, the image's
+ * identity, ring indexes) goes to the new one over DEVICE_STATE; a new
+ * paravisor that refuses it (a state for newer readers, another image)
+ * fails the servicing, which rolls back.  The config comes from the
+ * back-end and is checked to be the same.
  *
  * The command runs on the VM's event loop thread and blocks it for the
  * servicing: the vCPUs run on (only the disk's I/O waits, between the two

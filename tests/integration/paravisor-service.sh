@@ -10,7 +10,11 @@
 # once, one that rejects its options, one that starts but serves another
 # disk (a different config space): each is refused with the reason and
 # rolled back, the old paravisor (same pid) serves on and the guest's I/O
-# goes on.  A VM without a paravisor disk is refused with a clear error.
+# goes on.  Then version skew: servicings between two builds whose device
+# state formats differ (paravisor, paravisor-next) carry the state both
+# ways; a state written for newer readers and a build that fails to load
+# any state are refused with the reason and rolled back.  A VM without a
+# paravisor disk is refused with a clear error.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/disk_loop.sh"
 
@@ -119,6 +123,56 @@ printf '#!/bin/sh\nexec %s --fd 3 --disk path=%s,id=data\n' "$PARAVISOR" "$other
 chmod +x "$otherdisk"
 rollback "a paravisor that starts but serves another disk" "$otherdisk" \
 	"did not take over: the new back-end presents a different config space"
+
+# --- 4. Version skew: the device state goes N -> N+1 -> N+1 -> N -> N+1 -> N
+# (paravisor and paravisor-next, whose state formats differ by a field),
+# each build loading what the other saved, under the guest's I/O.  The
+# counters travel along (requests never go back); the field only the next
+# build knows ("servicings") survives N+1 -> N+1 and is gone after N.
+NEXT="$VMMD_BUILDDIR/paravisor/paravisor-next"
+reqs=0
+skew() { # NAME BINARY PATTERN-OF-THE-NEW-PID'S-LOAD-LINE
+	r=$(ctl "{\"cmd\":\"service\",\"paravisor\":\"$2\"}")
+	new=$(num "$r" new_pid)
+	line=$(grep "pid ${new:-none} loaded device state" "$WORK/run" | tr -d '\r' | tail -n 1)
+	req=$(printf '%s' "$line" | sed -n 's/.*requests \([0-9]*\),.*/\1/p')
+	diag "$1: $r"
+	diag "$1: ${line#*info: }"
+	check "$1: serviced (pid $pv -> ${new:-?}), the state loaded (requests ${req:-?} >= $reqs)" \
+		sh -c "printf '%s' '$r' | grep -q '^{\"ok\":true' &&
+			printf '%s' '$line' | grep -q -- '$3' && [ '${req:-0}' -ge '$reqs' ] &&
+			[ '${req:-0}' -gt 0 ]"
+	[ -z "$new" ] || pv=$new
+	reqs=${req:-$reqs}
+	sleep 0.5
+}
+skew "N -> N+1" "$NEXT" \
+	"format 1 from paravisor (state format 1): .*, errors 0, 1 queue(s); servicings 1 (none in the state)\$"
+skew "N+1 -> N+1" "$NEXT" \
+	"format 2 from paravisor-next (state format 2): .*; servicings 2 (carried in the state)\$"
+skew "N+1 -> N" "$PARAVISOR" \
+	"format 2 from paravisor-next (state format 2): .*, errors 0, 1 queue(s)\$"
+skew "N -> N+1 again" "$NEXT" \
+	"format 1 from paravisor (state format 1): .*; servicings 1 (none in the state)\$"
+skew "N+1 -> N again" "$PARAVISOR" "format 2 from paravisor-next (state format 2): "
+wait_for "$WORK/run" "LOOPOK $(($(field "$WORK/run" LOOPOK) + 2))" 60
+
+# --- 5. A device state the new paravisor does not load: rolled back.
+toonew=$WORK/pv-too-new
+printf '#!/bin/sh\nexec %s --test-state-too-new "$@"\n' "$PARAVISOR" >"$toonew"
+chmod +x "$toonew"
+skew "to a build whose first saved state claims a newer reader" "$toonew" "format 1 from paravisor "
+rollback "a state written for newer readers only" "$PARAVISOR" \
+	"did not take over: the new back-end did not load the device state: the state was written for newer readers"
+check "the new paravisor's log says which versions" grep -q \
+	"device state refused: state format 1 from paravisor (state format 1) needs a reader of format 99 or later; this build reads up to format 1" \
+	"$WORK/run"
+failrestore=$WORK/pv-fail-restore
+printf '#!/bin/sh\nexec %s --test-fail-restore "$@"\n' "$NEXT" >"$failrestore"
+chmod +x "$failrestore"
+rollback "a paravisor that fails to restore" "$failrestore" \
+	"did not take over: the new back-end did not load the device state: the test hook --test-fail-restore refused it"
+skew "servicing after the refused states" "$PARAVISOR" "format 1 from paravisor (state format 1): "
 
 # A last good servicing after the failures, then the end of the loop.
 r=$(ctl '{"cmd":"service"}')

@@ -3,8 +3,9 @@
 # `--share /usr/bin/curl`): tiny-guest VMs whose disk a paravisor serves
 # (DISK_BACKEND_PARAVISOR).  ServiceVm replaces one VM's paravisor (a new
 # process, the old one gone, the device's blackout in the result); a binary
-# that fails rolls back (the same paravisor serves on, the operation failed
-# naming why); ServiceFleet services every VM at most max_parallel at a
+# that fails, or one that refuses the device state (--test-fail-restore),
+# rolls back (the same paravisor serves on, the operation failed naming
+# why); ServiceFleet services every VM at most max_parallel at a
 # time and every guest's heartbeat carries on; /metrics and vmmctl say so.
 . "$(dirname "$0")/lib.sh"
 VMMD="$VMMD_BUILDDIR/daemon/vmmd"
@@ -72,6 +73,16 @@ check "a paravisor that fails to start: the operation fails, rolled back, naming
 	sh -c "printf '%s' '$R' | grep -q OPERATION_STATE_FAILED && printf '%s' '$R' | grep -q '\"rolled_back\":true' && printf '%s' '$R' | grep -q -i 'roll'"
 check "...the same paravisor serves on (pid $new)" alive "$new"
 check "...and vm1 still runs" [ "$(state_of vm1)" = VM_STATE_RUNNING ]
+# A paravisor that starts but refuses the device state it is handed.
+printf '#!/bin/sh\nexec %s --test-fail-restore "$@"\n' "$VMMD_BUILDDIR/paravisor/paravisor" \
+	>"$WORK/failrestore"
+chmod +x "$WORK/failrestore"
+api POST /v1/vms/vm1:service "{\"paravisor\":\"$WORK/failrestore\"}"
+wait_op "$(op_id)" 60
+diag "ServiceVm with a paravisor that fails to restore: $R"
+check "a paravisor that fails to restore: the operation fails, rolled back, naming why" \
+	sh -c "printf '%s' '$R' | grep -q OPERATION_STATE_FAILED && printf '%s' '$R' | grep -q '\"rolled_back\":true' && printf '%s' '$R' | grep -q 'did not load the device state: the test hook --test-fail-restore refused it'"
+check "...the same paravisor serves on (pid $new)" alive "$new"
 
 # 3. The fleet, four at a time.
 # last_beat_of VM: the guest's last heartbeat number, from the last 2 KiB of
@@ -107,8 +118,8 @@ check "every guest's heartbeat carries on ($more of $N)" [ "$more" -eq "$N" ]
 pv=$(paravisors)
 check "still one paravisor per VM ($pv)" [ "$pv" -eq "$N" ]
 api GET /metrics
-check "/metrics counts the servicings (1 + $N succeeded, 1 rolled back) and their blackouts" \
-	sh -c "printf '%s' '$R' | grep -q 'vmmd_paravisor_services_total{result=\"succeeded\"} $((N + 1))' && printf '%s' '$R' | grep -q 'vmmd_paravisor_services_total{result=\"rolled_back\"} 1' && printf '%s' '$R' | grep -q 'vmmd_paravisor_blackout_seconds_count $((N + 1))'"
+check "/metrics counts the servicings (1 + $N succeeded, 2 rolled back) and their blackouts" \
+	sh -c "printf '%s' '$R' | grep -q 'vmmd_paravisor_services_total{result=\"succeeded\"} $((N + 1))' && printf '%s' '$R' | grep -q 'vmmd_paravisor_services_total{result=\"rolled_back\"} 2' && printf '%s' '$R' | grep -q 'vmmd_paravisor_blackout_seconds_count $((N + 1))'"
 
 # 4. vmmctl.
 timeout -s KILL 60 "$VMMCTL" --socket "$S" service vm2 --wait >"$WORK/c.out" 2>&1

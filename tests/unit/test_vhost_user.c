@@ -196,7 +196,7 @@ static int setup(void **state)
 	assert_int_equal(pwrite(fd, sector, sizeof(sector), 512), 512);
 	close(fd);
 	snprintf(opt, sizeof(opt), "path=%s", g.img);
-	g.vdev = vu_blk__create(opt);
+	g.vdev = vu_blk__create(opt, NULL);
 	assert_non_null(g.vdev);
 	g.vu = vhost_user__create(g.vdev);
 	assert_non_null(g.vu);

@@ -7,6 +7,7 @@
  * the memory table's offsets and the address translations both matter. */
 #include "paravisor/vhost_user.h"
 #include "paravisor/vu_blk.h"
+#include "paravisor/vu_state.h"
 #include "virtio/blk.h"
 #include "virtio/vhost_user_front.h"
 
@@ -54,6 +55,7 @@ static struct {
 	int kick, call;
 	int fails, released;
 	char fail_why[256];
+	struct vu_state_dev st; /* the back-end's device state */
 } g;
 
 static void *backend_thread(void *arg)
@@ -104,7 +106,8 @@ static void desc(uint16_t i, uint64_t gpa, uint32_t len, uint16_t flags, uint16_
 /* A back-end on a thread, serving the image at path (size bytes, sector 3
  * filled with the pattern read_sector3() checks) on sv[1]. */
 static void serve_image(const char *path, off_t size, struct virtio_device **be,
-			struct vhost_user **vu, int sv[2], pthread_t *thread, void *(*fn)(void *))
+			struct vhost_user **vu, int sv[2], pthread_t *thread, void *(*fn)(void *),
+			struct vu_state_dev *st)
 {
 	uint8_t sector[512];
 	char opt[400];
@@ -117,10 +120,14 @@ static void serve_image(const char *path, off_t size, struct virtio_device **be,
 	assert_int_equal(pwrite(fd, sector, sizeof(sector), 3 * 512), 512);
 	close(fd);
 	snprintf(opt, sizeof(opt), "path=%s,id=t0", path);
-	*be = vu_blk__create(opt);
+	*be = vu_blk__create(opt, st ? &st->image : NULL);
 	assert_non_null(*be);
 	*vu = vhost_user__create(*be);
 	assert_non_null(*vu);
+	if (st) { /* offers DEVICE_STATE, as the paravisor's main does */
+		st->vdev = *be;
+		vu_state__attach(*vu, st);
+	}
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(pthread_create(thread, NULL, fn, NULL), 0);
 }
@@ -148,7 +155,7 @@ static int setup(void **state)
 	fd = mkstemp(g.img);
 	assert_true(fd >= 0);
 	close(fd);
-	serve_image(g.img, 1 << 20, &g.be, &g.vu, g.sv, &g.thread, backend_thread);
+	serve_image(g.img, 1 << 20, &g.be, &g.vu, g.sv, &g.thread, backend_thread, &g.st);
 
 	g.memfd = memfd_create("guest-ram", MFD_CLOEXEC);
 	assert_true(g.memfd >= 0);
@@ -382,6 +389,7 @@ static void test_vhost_user_front_reports_a_back_end_that_closes_at_once(void **
 
 static struct {
 	char img[300];
+	struct vu_state_dev st;
 	int sv[2];
 	struct virtio_device *be;
 	struct vhost_user *vu;
@@ -397,20 +405,30 @@ static void *backend2_thread(void *arg)
 
 /* The new back-end on its own connection, serving an image of size bytes
  * with sector 3 as the first one's; returns the front's model of it. */
-static struct virtio_device *next_back_end(off_t size)
+static struct virtio_device *next_back_end_on(const char *img, off_t size, bool state)
 {
 	struct vhost_user_front_cfg cfg = front_cfg;
 	struct virtio_device *next;
 	char why[256] = "";
 
-	snprintf(g2.img, sizeof(g2.img), "%s.next", g.img);
-	serve_image(g2.img, size, &g2.be, &g2.vu, g2.sv, &g2.thread, backend2_thread);
+	snprintf(g2.img, sizeof(g2.img), "%s", img);
+	serve_image(g2.img, size, &g2.be, &g2.vu, g2.sv, &g2.thread, backend2_thread,
+		    state ? &g2.st : NULL);
 	cfg.mem_fd = g.memfd;
 	cfg.mem_base = g.ram;
 	next = vhost_user_front__create(g2.sv[0], &cfg, why, sizeof(why));
 	if (!next)
 		fail_msg("new back-end set-up: %s", why);
 	return next;
+}
+
+/* A new back-end on another image, without DEVICE_STATE. */
+static struct virtio_device *next_back_end(off_t size)
+{
+	char img[300];
+
+	snprintf(img, sizeof(img), "%s.next", g.img);
+	return next_back_end_on(img, size, false);
 }
 
 static void next_back_end_done(void)
@@ -584,6 +602,102 @@ static void test_vhost_user_front_reconnect_refuses_a_failed_device(void **state
 	next_back_end_done();
 }
 
+/* --- servicing with device state (DEVICE_STATE, paravisor/vu_state.c) --- */
+
+static void test_vhost_user_front_replace_moves_the_device_state(void **state)
+{
+	struct virtio_blk_counters c;
+	struct vhost_user_front_swap res;
+	char why[256] = "";
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	read_sector3(1);
+	/* The same image, as a servicing's new paravisor opens it. */
+	if (vhost_user_front__replace(g.vdev, next_back_end_on(g.img, 1 << 20, true), &res, why,
+				      sizeof(why)))
+		fail_msg("replace: %s", why);
+	pthread_join(g.thread, NULL);
+	g.joined = true;
+	read_sector3(2);
+	g.vdev->ops->stop(g.vdev);
+	/* Two requests on the old back-end, one on the new: the counters
+	 * came along. */
+	virtio_blk__get_counters(g2.be, &c);
+	assert_int_equal(c.requests, 3);
+	assert_int_equal(c.bytes, 3 * 512);
+	assert_int_equal(c.errors, 0);
+	assert_int_equal(g.fails, 0);
+	next_back_end_done();
+}
+
+/* A refused state is a failed servicing: the old back-end serves on. */
+static void replace_refused(struct virtio_device *next, const char *want)
+{
+	struct vhost_user_front_swap res;
+	char why[256] = "";
+
+	assert_true(vhost_user_front__replace(g.vdev, next, &res, why, sizeof(why)) < 0);
+	if (!strstr(why, want))
+		fail_msg("\"%s\" does not say \"%s\"", why, want);
+	assert_true(res.old_running);
+	read_sector3(2);
+	g.vdev->ops->stop(g.vdev);
+	assert_int_equal(g.vdev->vqs[0].last_avail, 3);
+	assert_int_equal(g.fails, 0);
+	next_back_end_done();
+}
+
+static void test_vhost_user_front_replace_rolls_back_when_the_state_is_refused(void **state)
+{
+	struct virtio_device *next;
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	read_sector3(1);
+	next = next_back_end_on(g.img, 1 << 20, true);
+	g2.st.fail_restore = true;
+	replace_refused(next, "did not load the device state: the test hook "
+			      "--test-fail-restore refused it");
+}
+
+static void test_vhost_user_front_replace_refuses_the_state_of_another_image(void **state)
+{
+	char img[300];
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	read_sector3(1);
+	/* Same size, so the same config space: only the state tells. */
+	snprintf(img, sizeof(img), "%s.other", g.img);
+	replace_refused(next_back_end_on(img, 1 << 20, true),
+			"the state is of another device or disk image");
+}
+
+/* Before the driver started the rings, the state moves too (counters, the
+ * image's identity), and a refusal leaves the device on the old back-end. */
+static void test_vhost_user_front_replace_without_rings_checks_the_state(void **state)
+{
+	struct vhost_user_front_swap res;
+	struct virtio_device *next;
+	char why[256] = "";
+
+	next = next_back_end_on(g.img, 1 << 20, true);
+	g2.st.fail_restore = true;
+	assert_true(vhost_user_front__replace(g.vdev, next, &res, why, sizeof(why)) < 0);
+	assert_non_null(strstr(why, "the test hook --test-fail-restore refused it"));
+	assert_true(res.old_running);
+	next_back_end_done();
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	g.vdev->ops->stop(g.vdev);
+	assert_int_equal(g.fails, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,6 +729,15 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_replace_gives_the_rings_back_when_the_new_one_dies, setup,
 		teardown),
+	    cmocka_unit_test_setup_teardown(test_vhost_user_front_replace_moves_the_device_state,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_replace_rolls_back_when_the_state_is_refused, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_replace_refuses_the_state_of_another_image, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_replace_without_rings_checks_the_state, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
