@@ -98,9 +98,11 @@ struct vhost_user_front_swap {
  * onto the back-end of next (made by create() on the new back-end's
  * connection, never given to a transport, with no release hook).  Checks
  * first that next offers every feature the guest acked and the same config
- * space; then stops vdev's rings on the old back-end (it finishes the
- * requests it took), hands next's back-end the memory table, the same ring
- * addresses, indexes and eventfds and enables the rings.  0: vdev talks to
+ * space; then, while the old back-end still serves, hands next's back-end
+ * the features, the memory table and the same ring addresses and eventfds
+ * (rings disabled); only then stops vdev's rings on the old back-end (it
+ * finishes the requests it took) and gives next's back-end the indexes and
+ * enables its rings: the blackout is those two steps.  0: vdev talks to
  * the new back-end from now on.  Negative errno with why: vdev's rings went
  * back to the old back-end at the same indexes (res->old_running).
  * next is consumed either way; the connection that is no longer used is

@@ -6,10 +6,11 @@
  *
  * Per disk, the new process is started and negotiated with (features,
  * protocol features, config) before the old one is touched, so a binary
- * that does not start costs the guest nothing.  Then the old one's rings
- * stop (it finishes the requests it took), the new one gets the memory
- * table, the ring addresses and indexes and the same kick and call
- * eventfds (virtio/vhost_user_front.c: replace), and only then is the old
+ * that does not start costs the guest nothing.  The new one also gets the
+ * memory table, the ring addresses and the same kick and call eventfds with
+ * its rings disabled while the old one serves; then the old one's rings
+ * stop (it finishes the requests it took) and the new one gets the indexes
+ * and enables (virtio/vhost_user_front.c: replace), and only then is the old
  * connection closed and the old process reaped.  virtio-blk has no device
  * state beyond the rings: its config comes from the back-end and is
  * checked to be the same.
