@@ -44,6 +44,9 @@ struct service_result {
 	uint64_t blackout_us;
 	pid_t old_pid, new_pid;
 	bool rolled_back; /* on failure: the old paravisor serves the disk */
+	/* Where the time went, ms: the new process started and negotiated
+	 * with, the rings moved (the blackout is inside), the old one reaped. */
+	int64_t start_ms, switch_ms, reap_ms;
 };
 
 static int64_t service__now_ms(void)
@@ -77,6 +80,7 @@ static int service__disk(struct pv_disk *d, const char *path, unsigned int timeo
 	struct virtio_device *next;
 	char nwhy[512];
 	int sock, err;
+	int64_t t = service__now_ms();
 
 	res->old_pid = d->proc.pid;
 	res->rolled_back = true; /* until the old one is touched, it simply runs on */
@@ -96,7 +100,11 @@ static int service__disk(struct pv_disk *d, const char *path, unsigned int timeo
 		paravisor_proc__stop(&np, 0);
 		return -EIO;
 	}
+	res->start_ms = service__now_ms() - t;
+	t += res->start_ms;
 	err = vhost_user_front__replace(d->vdev, next, &swap, nwhy, sizeof(nwhy));
+	res->switch_ms = service__now_ms() - t;
+	t += res->switch_ms;
 	if (err) {
 		res->rolled_back = swap.old_running;
 		why__set(why, whylen, err, "the new paravisor %s (pid %d) did not take over: %s",
@@ -110,6 +118,7 @@ static int service__disk(struct pv_disk *d, const char *path, unsigned int timeo
 	d->proc = np;
 	pv_disk__watch(d);
 	paravisor_proc__stop(&old, PV_EXIT_GRACE_MS);
+	res->reap_ms = service__now_ms() - t;
 	res->blackout_us = swap.blackout_us;
 	snprintf(res->path, sizeof(res->path), "%s", np.path);
 	return 0;
@@ -161,15 +170,20 @@ static json_t *service__control(struct vm *vm, json_t *req)
 					 res.rolled_back);
 		}
 		pr_info(
-		    "disk \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms",
+		    "disk \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms "
+		    "(new one started in %lld ms, rings moved in %lld ms, old one reaped in "
+		    "%lld ms)",
 		    d->id, res.path, (int)res.old_pid, (int)res.new_pid,
 		    (unsigned long long)(res.blackout_us / 1000),
-		    (unsigned long long)(res.blackout_us % 1000));
+		    (unsigned long long)(res.blackout_us % 1000), (long long)res.start_ms,
+		    (long long)res.switch_ms, (long long)res.reap_ms);
 		json_array_append_new(
-		    devices, json_pack("{s:s, s:I, s:I, s:i, s:i}", "id", d->id, "blackout_ms",
-				       (json_int_t)(res.blackout_us / 1000), "blackout_us",
-				       (json_int_t)res.blackout_us, "old_pid", (int)res.old_pid,
-				       "new_pid", (int)res.new_pid));
+		    devices,
+		    json_pack("{s:s, s:I, s:I, s:i, s:i, s:I, s:I, s:I}", "id", d->id,
+			      "blackout_ms", (json_int_t)(res.blackout_us / 1000), "blackout_us",
+			      (json_int_t)res.blackout_us, "old_pid", (int)res.old_pid, "new_pid",
+			      (int)res.new_pid, "start_ms", (json_int_t)res.start_ms, "switch_ms",
+			      (json_int_t)res.switch_ms, "reap_ms", (json_int_t)res.reap_ms));
 		snprintf(done + strlen(done), sizeof(done) - strlen(done), "%s%s",
 			 *done ? ", " : " (already on the new paravisor: ", d->id);
 	}
