@@ -688,6 +688,7 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 		why__set(why, whylen, err, "the running back-end failed while stopping: %s", owhy);
 		goto out_unlock;
 	}
+	res->stop_us = front__now_us() - t0;
 	err = front__resume_next(f, n, why, whylen);
 	if (!err) {
 		res->blackout_us = front__now_us() - t0;

@@ -87,6 +87,9 @@ struct vhost_user_front_swap {
 	/* The old back-end's rings stopped (the guest's requests held) until
 	 * the new one's were enabled (served again); 0 if no ring ran. */
 	uint64_t blackout_us;
+	/* Of it: until the old back-end gave the indexes back (it finished
+	 * the requests it held); the rest is the new one enabling. */
+	uint64_t stop_us;
 	/* On failure: the device still runs on the old back-end (rolled back
 	 * or never touched).  false: the old one broke too, the device has
 	 * failed and its requests are answered with errors. */

@@ -41,7 +41,7 @@
 
 struct service_result {
 	char path[4096]; /* the binary the disk runs now */
-	uint64_t blackout_us;
+	uint64_t blackout_us, stop_us;
 	pid_t old_pid, new_pid;
 	bool rolled_back; /* on failure: the old paravisor serves the disk */
 	/* Where the time went, ms: the new process started and negotiated
@@ -120,6 +120,7 @@ static int service__disk(struct pv_disk *d, const char *path, unsigned int timeo
 	paravisor_proc__stop(&old, PV_EXIT_GRACE_MS);
 	res->reap_ms = service__now_ms() - t;
 	res->blackout_us = swap.blackout_us;
+	res->stop_us = swap.stop_us;
 	snprintf(res->path, sizeof(res->path), "%s", np.path);
 	return 0;
 }
@@ -171,19 +172,20 @@ static json_t *service__control(struct vm *vm, json_t *req)
 		}
 		pr_info(
 		    "disk \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms "
-		    "(new one started in %lld ms, rings moved in %lld ms, old one reaped in "
-		    "%lld ms)",
+		    "(old rings stopped in %llu us; new one started in %lld ms, rings moved in "
+		    "%lld ms, old one reaped in %lld ms)",
 		    d->id, res.path, (int)res.old_pid, (int)res.new_pid,
 		    (unsigned long long)(res.blackout_us / 1000),
-		    (unsigned long long)(res.blackout_us % 1000), (long long)res.start_ms,
-		    (long long)res.switch_ms, (long long)res.reap_ms);
+		    (unsigned long long)(res.blackout_us % 1000), (unsigned long long)res.stop_us,
+		    (long long)res.start_ms, (long long)res.switch_ms, (long long)res.reap_ms);
 		json_array_append_new(
 		    devices,
-		    json_pack("{s:s, s:I, s:I, s:i, s:i, s:I, s:I, s:I}", "id", d->id,
+		    json_pack("{s:s, s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:I}", "id", d->id,
 			      "blackout_ms", (json_int_t)(res.blackout_us / 1000), "blackout_us",
-			      (json_int_t)res.blackout_us, "old_pid", (int)res.old_pid, "new_pid",
-			      (int)res.new_pid, "start_ms", (json_int_t)res.start_ms, "switch_ms",
-			      (json_int_t)res.switch_ms, "reap_ms", (json_int_t)res.reap_ms));
+			      (json_int_t)res.blackout_us, "stop_us", (json_int_t)res.stop_us,
+			      "old_pid", (int)res.old_pid, "new_pid", (int)res.new_pid, "start_ms",
+			      (json_int_t)res.start_ms, "switch_ms", (json_int_t)res.switch_ms,
+			      "reap_ms", (json_int_t)res.reap_ms));
 		snprintf(done + strlen(done), sizeof(done) - strlen(done), "%s%s",
 			 *done ? ", " : " (already on the new paravisor: ", d->id);
 	}
