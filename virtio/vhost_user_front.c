@@ -265,8 +265,15 @@ static int front__set_inflight(struct vhost_user_front *f, char *why, size_t why
 			   &f->inflight_fd, 1, NULL, why, whylen);
 }
 
-/* Ring q, set up and enabled by the transport, handed to the back-end. */
-static int front__start_ring(struct vhost_user_front *f, unsigned int q, char *why, size_t whylen)
+/*
+ * A ring is handed over in three steps, which servicing also takes one by
+ * one: its layout and eventfds (stage), its index (base), then enable.
+ * With VHOST_USER_F_PROTOCOL_FEATURES negotiated (we always ack it) a ring
+ * stays disabled until SET_VRING_ENABLE, and the paravisor neither touches
+ * a disabled ring nor reads its kick eventfd, so a staged ring costs the
+ * back-end that serves it now nothing.
+ */
+static int front__stage_ring(struct vhost_user_front *f, unsigned int q, char *why, size_t whylen)
 {
 	struct virtio_device *vdev = &f->vdev;
 	const struct virtq *vq = &vdev->vqs[q];
@@ -286,15 +293,21 @@ static int front__start_ring(struct vhost_user_front *f, unsigned int q, char *w
 	if (!err)
 		err = front__call(f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, why,
 				  whylen);
-	if (!err)
-		err =
-		    front__set_state(f, VHOST_USER_SET_VRING_BASE, q, vq->last_avail, why, whylen);
 	if (!err && vdev->call_fd[q] >= 0)
 		err = front__set_u64(f, VHOST_USER_SET_VRING_CALL, q, &vdev->call_fd[q], 1, why,
 				     whylen);
 	if (!err)
 		err = front__set_u64(f, VHOST_USER_SET_VRING_KICK, q, &vdev->kick_fd[q], 1, why,
 				     whylen);
+	return err;
+}
+
+/* The staged ring q goes live at the transport's index for it. */
+static int front__run_ring(struct vhost_user_front *f, unsigned int q, char *why, size_t whylen)
+{
+	int err = front__set_state(f, VHOST_USER_SET_VRING_BASE, q, f->vdev.vqs[q].last_avail, why,
+				   whylen);
+
 	if (!err)
 		err = front__set_state(f, VHOST_USER_SET_VRING_ENABLE, q, 1, why, whylen);
 	return err;
@@ -325,6 +338,18 @@ static int front__send_log(struct vhost_user_front *f, char *why, size_t whylen)
 	if (!err && r.hdr.size == sizeof(uint64_t) && r.p.u64)
 		return why__set(why, whylen, -EIO, "the back-end refused the dirty log");
 	return err;
+}
+
+/* What every ring needs first: the dirty log if a migration runs, the
+ * features the guest acked and its RAM. */
+static int front__stage_device(struct vhost_user_front *f, char *why, size_t whylen)
+{
+	int err = f->log_fd >= 0 ? front__send_log(f, why, whylen) : 0;
+
+	if (!err)
+		err = front__set_u64(f, VHOST_USER_SET_FEATURES, front__acked(f), NULL, 0, why,
+				     whylen);
+	return err ? err : front__set_mem_table(f, why, whylen);
 }
 
 /* The back-end is gone while the rings run: answer them ourselves (locked). */
@@ -446,18 +471,15 @@ static int front__start_locked(struct vhost_user_front *f, char *why, size_t why
 		return why__set(why, whylen, -EINVAL,
 				"the guest acked features %#llx that the back-end does not offer",
 				(unsigned long long)(vdev->driver_features & ~f->features));
-	err = f->log_fd >= 0 ? front__send_log(f, why, whylen) : 0;
-	if (!err)
-		err = front__set_u64(f, VHOST_USER_SET_FEATURES, front__acked(f), NULL, 0, why,
-				     whylen);
-	if (!err)
-		err = front__set_mem_table(f, why, whylen);
+	err = front__stage_device(f, why, whylen);
 	if (!err)
 		err = front__set_inflight(f, why, whylen);
 	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++) {
 		if (!vdev->vqs[q].enabled)
 			continue;
-		err = front__start_ring(f, q, why, whylen);
+		err = front__stage_ring(f, q, why, whylen);
+		if (!err)
+			err = front__run_ring(f, q, why, whylen);
 		n++;
 	}
 	if (err && __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE) && f->cfg.refuse) {
@@ -576,23 +598,62 @@ static void front__share_inflight(struct vhost_user_front *f, struct vhost_user_
 }
 
 /*
+ * Servicing, in the order the blackout needs (other steps, such as device
+ * state or an inflight region, slot in between these):
+ *   1. front__prestage(): before the old back-end is touched, the new one
+ *      gets the features, the memory table and every ring's layout and
+ *      eventfds, its rings left disabled;
+ *   2. front__stop_locked() on the old one: the blackout starts, it
+ *      finishes the requests it took and gives each ring's index;
+ *   3. front__resume_next(): the new one gets the inflight region (if any),
+ *      the indexes, and enables.
+ * Only 2 and 3 hold the guest's requests.
+ *
  * The rings go to n through n's own connection: a failure there fails n,
  * which no transport holds (no fail hook, no refuser), never the device.
  * n gets a copy of the transport's ring state; the eventfds stay the
  * transport's, so the guest's kicks and interrupts are the same ones.
  */
-static int front__hand_rings(struct vhost_user_front *f, struct vhost_user_front *n, char *why,
-			     size_t whylen)
+static int front__prestage(struct vhost_user_front *f, struct vhost_user_front *n, char *why,
+			   size_t whylen)
 {
-	n->vdev.mem = f->vdev.mem;
-	n->vdev.driver_features = f->vdev.driver_features;
+	struct virtio_device *vdev = &n->vdev;
+	int err;
+
+	vdev->mem = f->vdev.mem;
+	vdev->driver_features = f->vdev.driver_features;
 	n->log_fd = f->log_fd; /* still f's: n only sends it */
 	n->log_size = f->log_size;
-	memcpy(n->vdev.vqs, f->vdev.vqs, sizeof(n->vdev.vqs));
-	memcpy(n->vdev.kick_fd, f->vdev.kick_fd, sizeof(n->vdev.kick_fd));
-	memcpy(n->vdev.call_fd, f->vdev.call_fd, sizeof(n->vdev.call_fd));
+	memcpy(vdev->vqs, f->vdev.vqs, sizeof(vdev->vqs));
+	memcpy(vdev->kick_fd, f->vdev.kick_fd, sizeof(vdev->kick_fd));
+	memcpy(vdev->call_fd, f->vdev.call_fd, sizeof(vdev->call_fd));
+	err = front__stage_device(n, why, whylen);
+	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++)
+		if (vdev->vqs[q].enabled)
+			err = front__stage_ring(n, q, why, whylen);
+	return err;
+}
+
+/* The old back-end gave the indexes (f's rings): n's staged rings go live. */
+static int front__resume_next(struct vhost_user_front *f, struct vhost_user_front *n, char *why,
+			      size_t whylen)
+{
+	int err;
+
+	/* The inflight region only now: the old back-end used it until it
+	 * stopped, and n must not see it before. */
 	front__share_inflight(f, n);
-	return front__start_locked(n, why, whylen);
+	err = front__set_inflight(n, why, whylen);
+	for (unsigned int q = 0; !err && q < n->vdev.nr_queues; q++) {
+		if (!n->vdev.vqs[q].enabled)
+			continue;
+		n->vdev.vqs[q].last_avail = f->vdev.vqs[q].last_avail;
+		n->vdev.vqs[q].used_idx = f->vdev.vqs[q].used_idx;
+		err = front__run_ring(n, q, why, whylen);
+	}
+	if (!err)
+		pr_info("%s: queue(s) moved to the new vhost-user back-end", f->vdev.id);
+	return err;
 }
 
 /*
@@ -652,11 +713,16 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 			front__swap_conn(f, n);
 		goto out_unlock;
 	}
+	/* The old back-end serves on meanwhile; a refusal here costs the
+	 * guest nothing. */
+	err = front__prestage(f, n, why, whylen);
+	if (err)
+		goto out_unlock;
 	/* From here the guest's requests on this device wait in the rings:
-	 * the old back-end finishes what it took and stops.  No inflight
-	 * region (INFLIGHT_SHMFD) is needed because nothing is left half
-	 * done: after GET_VRING_BASE every request it took is in the used
-	 * ring, and the rest is still in the avail ring for the next one. */
+	 * the old back-end finishes what it took and stops.  Nothing is left
+	 * half done: after GET_VRING_BASE every request it took is in the
+	 * used ring, and the rest is still in the avail ring for the next one
+	 * (the inflight region goes on to it only for a later crash). */
 	t0 = front__now_us();
 	err = front__stop_locked(f, owhy, sizeof(owhy));
 	if (err) {
@@ -668,12 +734,13 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 		why__set(why, whylen, err, "the running back-end failed while stopping: %s", owhy);
 		goto out_unlock;
 	}
+	res->stop_us = front__now_us() - t0;
+	/* Both back-ends stopped: the device state, then n's rings go live. */
 	err = front__transfer_state(f, n, why, whylen);
 	if (!err)
-		err = front__hand_rings(f, n, why, whylen);
+		err = front__resume_next(f, n, why, whylen);
 	if (!err) {
 		res->blackout_us = front__now_us() - t0;
-		n->running = false; /* its copy of the rings is f's again */
 		front__swap_conn(f, n);
 		f->running = true;
 		goto out_unlock;

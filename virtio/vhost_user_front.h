@@ -87,6 +87,9 @@ struct vhost_user_front_swap {
 	/* The old back-end's rings stopped (the guest's requests held) until
 	 * the new one's were enabled (served again); 0 if no ring ran. */
 	uint64_t blackout_us;
+	/* Of it: until the old back-end gave the indexes back (it finished
+	 * the requests it held); the rest is the new one enabling. */
+	uint64_t stop_us;
 	/* On failure: the device still runs on the old back-end (rolled back
 	 * or never touched).  false: the old one broke too, the device has
 	 * failed and its requests are answered with errors. */
@@ -98,11 +101,14 @@ struct vhost_user_front_swap {
  * onto the back-end of next (made by create() on the new back-end's
  * connection, never given to a transport, with no release hook).  Checks
  * first that next offers every feature the guest acked and the same config
- * space; then stops vdev's rings on the old back-end (it finishes the
- * requests it took), moves its device state to next's back-end when both
- * offer DEVICE_STATE (virtio/vhost_user_state.h; a refusal to load it is a
- * failure like any other), hands next's back-end the memory table, the same ring
- * addresses, indexes and eventfds and enables the rings.  0: vdev talks to
+ * space; then, while the old back-end still serves, hands next's back-end
+ * the features, the memory table and the same ring addresses and eventfds
+ * (rings disabled); only then stops vdev's rings on the old back-end (it
+ * finishes the requests it took), moves its device state to next's
+ * back-end when both offer DEVICE_STATE (virtio/vhost_user_state.h; a
+ * refusal to load it is a failure like any other), gives next's back-end
+ * the inflight region and the indexes and enables its rings: the blackout
+ * is those last steps.  0: vdev talks to
  * the new back-end from now on.  Negative errno with why: vdev's rings went
  * back to the old back-end at the same indexes (res->old_running).
  * next is consumed either way; the connection that is no longer used is

@@ -6,16 +6,17 @@
  *
  * Per disk, the new process is started and negotiated with (features,
  * protocol features, config) before the old one is touched, so a binary
- * that does not start costs the guest nothing.  Then the old one's rings
- * stop (it finishes the requests it took), the new one gets the memory
- * table, the ring addresses and indexes and the same kick and call
- * eventfds (virtio/vhost_user_front.c: replace), and only then is the old
- * connection closed and the old process reaped.  Between the two, the old
- * paravisor's device state (paravisor/state.proto: counters, the image's
- * identity, ring indexes) goes to the new one over DEVICE_STATE; a new
- * paravisor that refuses it (a state for newer readers, another image)
- * fails the servicing, which rolls back.  The config comes from the
- * back-end and is checked to be the same.
+ * that does not start costs the guest nothing.  The new one also gets the
+ * memory table, the ring addresses and the same kick and call eventfds with
+ * its rings disabled while the old one serves; then the old one's rings
+ * stop (it finishes the requests it took), the old paravisor's device state
+ * (paravisor/state.proto: counters, the image's identity, ring indexes)
+ * goes to the new one over DEVICE_STATE, and the new one gets the indexes
+ * and enables (virtio/vhost_user_front.c: replace); only then is the old
+ * connection closed and the old process reaped.  A new paravisor that
+ * refuses the state (a state for newer readers, another image) fails the
+ * servicing, which rolls back.  The config comes from the back-end and is
+ * checked to be the same.
  *
  * The command runs on the VM's event loop thread and blocks it for the
  * servicing: the vCPUs run on (only the disk's I/O waits, between the two
@@ -43,9 +44,12 @@
 
 struct service_result {
 	char path[4096]; /* the binary the disk runs now */
-	uint64_t blackout_us;
+	uint64_t blackout_us, stop_us;
 	pid_t old_pid, new_pid;
 	bool rolled_back; /* on failure: the old paravisor serves the disk */
+	/* Where the time went, ms: the new process started and negotiated
+	 * with, the rings moved (the blackout is inside), the old one reaped. */
+	int64_t start_ms, switch_ms, reap_ms;
 };
 
 static int64_t service__now_ms(void)
@@ -79,6 +83,7 @@ static int service__disk(struct pv_dev *d, const char *path, unsigned int timeou
 	struct virtio_device *next;
 	char nwhy[512];
 	int sock, err;
+	int64_t t = service__now_ms();
 
 	res->old_pid = d->proc.pid;
 	res->rolled_back = true; /* until the old one is touched, it simply runs on */
@@ -98,7 +103,11 @@ static int service__disk(struct pv_dev *d, const char *path, unsigned int timeou
 		paravisor_proc__stop(&np, 0);
 		return -EIO;
 	}
+	res->start_ms = service__now_ms() - t;
+	t += res->start_ms;
 	err = vhost_user_front__replace(d->vdev, next, &swap, nwhy, sizeof(nwhy));
+	res->switch_ms = service__now_ms() - t;
+	t += res->switch_ms;
 	if (err) {
 		res->rolled_back = swap.old_running;
 		why__set(why, whylen, err, "the new paravisor %s (pid %d) did not take over: %s",
@@ -112,7 +121,9 @@ static int service__disk(struct pv_dev *d, const char *path, unsigned int timeou
 	d->proc = np;
 	pv_dev__watch(d);
 	paravisor_proc__stop(&old, PV_EXIT_GRACE_MS);
+	res->reap_ms = service__now_ms() - t;
 	res->blackout_us = swap.blackout_us;
+	res->stop_us = swap.stop_us;
 	snprintf(res->path, sizeof(res->path), "%s", np.path);
 	return 0;
 }
@@ -163,15 +174,21 @@ static json_t *service__control(struct vm *vm, json_t *req)
 					 res.rolled_back);
 		}
 		pr_info(
-		    "disk \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms",
+		    "disk \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms "
+		    "(old rings stopped in %llu us; new one started in %lld ms, rings moved in "
+		    "%lld ms, old one reaped in %lld ms)",
 		    d->id, res.path, (int)res.old_pid, (int)res.new_pid,
 		    (unsigned long long)(res.blackout_us / 1000),
-		    (unsigned long long)(res.blackout_us % 1000));
+		    (unsigned long long)(res.blackout_us % 1000), (unsigned long long)res.stop_us,
+		    (long long)res.start_ms, (long long)res.switch_ms, (long long)res.reap_ms);
 		json_array_append_new(
-		    devices, json_pack("{s:s, s:I, s:I, s:i, s:i}", "id", d->id, "blackout_ms",
-				       (json_int_t)(res.blackout_us / 1000), "blackout_us",
-				       (json_int_t)res.blackout_us, "old_pid", (int)res.old_pid,
-				       "new_pid", (int)res.new_pid));
+		    devices,
+		    json_pack("{s:s, s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:I}", "id", d->id,
+			      "blackout_ms", (json_int_t)(res.blackout_us / 1000), "blackout_us",
+			      (json_int_t)res.blackout_us, "stop_us", (json_int_t)res.stop_us,
+			      "old_pid", (int)res.old_pid, "new_pid", (int)res.new_pid, "start_ms",
+			      (json_int_t)res.start_ms, "switch_ms", (json_int_t)res.switch_ms,
+			      "reap_ms", (json_int_t)res.reap_ms));
 		snprintf(done + strlen(done), sizeof(done) - strlen(done), "%s%s",
 			 *done ? ", " : " (already on the new paravisor: ", d->id);
 	}

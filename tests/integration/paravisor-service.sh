@@ -25,7 +25,9 @@ says() { printf '%s' "$1" | grep -q -- "$2"; }
 pv_pid() { sed -n 's/.*served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$1" | head -n 1; }
 num() { printf '%s' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
 type_in() { printf '%s\n' "$1" >&8; }
-field() { sed -n "s/.*$2 \([^ ]*\).*/\1/p" "$1" | tr -d '\r' | tail -n 1; }
+# The last value after KEY: a number or boot_id only (vmm's log lines share
+# the output and can land right after a console line's value).
+field() { sed -n "s/.*$2 \([0-9a-f-]*\).*/\1/p" "$1" | tr -d '\r' | tail -n 1; }
 loops() { grep -c "LOOPOK" "$WORK/run"; }
 
 if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ] || [ ! -x "$PARAVISOR" ]; then

@@ -9,7 +9,10 @@
  * SECONDS, so the device sees a queue depth of DEPTH.
  *
  *   blkload DEVICE BS DEPTH SECONDS
- * prints "VMMD-BLKLOAD ios=<n> bytes=<n> secs=<s> iops=<n> mbs=<MB/s>".
+ * prints "VMMD-BLKLOAD ios=<n> bytes=<n> secs=<s> iops=<n> mbs=<MB/s>
+ * max_us=<n> over10ms=<n>": the slowest single read, and how many took
+ * longer than 10 ms (tests/bench/service: what a servicing's blackout looks
+ * like from the guest).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +34,8 @@ struct job {
 	double deadline;
 	uint64_t seed;
 	uint64_t ios;
+	uint64_t max_us;   /* the slowest read */
+	uint64_t over10ms; /* reads slower than 10 ms */
 	int err;
 };
 
@@ -60,26 +65,32 @@ static void *blkload__worker(void *arg)
 		j->err = ENOMEM;
 		return NULL;
 	}
-	while (now() < j->deadline) {
-		/* 64 reads between clock reads: the clock is not free in a guest. */
-		for (int i = 0; i < 64; i++) {
-			off_t off = (off_t)(next_rand(&j->seed) % j->blocks) * (off_t)j->bs;
+	/* Each read is timed (the stall a servicing causes is one slow read);
+	 * a clock read costs little next to a read through the device. */
+	for (double t = now(); t < j->deadline;) {
+		off_t off = (off_t)(next_rand(&j->seed) % j->blocks) * (off_t)j->bs;
+		double t1;
+		uint64_t us;
 
-			if (pread(j->fd, buf, j->bs, off) != (ssize_t)j->bs) {
-				j->err = errno ? errno : EIO;
-				goto out;
-			}
-			j->ios++;
+		if (pread(j->fd, buf, j->bs, off) != (ssize_t)j->bs) {
+			j->err = errno ? errno : EIO;
+			break;
 		}
+		t1 = now();
+		us = (uint64_t)((t1 - t) * 1e6);
+		if (us > j->max_us)
+			j->max_us = us;
+		j->over10ms += us > 10000;
+		j->ios++;
+		t = t1;
 	}
-out:
 	free(buf);
 	return NULL;
 }
 
 int main(int argc, char **argv)
 {
-	uint64_t size, total = 0;
+	uint64_t size, total = 0, max_us = 0, over10ms = 0;
 	size_t bs;
 	int depth, secs, fd, rc = 0;
 	struct job *jobs;
@@ -123,6 +134,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < depth; i++) {
 		pthread_join(tids[i], NULL);
 		total += jobs[i].ios;
+		over10ms += jobs[i].over10ms;
+		if (jobs[i].max_us > max_us)
+			max_us = jobs[i].max_us;
 		if (jobs[i].err) {
 			fprintf(stderr, "blkload: %s: read failed: %s\n", argv[1],
 				strerror(jobs[i].err));
@@ -130,9 +144,11 @@ int main(int argc, char **argv)
 		}
 	}
 	elapsed = now() - start;
-	printf("VMMD-BLKLOAD ios=%llu bytes=%llu secs=%.3f iops=%.0f mbs=%.1f\n",
+	printf("VMMD-BLKLOAD ios=%llu bytes=%llu secs=%.3f iops=%.0f mbs=%.1f max_us=%llu "
+	       "over10ms=%llu\n",
 	       (unsigned long long)total, (unsigned long long)(total * bs), elapsed,
-	       total / elapsed, total * bs / elapsed / 1e6);
+	       total / elapsed, total * bs / elapsed / 1e6, (unsigned long long)max_us,
+	       (unsigned long long)over10ms);
 	free(jobs);
 	free(tids);
 	close(fd);
