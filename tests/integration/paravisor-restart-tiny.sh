@@ -1,8 +1,9 @@
 #!/bin/sh
 # Restarting a dead paravisor under the tiny guest (any KVM, the host's
 # emulating one included): the guest's virtio-blk driver starts the ring
-# on a paravisor disk, the host kills the paravisor with SIGKILL as soon as
-# the ring runs, and the guest's write / read-back / flush then go to the
+# on a paravisor disk, the host kills the paravisor with SIGKILL once the
+# ring runs (the guest waits before its I/O), and the guest's write /
+# read-back / flush then go to the
 # restarted one and succeed; with restart=off they fail with the reason
 # logged (the guest's serial line and vmm's log may interleave), and the
 # guest still powers off.  paravisor-restart.sh does the
@@ -19,34 +20,20 @@ if [ ! -x "$PARAVISOR" ] || [ ! -r "$TINY" ]; then
 fi
 
 # kill_at_ring_start OUT DISK-OPTIONS: the tiny guest's blk test on a
-# paravisor disk whose paravisor is killed once its ring started.  vmm is
-# stopped (SIGSTOP: vCPUs and event loop alike) for the kill, so the guest
-# cannot finish its requests first; the kill lands after the guest's I/O
-# anyway if the guest outran the polling, so up to 4 tries, until vmm saw
-# the death before the guest powered off.
+# paravisor disk whose paravisor is killed once its ring started: the guest
+# (blk_pause=6) starts the ring, says so and waits 6 s of its RTC before
+# its first request, so the kill lands between the ring's start and the
+# I/O on any KVM, however fast.
 kill_at_ring_start() {
-	_try=0
-	while [ $_try -lt 4 ]; do
-		_try=$((_try + 1))
-		truncate -s 8M "$WORK/$1.img"
-		vmm_start "$WORK/$1" --kernel "$TINY" --memory 64M --cmdline "virtio=blk" \
-			--disk "path=$WORK/$1.img,backend=paravisor,id=data$2"
-		_i=0
-		while ! grep -q "queue 0 started" "$WORK/$1" && [ $_i -lt 6000 ]; do
-			sleep 0.01
-			_i=$((_i + 1))
-		done
-		kill -STOP $pid
-		kill -KILL "$(pv_pid "$WORK/$1")"
-		sleep 0.2
-		kill -CONT $pid
-		wait_for "$WORK/$1" "tiny: poweroff" 60
-		wait $pid
-		RC=$?
-		exec 8>&-
-		sed -n '/its paravisor/,$p' "$WORK/$1" | grep -q "tiny: virtio-blk capacity" && break
-		diag "try $_try: the guest's I/O was done before the kill; again"
-	done
+	truncate -s 8M "$WORK/$1.img"
+	vmm_start "$WORK/$1" --kernel "$TINY" --memory 64M --cmdline "virtio=blk blk_pause=6" \
+		--disk "path=$WORK/$1.img,backend=paravisor,id=data$2"
+	wait_for "$WORK/$1" "tiny: virtio-blk ring up, pausing" 120
+	kill -KILL "$(pv_pid "$WORK/$1")"
+	wait_for "$WORK/$1" "tiny: poweroff" 120
+	wait $pid
+	RC=$?
+	exec 8>&-
 }
 
 kill_at_ring_start on ""

@@ -108,6 +108,16 @@ static bool opt_verify(const char *val)
 	return tiny_opts.verify;
 }
 
+static bool opt_blk_pause(const char *val)
+{
+	uint32_t n;
+
+	if (!parse_u32(val, &n) || n > 60)
+		return false;
+	tiny_opts.blk_pause = n;
+	return true;
+}
+
 static bool opt_virtio(const char *val)
 {
 	static const struct {
@@ -136,7 +146,7 @@ static const struct {
 	{ "test", opt_test },		  { "heartbeat", opt_heartbeat },
 	{ "dirty", opt_dirty },		  { "dirty_size", opt_dirty_size },
 	{ "pattern", opt_pattern },	  { "verify", opt_verify },
-	{ "virtio", opt_virtio },
+	{ "virtio", opt_virtio },	  { "blk_pause", opt_blk_pause },
 };
 
 /* token is "key=value", NUL-terminated, and may be modified. */

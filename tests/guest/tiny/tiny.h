@@ -65,6 +65,7 @@ struct tiny_opts {
 	bool verify;
 	uint32_t verify_seed;
 	enum tiny_virtio virtio;
+	uint32_t blk_pause; /* s between the ring's start and the first request */
 };
 
 extern struct tiny_opts tiny_opts;

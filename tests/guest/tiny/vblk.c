@@ -5,6 +5,8 @@
  * that is not a power of two).  The contract is in tiny.c.
  */
 #include "virtio.h"
+#include "rtc.h"
+#include "tiny.h"
 #include "uart.h"
 
 #define VIRTIO_BLK_T_IN 0
@@ -96,6 +98,24 @@ static void vblk__exercise(struct virtio_dev *vd)
 	uint32_t i;
 	int st;
 
+	/* blk_pause=S: the ring runs and nothing is asked of it for S
+	 * seconds of the RTC, so a test can do things to the device's
+	 * back-end (kill a paravisor) between its start and the requests. */
+	if (tiny_opts.blk_pause) {
+		uint8_t sec = rtc__raw_seconds();
+
+		uart__puts("tiny: virtio-blk ring up, pausing ");
+		uart__put_dec(tiny_opts.blk_pause);
+		uart__puts(" s\n");
+		for (i = 0; i < tiny_opts.blk_pause;) {
+			uint8_t now = rtc__raw_seconds();
+
+			if (now != sec) {
+				sec = now;
+				i++;
+			}
+		}
+	}
 	for (i = 0; i < VBLK_LEN; i++)
 		wbuf[i] = (uint8_t)(i * 7 + (i >> 8) + 0x5a);
 	memset(rbuf, 0, VBLK_LEN);
