@@ -68,11 +68,11 @@ done
 # curl for the daemon tests (the lab copies its libraries along).
 share=
 [ -x /usr/bin/curl ] && share="--share /usr/bin/curl"
-old_ifs=$IFS
-IFS='|'
-set -- $lab
-IFS=$old_ifs
-for group in "$@"; do
+# run_group GROUP OUT: one lab group in a fresh L1, retried as below; its
+# output in OUT, its exit code in OUT.rc.  Says nothing itself but diag
+# lines (the TAP numbering is the parent's, once every lane is done).
+run_group() {
+	group=$1 out=$2
 	# L1 vCPUs: each setting has its own TCG failure. With one, L1 stalls
 	# (see tests/lab/run), most of all under Linux L2 guests with two vCPUs
 	# (linux-guest.sh, vmmd-linux.sh, linux-snapshot.sh: the Linux group
@@ -90,26 +90,76 @@ for group in "$@"; do
 		"$VMMD_SRCDIR/tests/lab/run" --hosts $l1_hosts --cpus $l1_cpus --memory $l1_mem \
 			--timeout 600 $share -- \
 			env VMMD_SRCDIR="$VMMD_SRCDIR" VMMD_BUILDDIR="$VMMD_BUILDDIR" VMMD_CACHE="$VMMD_CACHE" \
-			sh "$here/run-list.sh" $group >"$WORK/lab.tap" 2>&1
+			sh "$here/run-list.sh" $group >"$out" 2>&1
 		rc=$?
 		# A stalled L1 (or the lab's timeout) ends in 124: say so and try
 		# the group again in a fresh L1, up to three times in all.  So
 		# does an L2 vCPU 0 found at the reset vector (RIP 0xfff0, no
 		# firmware there) in a two-vCPU L1: TCG's nested SVM, seen in
 		# unrelated groups; it is logged, never silent.
-		if [ $rc -ne 0 ] && [ $attempt -lt 3 ] && grep -q 'triple fault at RIP 0xfff0\([^0-9a-f]\|$\)' "$WORK/lab.tap"; then
-			grep 'triple fault at RIP 0xfff0' "$WORK/lab.tap" | head -n 3 | sed 's/^/# /'
+		if [ $rc -ne 0 ] && [ $attempt -lt 3 ] && grep -q 'triple fault at RIP 0xfff0\([^0-9a-f]\|$\)' "$out"; then
+			grep 'triple fault at RIP 0xfff0' "$out" | head -n 3 | sed 's/^/# /'
 			diag "lab: an L2 vCPU was reset under $group (TCG nested SVM); retrying in a fresh L1"
 			continue
 		fi
 		[ $rc -eq 124 ] && [ $attempt -lt 3 ] || break
-		grep '^lab: ' "$WORK/lab.tap" | sed 's/^/# /'
+		grep '^lab: ' "$out" | sed 's/^/# /'
 		diag "lab: running $group ended with 124 (a stalled L1 or the timeout); retrying in a fresh L1"
 	done
-	merge <"$WORK/lab.tap"
-	if [ $rc -ne 0 ] && ! grep -q '^not ok' "$WORK/lab.tap"; then
+	echo $rc >"$out.rc"
+}
+
+# The groups run in VMMD_LAB_LANES lanes at once (default: 2 on a host
+# with 2 or more CPUs), one L1 each, so two L1s share the host's cores
+# rather than one leaving a core idle; each lane takes the next group in
+# order.  The two-host group has two L1s of its own: it runs last, alone.
+lanes=${VMMD_LAB_LANES:-$([ "$(nproc)" -ge 2 ] && echo 2 || echo 1)}
+old_ifs=$IFS
+IFS='|'
+set -- $lab
+IFS=$old_ifs
+n=0
+for group in "$@"; do
+	printf '%s\n' "$group" >"$WORK/group.$n"
+	n=$((n + 1))
+done
+[ -n "$lab" ] && diag "lab: $n groups in $lanes lane(s)"
+# What every lab run builds first (L1's QEMU, the guest, L1's initramfs),
+# made once here, so that two lanes never race to write the same files.
+if [ -n "$lab" ] && [ "$lanes" -gt 1 ]; then
+	for b in "$VMMD_SRCDIR/tests/lab/fetch-qemu" "$VMMD_SRCDIR/tests/guest/linux/build" \
+		"$VMMD_SRCDIR/tests/lab/build-l1"; do
+		VMMD_CACHE="$VMMD_CACHE" "$b" 2>&1 | grep -v 'up to date' | sed 's/^/# lab: /'
+	done
+fi
+lane=0
+while [ $lane -lt "$lanes" ]; do
+	(
+		i=$lane
+		while [ $i -lt $n ]; do
+			g=$(cat "$WORK/group.$i")
+			[ "$g" = "$twohost" ] || run_group "$g" "$WORK/lab.$i.tap"
+			i=$((i + lanes))
+		done
+	) &
+	lane=$((lane + 1))
+done
+wait
+i=0
+while [ $i -lt $n ]; do
+	g=$(cat "$WORK/group.$i")
+	[ "$g" = "$twohost" ] && run_group "$g" "$WORK/lab.$i.tap"
+	i=$((i + 1))
+done
+i=0
+while [ $i -lt $n ]; do
+	group=$(cat "$WORK/group.$i") out=$WORK/lab.$i.tap
+	rc=$(cat "$out.rc" 2>/dev/null || echo 1)
+	merge <"$out"
+	if [ "$rc" -ne 0 ] && ! grep -q '^not ok' "$out"; then
 		not_ok "the nested lab ran $group (exit $rc)"
-		tail -n 20 "$WORK/lab.tap" | sed 's/^/#   /'
+		tail -n 20 "$out" | sed 's/^/#   /'
 	fi
+	i=$((i + 1))
 done
 tap_plan
