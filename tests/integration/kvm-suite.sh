@@ -112,7 +112,9 @@ run_group() {
 # The groups run in VMMD_LAB_LANES lanes at once (default: 2 on a host
 # with 2 or more CPUs), one L1 each, so two L1s share the host's cores
 # rather than one leaving a core idle; each lane takes the next group in
-# order.  The two-host group has two L1s of its own: it runs last, alone.
+# order.  Groups whose L1 has two vCPUs (Linux) or that have two L1s (two
+# hosts) would overcommit the cores: they run afterwards, alone.
+solo() { [ "$1" = "$twohost" ] || case "|$linux|" in *"|$1|"*) true ;; *) false ;; esac; }
 lanes=${VMMD_LAB_LANES:-$([ "$(nproc)" -ge 2 ] && echo 2 || echo 1)}
 old_ifs=$IFS
 IFS='|'
@@ -138,7 +140,7 @@ while [ $lane -lt "$lanes" ]; do
 		i=$lane
 		while [ $i -lt $n ]; do
 			g=$(cat "$WORK/group.$i")
-			[ "$g" = "$twohost" ] || run_group "$g" "$WORK/lab.$i.tap"
+			solo "$g" || run_group "$g" "$WORK/lab.$i.tap"
 			i=$((i + lanes))
 		done
 	) &
@@ -148,7 +150,7 @@ wait
 i=0
 while [ $i -lt $n ]; do
 	g=$(cat "$WORK/group.$i")
-	[ "$g" = "$twohost" ] && run_group "$g" "$WORK/lab.$i.tap"
+	! solo "$g" || run_group "$g" "$WORK/lab.$i.tap"
 	i=$((i + 1))
 done
 i=0
