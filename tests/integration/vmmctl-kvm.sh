@@ -96,10 +96,14 @@ else
 fi
 
 # The console ends by itself once the VM stops (here: tiny echoes a line,
-# then powers off), instead of waiting for Ctrl-] q.
+# then powers off), instead of waiting for Ctrl-] q.  The line is typed 3 s
+# after vmmctl starts: vmmctl sends input without waiting for its output
+# stream to be open, and the stream has no backlog, so what the guest
+# echoes before it opens is not shown (seen once with 1 s, with two lab
+# groups sharing the host; a known vmmctl race, not fixed yet).
 "$VMMCTL" create --name echo1 --memory 32M --kernel "$KERNEL" --cmdline test=echo --start --wait \
 	>/dev/null 2>&1
-(sleep 1; printf 'ping\n') | timeout -s KILL 30 "$VMMCTL" console echo1 >"$WORK/con2.out" 2>"$WORK/con2.err"
+(sleep 3; printf 'ping\n') | timeout -s KILL 30 "$VMMCTL" console echo1 >"$WORK/con2.out" 2>"$WORK/con2.err"
 RC=$?
 if [ "$RC" -eq 0 ] && grep -q 'tiny: echo ping' "$WORK/con2.out"; then
 	ok "console ends by itself when the guest powers off"
