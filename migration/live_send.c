@@ -284,6 +284,18 @@ static int send__round(struct live_send *ls)
 	return err;
 }
 
+/* A connection to the destination that sends long runs of RAM straight
+ * from the memfd (not after a lazy restore: the memfd is not RAM then). */
+static struct mig_stream *send__connect(struct live_send *ls, const struct tls_files *tls,
+					char *why, size_t wlen)
+{
+	struct mig_stream *s = mig_stream__connect(ls->dest, tls, SEND_CONNECT_MS, why, wlen);
+
+	if (s && !ls->vm->ram_private && ls->vm->mem_fd >= 0)
+		mig_stream__send_from_file(s, ls->vm->mem_fd, ls->vm->ram, ls->vm->ram_size);
+	return s;
+}
+
 /* After HELLO: the extra RAM connections, each introduced by the token. */
 static int send__channels(struct live_send *ls, const struct tls_files *tls, char *why,
 			  size_t wlen)
@@ -299,7 +311,7 @@ static int send__channels(struct live_send *ls, const struct tls_files *tls, cha
 	memcpy(msg, &extra, 4);
 	err = mig_stream__send(ls->s, MIG_CHANNELS, msg, sizeof(msg));
 	for (unsigned int i = 1; !err && i < ls->nr_chan; i++) {
-		struct mig_stream *s = mig_stream__connect(ls->dest, tls, SEND_CONNECT_MS, why, wlen);
+		struct mig_stream *s = send__connect(ls, tls, why, wlen);
 
 		if (!s)
 			return -ECONNREFUSED;
@@ -567,7 +579,7 @@ static void *live_send__thread(void *arg)
 	int err = -ECONNREFUSED;
 	struct mig_stream *s;
 
-	s = mig_stream__connect(ls->dest, &tls, SEND_CONNECT_MS, why, sizeof(why));
+	s = send__connect(ls, &tls, why, sizeof(why));
 	pthread_mutex_lock(&ls->lock);
 	ls->s = ls->chan[0].s = s;
 	if (ls->cancel && s)

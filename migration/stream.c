@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -22,6 +23,9 @@
 
 #define IO_TIMEOUT_S 30 /* a peer that stops reading our writes */
 #define STREAM_PIPE_SIZE (1 << 20)
+/* Shorter runs of guest RAM are copied: a sendfile per page costs more
+ * than the copy it saves. */
+#define STREAM_SENDFILE_MIN (64u << 10)
 
 struct mig_stream {
 	int fd;
@@ -30,6 +34,10 @@ struct mig_stream {
 	uint64_t sent;
 	int pipe[2]; /* mig_stream__splice_to's, made on first use */
 	size_t pipe_size;
+	/* mig_stream__send_from_file's window: memory that is also a file. */
+	int file_fd;
+	const uint8_t *file_base;
+	size_t file_len;
 };
 
 static struct mig_stream *stream__wrap(int fd, const struct tls_files *tls, bool server,
@@ -44,6 +52,7 @@ static struct mig_stream *stream__wrap(int fd, const struct tls_files *tls, bool
 	}
 	s->fd = fd;
 	s->pipe[0] = s->pipe[1] = -1;
+	s->file_fd = -1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (!tls || !tls->cert) {
 		tcp__timeouts(fd, IO_TIMEOUT_S);
@@ -162,12 +171,20 @@ static int stream__write(struct mig_stream *s, const void *buf, size_t len)
 	return 0;
 }
 
-/* Plain TCP: the whole record in as few sendmsg() calls as the socket takes. */
-static int stream__sendmsg(struct mig_stream *s, struct iovec *iov, int n)
+void mig_stream__send_from_file(struct mig_stream *s, int fd, const void *base, size_t len)
+{
+	s->file_fd = fd;
+	s->file_base = base;
+	s->file_len = len;
+}
+
+/* Plain TCP: iov[0..n) in as few sendmsg() calls as the socket takes
+ * (flags: MSG_MORE when more of the record follows). */
+static int stream__sendmsg(struct mig_stream *s, struct iovec *iov, int n, int flags)
 {
 	while (n > 0) {
 		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)(n > 1024 ? 1024 : n) };
-		ssize_t w = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+		ssize_t w = sendmsg(s->fd, &msg, MSG_NOSIGNAL | (n > 1024 ? MSG_MORE : flags));
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -185,6 +202,61 @@ static int stream__sendmsg(struct mig_stream *s, struct iovec *iov, int n)
 		}
 	}
 	return 0;
+}
+
+/* Whether len bytes at p may go out of the file window, and from where. */
+static bool stream__in_file(const struct mig_stream *s, const void *p, size_t len, off_t *off)
+{
+	const uint8_t *b = p;
+
+	if (s->file_fd < 0 || len < STREAM_SENDFILE_MIN || b < s->file_base ||
+	    len > s->file_len || (size_t)(b - s->file_base) > s->file_len - len)
+		return false;
+	*off = (off_t)(b - s->file_base);
+	return true;
+}
+
+/* The socket takes references to the file's pages, no copy: the reader
+ * may see a page as it is later than now, which is fine for guest RAM
+ * (a page written meanwhile is dirty and goes again). */
+static int stream__sendfile(struct mig_stream *s, off_t off, size_t len)
+{
+	while (len) {
+		ssize_t n = sendfile(s->fd, s->file_fd, &off, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 && errno == EAGAIN ? -ETIMEDOUT : -ECONNRESET;
+		len -= (size_t)n;
+		__atomic_fetch_add(&s->sent, (uint64_t)n, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+/* Plain TCP: a record's buffers, where consecutive ones make a run of at
+ * least STREAM_SENDFILE_MIN in the file window, sent from the file; the
+ * rest gathered into sendmsg() calls between those runs. */
+static int stream__send_plain(struct mig_stream *s, struct iovec *iov, int n)
+{
+	int i = 0, start = 0, err = 0;
+
+	while (!err && i < n) {
+		size_t len = iov[i].iov_len;
+		int j = i + 1;
+		off_t off;
+
+		while (j < n && (uint8_t *)iov[i].iov_base + len == iov[j].iov_base)
+			len += iov[j++].iov_len;
+		if (stream__in_file(s, iov[i].iov_base, len, &off)) {
+			err = stream__sendmsg(s, iov + start, i - start, MSG_MORE);
+			if (!err)
+				err = stream__sendfile(s, off, len);
+			start = j;
+		}
+		i = j;
+	}
+	return err ? err : stream__sendmsg(s, iov + start, n - start, 0);
 }
 
 /* TLS: gathered into 64 KiB writes, so records are full rather than one
@@ -233,7 +305,7 @@ int mig_stream__sendv(struct mig_stream *s, uint32_t type, const struct iovec *i
 		return -ENOMEM;
 	all[0] = (struct iovec){ hdr, sizeof(hdr) };
 	memcpy(all + 1, iov, sizeof(*iov) * (size_t)n);
-	err = s->ssl ? stream__tls_writev(s, all, n + 1) : stream__sendmsg(s, all, n + 1);
+	err = s->ssl ? stream__tls_writev(s, all, n + 1) : stream__send_plain(s, all, n + 1);
 	free(all);
 	return err;
 }

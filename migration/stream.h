@@ -49,6 +49,9 @@ struct mig_stream *mig_stream__accept_on(int lfd, const char *addr, const struct
 void mig_stream__close(struct mig_stream *s);
 
 int mig_stream__send(struct mig_stream *s, uint32_t type, const void *buf, size_t len);
+/* Memory at base is also fd's first len bytes (guest RAM and its memfd):
+ * over plain TCP, sendv sends long runs of it from fd without copying. */
+void mig_stream__send_from_file(struct mig_stream *s, int fd, const void *base, size_t len);
 /* Several buffers as one record (a page batch without copying the pages). */
 int mig_stream__sendv(struct mig_stream *s, uint32_t type, const struct iovec *iov, int n);
 /* *buf is malloc'd (NUL-terminated for convenience).  -ETIMEDOUT after
