@@ -587,3 +587,11 @@ struct net_backend *virtio_net__backend(struct virtio_device *vdev)
 {
 	return to_net(vdev)->be;
 }
+
+/* A servicing's new model carries the old one's counters on (the device
+ * is the same to the guest).  Before the rings start, on a new backend,
+ * whose own counters are still zero. */
+void virtio_net__set_stats(struct virtio_device *vdev, const struct virtio_net_stats *in)
+{
+	to_net(vdev)->stats = *in;
+}
