@@ -285,13 +285,15 @@ static int send__round(struct live_send *ls)
 }
 
 /* A connection to the destination that sends long runs of RAM straight
- * from the memfd (not after a lazy restore: the memfd is not RAM then). */
+ * from the memfd (not after a lazy restore: the memfd is not RAM then).
+ * VMM_MIGRATE_COPY=1 copies instead, to compare the two in one build. */
 static struct mig_stream *send__connect(struct live_send *ls, const struct tls_files *tls,
 					char *why, size_t wlen)
 {
 	struct mig_stream *s = mig_stream__connect(ls->dest, tls, SEND_CONNECT_MS, why, wlen);
+	const char *copy = getenv("VMM_MIGRATE_COPY");
 
-	if (s && !ls->vm->ram_private && ls->vm->mem_fd >= 0)
+	if (s && !ls->vm->ram_private && ls->vm->mem_fd >= 0 && !(copy && *copy == '1'))
 		mig_stream__send_from_file(s, ls->vm->mem_fd, ls->vm->ram, ls->vm->ram_size);
 	return s;
 }
