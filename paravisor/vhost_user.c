@@ -28,6 +28,7 @@
 #include "paravisor/vu_inflight.h"
 #include "paravisor/vu_log.h"
 #include "paravisor/vu_mem.h"
+#include "paravisor/vu_trace.h"
 #include "virtio/vhost_user_msg.h"
 #include "virtio/vhost_user_state.h"
 
@@ -76,6 +77,7 @@ struct vhost_user {
 	struct vhost_user_state_ops state_ops; /* .save NULL: no DEVICE_STATE */
 	int state_fd;			       /* LOAD: the pipe CHECK reads */
 	uint64_t state_result;		       /* what CHECK answers otherwise */
+	struct vu_trace trace;		       /* the last messages' timings */
 };
 
 static void close_fd(int *fd)
@@ -770,10 +772,12 @@ int vhost_user__serve(struct vhost_user *vu, int sock)
 	bool need_ack;
 	char why[256], rwhy[256], buf[32];
 	const char *name;
+	bool was_running = vu->model_running;
 	int ret, err;
 
 	err = vhost_user_msg__recv(sock, &m, why, sizeof(why));
 	if (err == -ECONNRESET) {
+		vu_trace__report(&vu->trace, vu->vdev->id, "the front-end left");
 		pr_info("%s: the front-end closed the connection", vu->vdev->id);
 		return 1;
 	}
@@ -789,15 +793,18 @@ int vhost_user__serve(struct vhost_user *vu, int sock)
 	name = vhost_user_msg__name(m.hdr.request, buf, sizeof(buf));
 	pr_debug("%s: %s, %u bytes, %u fds", vu->vdev->id, name, m.hdr.size, m.nr_fds);
 
+	vu_trace__received(&vu->trace);
 	memset(&reply.hdr, 0, sizeof(reply.hdr));
 	ret = vhost_user__handle(vu, &m, &reply, why, sizeof(why));
 	vhost_user_msg__close_fds(&m);
+	vu_trace__handled(&vu->trace);
 	if (vu->quiesced) {
 		err = vhost_user__resume(vu, rwhy, sizeof(rwhy));
 		if (err && ret >= 0) {
 			ret = err;
 			memcpy(why, rwhy, sizeof(why));
 		}
+		vu_trace__resumed(&vu->trace);
 	}
 	if (ret == -EPROTO) {
 		pr_err("%s: malformed %s from the front-end: %s; closing the connection",
@@ -815,7 +822,7 @@ int vhost_user__serve(struct vhost_user *vu, int sock)
 	if (ret < 0)
 		pr_warn("%s: %s refused: %s", vu->vdev->id, name, why);
 	if (ret != 1 && !need_ack)
-		return 0;
+		goto out_trace;
 	if (need_ack) {
 		reply.hdr.size = sizeof(uint64_t);
 		reply.p.u64 = ret < 0 ? 1 : 0;
@@ -829,6 +836,11 @@ int vhost_user__serve(struct vhost_user *vu, int sock)
 		pr_err("%s: cannot answer %s: %s", vu->vdev->id, name, strerror(-err));
 		return err;
 	}
+out_trace:
+	/* After the answer: the log line costs the front-end no wait. */
+	vu_trace__answered(&vu->trace, m.hdr.request);
+	if (!was_running && vu->model_running)
+		vu_trace__report(&vu->trace, vu->vdev->id, "rings started");
 	return 0;
 }
 
