@@ -35,6 +35,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ struct vu_ring {
 	bool enabled;
 	bool running; /* as of the last resume: for the log */
 	bool bad;     /* failed to start; not retried until the front-end changes it */
+	bool warm;    /* its pages were touched while it was staged */
 };
 
 struct vhost_user {
@@ -210,6 +212,42 @@ static int vu_ring__start(struct vhost_user *vu, unsigned int q, char *why, size
 	return 0;
 }
 
+static void *vhost_user__idle_thread(void *arg)
+{
+	return arg;
+}
+
+/*
+ * A staged ring (all set but SET_VRING_ENABLE) is what servicing hands a
+ * new paravisor while the old one still serves; the enable comes inside
+ * the guest's blackout.  What a fresh process pays the first time is paid
+ * here instead: the first thread's stack (glibc keeps a joined thread's
+ * stack for the next one, which is the model's) and the first touch of
+ * the rings' pages in our mapping of guest RAM.  Only reads: the old
+ * paravisor may be using the ring meanwhile.
+ */
+static void vhost_user__warm(struct vhost_user *vu)
+{
+	static bool thread_warm;
+
+	for (unsigned int q = 0; q < vu->vdev->nr_queues; q++) {
+		struct vu_ring *r = &vu->ring[q];
+		pthread_t t;
+
+		if (r->warm || r->enabled || !r->started || !r->addr_set || !r->num ||
+		    vu->mem.gm.nr <= 0)
+			continue;
+		r->warm = true;
+		vu_mem__touch(&vu->mem, r->desc_uva, 16ULL * r->num);
+		vu_mem__touch(&vu->mem, r->avail_uva, 6 + 2ULL * r->num);
+		vu_mem__touch(&vu->mem, r->used_uva, 6 + 8ULL * r->num);
+		if (!thread_warm && !pthread_create(&t, NULL, vhost_user__idle_thread, NULL)) {
+			pthread_join(t, NULL);
+			thread_warm = true;
+		}
+	}
+}
+
 static int vhost_user__resume(struct vhost_user *vu, char *why, size_t whylen)
 {
 	struct virtio_device *vdev = vu->vdev;
@@ -246,8 +284,10 @@ static int vhost_user__resume(struct vhost_user *vu, char *why, size_t whylen)
 		r->running = ready;
 		any |= ready;
 	}
-	if (!any)
+	if (!any) {
+		vhost_user__warm(vu);
 		return err;
+	}
 	__atomic_store_n(&vu->fail_logged, 0, __ATOMIC_RELEASE);
 	if (vdev->ops->start && vdev->ops->start(vdev) < 0) {
 		vhost_user__quiesce(vu);
@@ -665,7 +705,7 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 					m->hdr.size >= 8 ? t->nregions : 0);
 		vhost_user__quiesce(vu);
 		for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
-			vu->ring[q].bad = false;
+			vu->ring[q].bad = vu->ring[q].warm = false;
 		err = vu_mem__set(&vu->mem, t, m->fds, m->nr_fds, why, whylen);
 		m->nr_fds = 0;
 		if (!err)
@@ -683,6 +723,7 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 					vdev->ops->queue_max_size(vdev, m->p.state.index));
 		vhost_user__quiesce(vu);
 		r->num = (uint16_t)n;
+		r->warm = false;
 		r->bad = false;
 		return 0;
 	}
@@ -691,6 +732,7 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 		/* VHOST_VRING_F_LOG and log_guest_addr need no handling: the
 		 * used ring is logged by its guest-physical address like every
 		 * other page we write (virtq__push). */
+		r->warm = false;
 		r->desc_uva = m->p.addr.desc_user_addr;
 		r->avail_uva = m->p.addr.avail_user_addr;
 		r->used_uva = m->p.addr.used_user_addr;
