@@ -80,6 +80,7 @@ struct vhost_user {
 	int state_fd;			       /* LOAD: the pipe CHECK reads */
 	uint64_t state_result;		       /* what CHECK answers otherwise */
 	struct vu_trace trace;		       /* the last messages' timings */
+	bool warm_thread;		       /* vhost_user__warm made the model's thread */
 };
 
 static void close_fd(int *fd)
@@ -220,19 +221,20 @@ static void *vhost_user__idle_thread(void *arg)
 /*
  * A staged ring (all set but SET_VRING_ENABLE) is what servicing hands a
  * new paravisor while the old one still serves; the enable comes inside
- * the guest's blackout.  What a fresh process pays the first time is paid
- * here instead: the first thread's stack (glibc keeps a joined thread's
- * stack for the next one, which is the model's) and the first touch of
- * the rings' pages in our mapping of guest RAM.  Only reads: the old
- * paravisor may be using the ring meanwhile.
+ * the guest's blackout.  What a fresh process would pay then is paid here
+ * instead: the model makes its thread now (prepare: it waits, parked, for
+ * start), or, for a model without prepare, a thread is started and joined
+ * so that glibc keeps its stack for the model's; and the rings' pages are
+ * touched in our mapping of guest RAM.  Only reads: the old paravisor may
+ * be using the ring meanwhile.
  */
 static void vhost_user__warm(struct vhost_user *vu)
 {
-	static bool thread_warm;
+	struct virtio_device *vdev = vu->vdev;
+	pthread_t t;
 
-	for (unsigned int q = 0; q < vu->vdev->nr_queues; q++) {
+	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
 		struct vu_ring *r = &vu->ring[q];
-		pthread_t t;
 
 		if (r->warm || r->enabled || !r->started || !r->addr_set || !r->num ||
 		    vu->mem.gm.nr <= 0)
@@ -241,10 +243,13 @@ static void vhost_user__warm(struct vhost_user *vu)
 		vu_mem__touch(&vu->mem, r->desc_uva, 16ULL * r->num);
 		vu_mem__touch(&vu->mem, r->avail_uva, 6 + 2ULL * r->num);
 		vu_mem__touch(&vu->mem, r->used_uva, 6 + 8ULL * r->num);
-		if (!thread_warm && !pthread_create(&t, NULL, vhost_user__idle_thread, NULL)) {
+		if (vu->warm_thread)
+			continue;
+		vu->warm_thread = true;
+		if (vdev->ops->prepare)
+			vdev->ops->prepare(vdev);
+		else if (!pthread_create(&t, NULL, vhost_user__idle_thread, NULL))
 			pthread_join(t, NULL);
-			thread_warm = true;
-		}
 	}
 }
 
