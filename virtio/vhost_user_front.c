@@ -365,7 +365,7 @@ static int front__stage_ring(struct vhost_user_front *f, unsigned int q, char *w
 static int front__run_rings(struct vhost_user_front *f, int only, char *why, size_t whylen)
 {
 	struct virtio_device *vdev = &f->vdev;
-	char rest[64]; /* why after the first refusal: not reported */
+	char rest[64] = ""; /* why after the first refusal: not reported */
 	int err = 0, first = 0;
 
 	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++) {
