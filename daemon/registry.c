@@ -111,6 +111,7 @@ Vmmd__V1__Vm *registry__vm_message(const struct vm *vm)
 	st.updated_at_ms = vm->updated_at_ms;
 	st.pid = vm->pid;
 	st.operation_id = (char *)vm->op_id;
+	st.paravisor_uid = vm->paravisor_uid;
 	return (Vmmd__V1__Vm *)msg__dup(&m.base);
 }
 

@@ -41,8 +41,10 @@ check "one paravisor process per VM ($pv)" [ "$pv" -eq "$N" ]
 # uids: the real uid of every paravisor, one per line.
 pv_uids() { for c in /proc/[0-9]*; do [ "$(cat "$c/comm" 2>/dev/null)" = paravisor ] && sed -n 's/^Uid:	\([0-9]*\).*/\1/p' "$c/status"; done 2>/dev/null; }
 uids=$(pv_uids | sort -u | tr '\n' ' ')
-# all_in_range UID...: each from vmmd's default range 2000000000-2000065535
-all_in_range() { for u in "$@"; do [ "$u" -ge 2000000000 ] && [ "$u" -le 2000065535 ] || return 1; done; }
+# all_in_range UID...: each from vmmd's default range (a block of 65536 its
+# state dir chooses, in its log)
+lo=$(sed -n 's/.*paravisor uids \([0-9]*\)-[0-9]* .*/\1/p' "$WORK/vmmd.log" | head -n 1)
+all_in_range() { for u in "$@"; do [ "$u" -ge "${lo:-1}" ] && [ "$u" -le $((${lo:-0} + 65535)) ] || return 1; done; }
 # shellcheck disable=SC2086
 n_uids=$(echo $uids | wc -w) in_range=yes
 # shellcheck disable=SC2086
