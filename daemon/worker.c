@@ -74,11 +74,7 @@ static int chardev_arg(struct daemon *d, struct vm *vm, const Vmmd__V1__Serial *
  * d->lock held. */
 static unsigned int worker__paravisor_uid(struct daemon *d, struct vm *vm)
 {
-	bool any = false;
-
-	for (size_t i = 0; i < vm->spec->n_disks; i++)
-		any |= vm->spec->disks[i]->backend ==
-		       VMMD__V1__DISK_BACKEND__DISK_BACKEND_PARAVISOR;
+	bool any = paravisor_service__has_device(vm);
 	if (!any || !d->cfg.paravisor_uid_lo || vm->paravisor_uid)
 		return any ? vm->paravisor_uid : 0;
 	for (unsigned int uid = d->cfg.paravisor_uid_lo; uid <= d->cfg.paravisor_uid_hi; uid++) {
@@ -190,7 +186,9 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 			}
 		}
 		if (*nic->mac && off < sizeof(net))
-			snprintf(net + off, sizeof(net) - off, ",mac=%s", nic->mac);
+			off += (size_t)snprintf(net + off, sizeof(net) - off, ",mac=%s", nic->mac);
+		if (nic->paravisor && off < sizeof(net))
+			snprintf(net + off, sizeof(net) - off, ",backend=paravisor");
 		ARG("--net");
 		ARG("%s", net);
 	}
