@@ -266,7 +266,7 @@ int metrics__render(struct daemon *d, char **text, size_t *len);
 int pv_uids__claim(struct daemon_config *cfg, bool chosen);
 /* The uid vm's paravisors run as: the one it holds, or the first of the
  * range no known VM holds (persisted at once); 0 if off, full or no
- * paravisor disk.  d->lock held. */
+ * paravisor device.  d->lock held. */
 unsigned int pv_uids__assign(struct daemon *d, struct vm *vm);
 
 /* daemon/paravisor_service.c */

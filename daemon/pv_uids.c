@@ -109,14 +109,6 @@ int pv_uids__claim(struct daemon_config *cfg, bool chosen)
 	return 0;
 }
 
-static bool pv_uids__has_paravisor(const struct vm *vm)
-{
-	for (size_t i = 0; i < vm->spec->n_disks; i++)
-		if (vm->spec->disks[i]->backend == VMMD__V1__DISK_BACKEND__DISK_BACKEND_PARAVISOR)
-			return true;
-	return false;
-}
-
 /* Another known VM holds uid (a deleted VM is off the list already). */
 static bool pv_uids__taken(const struct daemon *d, const struct vm *vm, unsigned int uid)
 {
@@ -130,7 +122,7 @@ unsigned int pv_uids__assign(struct daemon *d, struct vm *vm)
 {
 	unsigned int lo = d->cfg.paravisor_uid_lo, hi = d->cfg.paravisor_uid_hi;
 
-	if (!lo || !pv_uids__has_paravisor(vm))
+	if (!lo || !paravisor_service__has_device(vm))
 		return 0;
 	/* A uid from another range (an earlier vmmd's) may be another vmmd's
 	 * now: a VM that starts again takes one of ours. */

@@ -414,6 +414,10 @@ int registry__validate_spec(const struct daemon_config *cfg, Vmmd__V1__VmSpec *s
 		snprintf(f, sizeof(f), "spec.nics[%zu]", i);
 		if (n->backend_case == VMMD__V1__NIC__BACKEND__NOT_SET)
 			return INVALID(f, "one of slirp or tap is required");
+		if (n->backend_case == VMMD__V1__NIC__BACKEND_TAP && n->paravisor) {
+			snprintf(f, sizeof(f), "spec.nics[%zu].paravisor", i);
+			return INVALID(f, "a tap NIC is served by vmm (paravisor is for slirp)");
+		}
 		if (n->backend_case == VMMD__V1__NIC__BACKEND_TAP) {
 			snprintf(f, sizeof(f), "spec.nics[%zu].tap.name", i);
 			if (!*n->tap->name || strlen(n->tap->name) > 15 ||

@@ -163,7 +163,9 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 			}
 		}
 		if (*nic->mac && off < sizeof(net))
-			snprintf(net + off, sizeof(net) - off, ",mac=%s", nic->mac);
+			off += (size_t)snprintf(net + off, sizeof(net) - off, ",mac=%s", nic->mac);
+		if (nic->paravisor && off < sizeof(net))
+			snprintf(net + off, sizeof(net) - off, ",backend=paravisor");
 		ARG("--net");
 		ARG("%s", net);
 	}

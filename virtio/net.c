@@ -34,6 +34,7 @@ struct virtio_net {
 	/* Scratch, used by the device thread only. */
 	struct virtq_elem rx_first, rx_elem, tx_elem;
 	uint16_t rx_heads[VIRTIO_NET_QUEUE_SIZE];
+	bool rx_resub[VIRTIO_NET_QUEUE_SIZE];
 	uint32_t rx_lens[VIRTIO_NET_QUEUE_SIZE];
 	uint16_t tx_heads[TX_BUDGET];
 	struct iovec tx_iov[VIRTQ_MAX_IOV];
@@ -90,11 +91,16 @@ static size_t iov__copy(const struct iovec *dst, int dcnt, const struct iovec *s
 	return done;
 }
 
-/* Gives back the n elements popped for a frame that did not fit: the next
- * pop sees the same buffers again (QEMU's virtqueue_unpop). */
-static void virtq__unpop(struct virtq *q, unsigned int n)
+/* Gives back the n elements popped for a frame that did not fit, newest
+ * first: the next pops see the same buffers again. */
+static void net__unpop(struct virtio_net *n, struct virtq *q, unsigned int count)
 {
-	q->last_avail -= n;
+	while (count--) {
+		struct virtq_elem e = {.head = n->rx_heads[count],
+				       .resubmitted = n->rx_resub[count]};
+
+		virtq__unpop(q, &e);
+	}
 }
 
 /* The backend's receive callback: one frame into guest RX buffers. */
@@ -138,25 +144,29 @@ static int net__rx(void *opaque, const struct iovec *iov, int iovcnt, size_t len
 			virtq__set_notify(q, true);
 			if (virtq__has_avail(q))
 				continue;
-			virtq__unpop(q, popped);
+			net__unpop(n, q, popped);
 			return -EAGAIN;
 		}
 		if (r < 0) {
-			virtq__unpop(q, popped);
+			net__unpop(n, q, popped);
 			net__fail(n, why);
 			STAT_ADD(n, rx_drops, 1);
 			return 0;
 		}
+		n->rx_heads[popped] = e->head;
+		n->rx_resub[popped] = e->resubmitted;
 		if (e->out_num || (!popped && e->in_len < NET_VNET_HDR_LEN)) {
-			virtq__unpop(q, popped + 1);
+			net__unpop(n, q, popped + 1);
 			net__fail(n, e->out_num ? "rx buffer has device-readable descriptors"
 						: "rx buffer smaller than the 12-byte header");
 			STAT_ADD(n, rx_drops, 1);
 			return 0;
 		}
 		c = iov__copy(&e->iov[e->out_num], e->in_num, src, scnt, off, total - off);
-		n->rx_heads[popped] = e->head;
 		n->rx_lens[popped] = c;
+		/* The pushes below carry the heads only (rx_elem is reused for
+		 * every buffer after the first): mark what was written now. */
+		virtq__mark_written(q, e, (uint32_t)c);
 		popped++;
 		off += c;
 		if (!mrg || popped == q->size || popped == VIRTIO_NET_QUEUE_SIZE)
@@ -164,7 +174,7 @@ static int net__rx(void *opaque, const struct iovec *iov, int iovcnt, size_t len
 	}
 	if (off < total) {
 		/* The frame is bigger than what the guest offers for one frame. */
-		virtq__unpop(q, popped);
+		net__unpop(n, q, popped);
 		STAT_ADD(n, rx_drops, 1);
 		pr_warn_once(
 		    "%s: dropped a %zu-byte frame: larger than the guest's receive buffers",
@@ -196,6 +206,7 @@ static int net__rx(void *opaque, const struct iovec *iov, int iovcnt, size_t len
 		}
 		iov__copy(tmp, k, &nbv, 1, 0, sizeof(nb));
 	}
+	n->rx_elem.out_num = n->rx_elem.in_num = 0;
 	for (unsigned int i = 0; i < popped; i++) {
 		n->rx_elem.head = n->rx_heads[i];
 		virtq__push(q, &n->rx_elem, n->rx_lens[i]);
@@ -579,4 +590,12 @@ void virtio_net__stats(struct virtio_device *vdev, struct virtio_net_stats *out)
 struct net_backend *virtio_net__backend(struct virtio_device *vdev)
 {
 	return to_net(vdev)->be;
+}
+
+/* A servicing's new model carries the old one's counters on (the device
+ * is the same to the guest).  Before the rings start, on a new backend,
+ * whose own counters are still zero. */
+void virtio_net__set_stats(struct virtio_device *vdev, const struct virtio_net_stats *in)
+{
+	to_net(vdev)->stats = *in;
 }

@@ -270,6 +270,7 @@ static int virtq__pop_resubmit(struct virtq *q, struct virtq_elem *e, char *why,
 
 	e->out_num = e->in_num = 0;
 	e->out_len = e->in_len = 0;
+	e->resubmitted = true;
 	if (head < 0 || head >= q->size)
 		return guest_error(why, whylen, "inflight head %d out of range (size %u)", head,
 				   q->size);
@@ -303,6 +304,7 @@ int virtq__pop(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen)
 
 	e->out_num = e->in_num = 0;
 	e->out_len = e->in_len = 0;
+	e->resubmitted = false;
 	ret = virtq__walk(q, head, e, why, whylen);
 	if (ret)
 		return ret;
@@ -319,6 +321,33 @@ int virtq__pop(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen)
 	if (q->event_idx && !q->notify_suppressed)
 		store16(avail_event(q), q->last_avail, __ATOMIC_RELAXED);
 	return 0;
+}
+
+void virtq__mark_written(struct virtq *q, const struct virtq_elem *e, uint32_t written)
+{
+	if (!guest_mem__tracked(q->mem))
+		return;
+	for (unsigned int i = e->out_num; i < e->out_num + e->in_num && written; i++) {
+		uint32_t n = e->iov[i].iov_len < written ? (uint32_t)e->iov[i].iov_len : written;
+
+		guest_mem__mark_dirty(q->mem, e->iov[i].iov_base, n);
+		written -= n;
+	}
+}
+
+void virtq__unpop(struct virtq *q, const struct virtq_elem *e)
+{
+	if (e->resubmitted) {
+		virtq_inflight__unresubmit(q->inflight);
+		return;
+	}
+	/* A head left marked would be re-submitted by the next back-end while
+	 * it is still in the avail ring: the guest would get it back twice. */
+	if (q->inflight)
+		virtq_inflight__cancel(q->inflight, e->head);
+	q->last_avail--;
+	if (q->event_idx && !q->notify_suppressed)
+		store16(avail_event(q), q->last_avail, __ATOMIC_RELAXED);
 }
 
 void virtq__push(struct virtq *q, const struct virtq_elem *e, uint32_t written)

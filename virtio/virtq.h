@@ -39,6 +39,7 @@ struct virtq {
 /* One popped request: readable (out) buffers first, then writable (in) ones. */
 struct virtq_elem {
 	uint16_t head;
+	bool resubmitted; /* from the inflight region, not the avail ring */
 	unsigned int out_num, in_num;
 	uint32_t out_len, in_len; /* total bytes */
 	struct iovec iov[VIRTQ_MAX_IOV];
@@ -52,6 +53,17 @@ void virtq__disable(struct virtq *q);
 /* 0: elem filled; -EAGAIN: nothing available; -EINVAL: the guest broke the
  * protocol (why says how): the device must be marked NEEDS_RESET. */
 int virtq__pop(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen);
+/*
+ * Gives back an element popped and not used, so the next pop returns it
+ * again (QEMU's virtqueue_unpop); several go back newest first.  A head from
+ * the avail ring goes back there and loses its inflight mark; a re-submitted
+ * one goes back on the re-submit list, still marked.
+ */
+void virtq__unpop(struct virtq *q, const struct virtq_elem *e);
+/* For a live migration: the first `written` bytes of e's device-writable
+ * buffers are dirty.  virtq__push does it for the element it is given; a
+ * model that pushes a copy without the buffers calls this itself. */
+void virtq__mark_written(struct virtq *q, const struct virtq_elem *e, uint32_t written);
 /* Returns an element to the used ring with `written` bytes written. */
 void virtq__push(struct virtq *q, const struct virtq_elem *e, uint32_t written);
 /* After pushing a batch: does the guest want an interrupt now? */

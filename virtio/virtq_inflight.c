@@ -136,3 +136,14 @@ int virtq_inflight__next_resubmit(struct virtq_inflight *t)
 		return -1;
 	return t->resubmit[t->next_resubmit++];
 }
+
+void virtq_inflight__cancel(struct virtq_inflight *t, uint16_t head)
+{
+	__atomic_store_n(&t->r->desc[head].inflight, 0, __ATOMIC_RELEASE);
+}
+
+void virtq_inflight__unresubmit(struct virtq_inflight *t)
+{
+	if (t && t->next_resubmit)
+		t->next_resubmit--;
+}

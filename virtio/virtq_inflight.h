@@ -64,6 +64,11 @@ void virtq_inflight__end(struct virtq_inflight *t, uint16_t head, uint16_t used_
 
 /* The next head to re-submit, or -1 if none is left. */
 int virtq_inflight__next_resubmit(struct virtq_inflight *t);
+/* An element given back unused (virtq__unpop): a head taken from the avail
+ * ring is no longer in flight; the last re-submitted one is re-submitted
+ * again. */
+void virtq_inflight__cancel(struct virtq_inflight *t, uint16_t head);
+void virtq_inflight__unresubmit(struct virtq_inflight *t);
 static inline unsigned int virtq_inflight__pending(const struct virtq_inflight *t)
 {
 	return t->nr_resubmit - t->next_resubmit;

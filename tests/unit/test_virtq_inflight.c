@@ -178,6 +178,63 @@ static void test_inflight_resubmits_a_request_killed_before_its_used_index(void 
 	virtq_inflight__detach(&t2);
 }
 
+/* A buffer given back unused (virtio-net's receive path, when a frame does
+ * not fit) is no longer in flight: the next back-end must not re-submit it
+ * while it is still in the avail ring, or the guest gets it back twice. */
+static void test_inflight_unpop_clears_the_mark(void **state)
+{
+	static struct virtq_elem e;
+	struct virtq_inflight t = {0}, t2 = {0};
+	struct virtq q;
+
+	backend_start(&q, &t, 0);
+	driver_offer(2);
+	driver_offer(7);
+	assert_int_equal(backend_pop(&q, &e), 2);
+	virtq__push(&q, &e, 1);
+	assert_int_equal(backend_pop(&q, &e), 7);
+	virtq__unpop(&q, &e);
+	assert_int_equal(q.last_avail, 1);
+	assert_int_equal(region->desc[7].inflight, 0);
+	assert_int_equal(backend_pop(&q, &e), 7); /* the same buffer again */
+	virtq__unpop(&q, &e);
+	virtq_inflight__detach(&t); /* replaced */
+
+	backend_start(&q, &t2, 0);
+	assert_int_equal(q.last_avail, 1);
+	assert_int_equal(backend_pop(&q, &e), 7);
+	virtq_inflight__detach(&t2);
+}
+
+/* A re-submitted head given back goes back on the re-submit list, still
+ * marked, and comes first again. */
+static void test_inflight_unpop_of_a_resubmitted_head(void **state)
+{
+	static struct virtq_elem e, e2;
+	struct virtq_inflight t = {0}, t2 = {0};
+	struct virtq q;
+
+	backend_start(&q, &t, 0);
+	driver_offer(3);
+	driver_offer(4);
+	assert_int_equal(backend_pop(&q, &e), 3);
+	virtq_inflight__detach(&t); /* killed with 3 in flight */
+
+	backend_start(&q, &t2, 1);
+	assert_int_equal(backend_pop(&q, &e), 3);
+	assert_true(e.resubmitted);
+	assert_int_equal(backend_pop(&q, &e2), 4);
+	assert_false(e2.resubmitted);
+	virtq__unpop(&q, &e2);
+	virtq__unpop(&q, &e);
+	assert_int_equal(q.last_avail, 1);
+	assert_int_equal(region->desc[3].inflight, 1);
+	assert_int_equal(region->desc[4].inflight, 0);
+	assert_int_equal(backend_pop(&q, &e), 3);
+	assert_int_equal(backend_pop(&q, &e2), 4);
+	virtq_inflight__detach(&t2);
+}
+
 static void test_inflight_refuses_a_region_smaller_than_the_ring(void **state)
 {
 	struct virtq_inflight t = {0};
@@ -208,6 +265,8 @@ int main(void)
 	    T(test_inflight_resubmits_unfinished_requests_oldest_first),
 	    T(test_inflight_counts_a_request_the_guest_saw_as_done),
 	    T(test_inflight_resubmits_a_request_killed_before_its_used_index),
+	    T(test_inflight_unpop_clears_the_mark),
+	    T(test_inflight_unpop_of_a_resubmitted_head),
 	    T(test_inflight_refuses_a_region_smaller_than_the_ring),
 	    T(test_inflight_drops_marks_beyond_a_smaller_ring),
 	};
