@@ -15,6 +15,7 @@
  * state a front-end can leave behind out of the next one's way; a supervisor
  * (vmm, later) starts a new paravisor when it needs one. */
 #include "common/log.h"
+#include "paravisor/netstack.h"
 #include "paravisor/sandbox.h"
 #include "paravisor/vhost_user.h"
 #include "paravisor/vu_blk.h"
@@ -39,9 +40,13 @@ static void usage(FILE *f)
 		"[,cache=none|writeback][,queues=N][,id=NAME] [-v]\n"
 		"       paravisor --socket PATH | --fd N  --net slirp[,hostfwd=RULE]..."
 		"[,mac=MAC][,id=NAME] [-v]\n"
+		"       paravisor --socket PATH | --fd N  --net socket,fd=M[,mac=MAC][,id=NAME]\n"
+		"       paravisor --netstack --fd N --net slirp[,hostfwd=RULE]...[,id=NAME]\n"
 		"Serves the disk (vhost-user-blk) or the NIC (vhost-user-net, user-mode\n"
 		"networking) to one front-end: the first to connect on PATH, or the one\n"
-		"already connected on descriptor N.\n"
+		"already connected on descriptor N.  With --net socket the NIC's frames go\n"
+		"over descriptor M (SOCK_SEQPACKET) to a --netstack process, which runs\n"
+		"the slirp stack apart, so it outlives a servicing of the paravisor.\n"
 		"A disk's device state (vhost-user DEVICE_STATE) is format %d.  Tests only:\n"
 		"[--test-fail-restore] (refuse any device state offered to it)\n"
 		"[--test-state-too-new] (the first state it saves claims to need a newer\n"
@@ -50,8 +55,8 @@ static void usage(FILE *f)
 	sandbox__usage(f);
 }
 
-/* --fd N: a connected stream socket we were handed. */
-static int main__inherited(const char *arg)
+/* --fd N: a connected socket of that type we were handed. */
+static int main__inherited(const char *arg, int want)
 {
 	char *end;
 	long n = strtol(arg, &end, 10);
@@ -63,8 +68,9 @@ static int main__inherited(const char *arg)
 		return -EINVAL;
 	}
 	errno = 0;
-	if (getsockopt((int)n, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_STREAM) {
-		pr_err("--fd %s: not a stream socket%s%s", arg, errno ? ": " : "",
+	if (getsockopt((int)n, SOL_SOCKET, SO_TYPE, &type, &len) || type != want) {
+		pr_err("--fd %s: not a %s socket%s%s", arg,
+		       want == SOCK_STREAM ? "stream" : "SOCK_SEQPACKET", errno ? ": " : "",
 		       errno ? strerror(errno) : "");
 		return -EBADF;
 	}
@@ -106,6 +112,30 @@ static int main__listen(const char *path)
 	return fd;
 }
 
+/* --netstack --fd N --net slirp,...: the NIC's stack, apart (netstack.c). */
+static int main__netstack(const char *fd_arg, const char *net, struct sandbox_opts *sb)
+{
+	struct netstack *ns;
+	int fd, ret;
+
+	if (!fd_arg || !net) {
+		pr_err("--netstack needs --fd N (its frame socket) and --net slirp,...");
+		return 2;
+	}
+	log__set_prefix("netstack");
+	fd = main__inherited(fd_arg, SOCK_SEQPACKET);
+	if (fd < 0)
+		return 2;
+	ns = netstack__open(fd, net);
+	if (!ns)
+		return 2;
+	sb->profile = SANDBOX_NET;
+	ret = sandbox__enter(sb, &fd, 1) || netstack__ready(ns) ? 1 : netstack__run(ns) ? 1 : 0;
+	netstack__close(ns);
+	close(fd);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -113,6 +143,7 @@ int main(int argc, char **argv)
 	    {"fd", required_argument, NULL, 'f'},
 	    {"disk", required_argument, NULL, 'd'},
 	    {"net", required_argument, NULL, 'n'},
+	    {"netstack", no_argument, NULL, 'S'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"test-fail-restore", no_argument, NULL, 'R'},
@@ -125,6 +156,8 @@ int main(int argc, char **argv)
 	struct vu_state_dev st = {0};
 	struct virtio_device *vdev;
 	struct vhost_user *vu;
+	struct vu_net_opts nic;
+	bool netstack = false;
 	int c, lfd, fd, ret;
 
 	log__set_prefix("paravisor");
@@ -140,6 +173,7 @@ int main(int argc, char **argv)
 			}
 			*(c == 'd' ? &disk : &net) = optarg;
 			break;
+		case 'S': netstack = true; break;
 		case 'v': log__set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 0;
 		case 'R': st.fail_restore = true; break;
@@ -158,9 +192,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	/* slirp's sockets are the host's: the NIC keeps its network. */
-	sb.profile = net ? SANDBOX_NET : SANDBOX_BLK;
-	vdev = disk ? vu_blk__create(disk, &st.image) : vu_net__create(net);
+	if (netstack)
+		return main__netstack(fd_arg, net, &sb);
+	/* slirp's sockets are the host's: a slirp NIC keeps its network; one
+	 * whose frames go to a netstack needs none. */
+	sb.profile = !net ? SANDBOX_BLK : !strncmp(net, "slirp", 5) ? SANDBOX_NET : SANDBOX_NIC;
+	vdev = disk ? vu_blk__create(disk, &st.image) : vu_net__create(net, &nic);
 	if (!vdev)
 		return 2;
 	vu = vhost_user__create(vdev);
@@ -169,13 +206,15 @@ int main(int argc, char **argv)
 		vdev->ops->destroy(vdev);
 		return 1;
 	}
-	/* The state format has the disk's fields only: a NIC offers none (it
-	 * is not serviced; its slirp state could not move anyway). */
 	st.vdev = vdev;
-	if (disk)
-		vu_state__attach(vu, &st);
+	if (net) {
+		memcpy(st.mac, nic.mac, sizeof(st.mac));
+		snprintf(st.net_backend, sizeof(st.net_backend), "%s",
+			 nic.socket ? "socket" : "slirp");
+	}
+	vu_state__attach(vu, &st);
 	if (fd_arg) {
-		fd = main__inherited(fd_arg);
+		fd = main__inherited(fd_arg, SOCK_STREAM);
 		if (fd < 0) {
 			ret = 2;
 			goto out_destroy;

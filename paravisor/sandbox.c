@@ -462,8 +462,14 @@ static int sandbox__add_narrow(scmp_filter_ctx ctx)
 static const int sandbox_net_allowed[] = {
     SCMP_SYS(connect),	SCMP_SYS(setsockopt),	 SCMP_SYS(getsockopt),	 SCMP_SYS(sendto),
     SCMP_SYS(shutdown), SCMP_SYS(accept),	 SCMP_SYS(accept4),	 SCMP_SYS(bind),
-    SCMP_SYS(listen),	SCMP_SYS(getsockname),	 SCMP_SYS(getpeername),	 SCMP_SYS(poll),
-    SCMP_SYS(ppoll),	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
+    SCMP_SYS(listen),	SCMP_SYS(getsockname),	 SCMP_SYS(getpeername),	 SCMP_SYS(clock_gettime),
+    SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
+};
+/* Any NIC's device thread: it polls its kick fds and backend, and stops on
+ * an eventfd it makes when the rings start. */
+static const int sandbox_nic_allowed[] = {
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
     SCMP_SYS(eventfd2),
 };
 #ifndef SANDBOX_SANITIZERS /* which refuses the same calls already, with EPERM */
@@ -516,6 +522,9 @@ static int sandbox__seccomp(enum sandbox_profile profile, bool log_only)
 	err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_allowed, ARRAY_LEN(sandbox_allowed));
 	if (!err)
 		err = sandbox__add_narrow(ctx);
+	if (!err && profile != SANDBOX_BLK)
+		err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_nic_allowed,
+					ARRAY_LEN(sandbox_nic_allowed));
 	if (!err && profile == SANDBOX_NET)
 		err = sandbox__add_net(ctx);
 #ifdef SANDBOX_SANITIZERS

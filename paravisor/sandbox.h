@@ -14,7 +14,8 @@
 /* What the process serves decides what it keeps (see sandbox.c). */
 enum sandbox_profile {
 	SANDBOX_BLK, /* a disk: no network at all */
-	SANDBOX_NET, /* a slirp NIC: Internet sockets in the host's network */
+	SANDBOX_NET, /* a slirp NIC or netstack: Internet sockets in the host's network */
+	SANDBOX_NIC, /* a NIC whose stack is a netstack: no network at all */
 };
 
 struct sandbox_opts {

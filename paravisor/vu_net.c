@@ -1,25 +1,20 @@
 /* paravisor/vu_net.c — parses --net and builds the virtio-net model on a
- * slirp backend.  vmm's parser lives in a layer the paravisor must not
- * include, so the few keys are read here again; the MAC and hostfwd
- * syntaxes are net/'s, shared with vmm. */
+ * slirp backend, or on the socket to the netstack process that runs slirp
+ * apart (how vmm starts it, so the NAT outlives a servicing).  vmm's parser
+ * lives in a layer the paravisor must not include, so the few keys are read
+ * here again; the MAC and hostfwd syntaxes are net/'s, shared with vmm. */
 #include "paravisor/vu_net.h"
 
 #include "common/log.h"
 #include "net/mac.h"
-#include "net/slirp.h"
+#include "net/socket.h"
 #include "virtio/net.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct vu_net_opts {
-	struct net_slirp_fwd fwd[NET_SLIRP_MAX_FWD];
-	int nr_fwd;
-	uint8_t mac[6];
-	const char *id;
-};
 
 static int vu_net__opt(struct vu_net_opts *o, const char *k, const char *v)
 {
@@ -28,7 +23,7 @@ static int vu_net__opt(struct vu_net_opts *o, const char *k, const char *v)
 			pr_err("--net: mac=%s: expected a unicast MAC like 52:54:00:12:34:56", v);
 			return -EINVAL;
 		}
-	} else if (!strcmp(k, "hostfwd")) {
+	} else if (!strcmp(k, "hostfwd") && !o->socket) {
 		if (o->nr_fwd == NET_SLIRP_MAX_FWD) {
 			pr_err("--net: hostfwd=%s: too many hostfwd rules (at most %d)", v,
 			       NET_SLIRP_MAX_FWD);
@@ -41,11 +36,20 @@ static int vu_net__opt(struct vu_net_opts *o, const char *k, const char *v)
 			return -EINVAL;
 		}
 		o->nr_fwd++;
-	} else if (!strcmp(k, "id") && *v && strlen(v) < 32) {
-		o->id = v;
+	} else if (!strcmp(k, "fd") && o->socket) {
+		char *end;
+		long fd = strtol(v, &end, 10);
+
+		if (!*v || *end || fd < 3 || fd > 65535) {
+			pr_err("--net: fd=%s: expected a descriptor number from 3 up", v);
+			return -EINVAL;
+		}
+		o->fd = (int)fd;
+	} else if (!strcmp(k, "id") && *v && strlen(v) < sizeof(o->id)) {
+		snprintf(o->id, sizeof(o->id), "%s", v);
 	} else {
-		pr_err("--net: %s=%s: unknown key or bad value (hostfwd=RULE, mac=MAC, id=NAME)", k,
-		       v);
+		pr_err("--net: %s=%s: unknown key or bad value (%s, mac=MAC, id=NAME)", k, v,
+		       o->socket ? "fd=N" : "hostfwd=RULE");
 		return -EINVAL;
 	}
 	return 0;
@@ -57,34 +61,55 @@ static struct virtio_device *vu_net__open(const struct vu_net_opts *o)
 	struct net_backend *be;
 	char why[160];
 
-	be = net_slirp__new(o->id, o->fwd, o->nr_fwd, why, sizeof(why));
+	if (o->socket)
+		be = net_socket__new(o->id, o->fd, why, sizeof(why));
+	else
+		be = net_slirp__new(o->id, o->fwd, o->nr_fwd, why, sizeof(why));
 	if (!be) {
-		pr_err("NIC \"%s\": slirp: %s", o->id, why);
+		pr_err("NIC \"%s\": %s: %s", o->id, o->socket ? "socket" : "slirp", why);
 		return NULL;
 	}
+	/* Ours now: the sandbox keeps what is close-on-exec. */
+	if (o->socket)
+		fcntl(o->fd, F_SETFD, FD_CLOEXEC);
 	vdev = virtio_net__new(o->id, o->mac, be);
 	if (!vdev) {
 		pr_err("NIC \"%s\": out of memory", o->id);
 		net_backend__free(be);
 		return NULL;
 	}
-	pr_info("NIC \"%s\": slirp, mac %02x:%02x:%02x:%02x:%02x:%02x, %d hostfwd rule(s)", o->id,
-		o->mac[0], o->mac[1], o->mac[2], o->mac[3], o->mac[4], o->mac[5], o->nr_fwd);
+	if (o->socket)
+		pr_info("NIC \"%s\": the netstack on descriptor %d, mac "
+			"%02x:%02x:%02x:%02x:%02x:%02x",
+			o->id, o->fd, o->mac[0], o->mac[1], o->mac[2], o->mac[3], o->mac[4],
+			o->mac[5]);
+	else
+		pr_info("NIC \"%s\": slirp, mac %02x:%02x:%02x:%02x:%02x:%02x, %d hostfwd "
+			"rule(s)",
+			o->id, o->mac[0], o->mac[1], o->mac[2], o->mac[3], o->mac[4], o->mac[5],
+			o->nr_fwd);
 	return vdev;
 }
 
-struct virtio_device *vu_net__create(const char *opt)
+int vu_net__parse(const char *opt, struct vu_net_opts *o)
 {
-	struct vu_net_opts o = {.mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x50}, .id = "net0"};
-	struct virtio_device *vdev = NULL;
-	char *dup = strdup(opt), *save = NULL, *tok;
+	char *dup, *save = NULL, *tok;
+	int err = -EINVAL;
 
+	if (!opt)
+		return -EINVAL;
+	dup = strdup(opt);
+	memset(o, 0, sizeof(*o));
+	memcpy(o->mac, (uint8_t[]){0x52, 0x54, 0x00, 0x12, 0x34, 0x50}, sizeof(o->mac));
+	snprintf(o->id, sizeof(o->id), "net0");
+	o->fd = -1;
 	if (!dup)
-		return NULL;
+		return -ENOMEM;
 	tok = strtok_r(dup, ",", &save);
-	if (!tok || strcmp(tok, "slirp")) {
-		pr_err("--net %s: expected slirp[,key=value...] (tap is not served by the "
-		       "paravisor yet)",
+	o->socket = tok && !strcmp(tok, "socket");
+	if (!tok || (strcmp(tok, "slirp") && !o->socket)) {
+		pr_err("--net %s: expected slirp[,key=value...] or socket,fd=N[,key=value...] "
+		       "(tap is not served by the paravisor yet)",
 		       opt);
 		goto out_free;
 	}
@@ -96,11 +121,22 @@ struct virtio_device *vu_net__create(const char *opt)
 			goto out_free;
 		}
 		*eq = 0;
-		if (vu_net__opt(&o, tok, eq + 1))
+		if (vu_net__opt(o, tok, eq + 1))
 			goto out_free;
 	}
-	vdev = vu_net__open(&o);
+	if (o->socket && o->fd < 0) {
+		pr_err("--net %s: socket needs fd=N", opt);
+		goto out_free;
+	}
+	err = 0;
 out_free:
 	free(dup);
-	return vdev;
+	return err;
+}
+
+struct virtio_device *vu_net__create(const char *opt, struct vu_net_opts *o)
+{
+	if (vu_net__parse(opt, o))
+		return NULL;
+	return vu_net__open(o);
 }

@@ -1,6 +1,6 @@
 /*
- * paravisor/vu_state.c — the device state of a paravisor's disk (see the
- * header): struct vu_state to and from paravisor/state.proto, and the
+ * paravisor/vu_state.c — the device state of a paravisor's disk or NIC (see
+ * the header): struct vu_state to and from paravisor/state.proto, and the
  * DEVICE_STATE callbacks that fill it from the running model and apply
  * what an older or newer build saved.
  *
@@ -30,12 +30,21 @@ typedef Vmmd__Paravisor__V1__DeviceState pb_device;
 typedef Vmmd__Paravisor__V1__BlkState pb_blk;
 typedef Vmmd__Paravisor__V1__BlkCounters pb_counters;
 typedef Vmmd__Paravisor__V1__QueueState pb_queue;
+typedef Vmmd__Paravisor__V1__NetState pb_net;
+typedef Vmmd__Paravisor__V1__NetCounters pb_net_counters;
+
+static bool vu_state__is_net(const struct vu_state *s)
+{
+	return !strcmp(s->device_type, "virtio-net");
+}
 
 int vu_state__encode(const struct vu_state *s, uint8_t **buf, size_t *len)
 {
 	pb_device d = VMMD__PARAVISOR__V1__DEVICE_STATE__INIT;
 	pb_blk b = VMMD__PARAVISOR__V1__BLK_STATE__INIT;
 	pb_counters c = VMMD__PARAVISOR__V1__BLK_COUNTERS__INIT;
+	pb_net n = VMMD__PARAVISOR__V1__NET_STATE__INIT;
+	pb_net_counters nc = VMMD__PARAVISOR__V1__NET_COUNTERS__INIT;
 	pb_queue q[VIRTIO_MAX_QUEUES], *qp[VIRTIO_MAX_QUEUES];
 	unsigned int nr = s->rings.nr < VIRTIO_MAX_QUEUES ? s->rings.nr : VIRTIO_MAX_QUEUES;
 
@@ -58,6 +67,27 @@ int vu_state__encode(const struct vu_state *s, uint8_t **buf, size_t *len)
 		q[i].started = s->rings.q[i].started;
 		qp[i] = &q[i];
 	}
+	if (vu_state__is_net(s)) {
+		nc.has_rx_packets = nc.has_rx_bytes = nc.has_rx_drops = true;
+		nc.has_tx_packets = nc.has_tx_bytes = nc.has_tx_drops = nc.has_tx_errors = true;
+		nc.rx_packets = s->net_counters.rx_packets;
+		nc.rx_bytes = s->net_counters.rx_bytes;
+		nc.rx_drops = s->net_counters.rx_drops;
+		nc.tx_packets = s->net_counters.tx_packets;
+		nc.tx_bytes = s->net_counters.tx_bytes;
+		nc.tx_drops = s->net_counters.tx_drops;
+		nc.tx_errors = s->net_counters.tx_errors;
+		n.has_features = n.has_mac = true;
+		n.features = s->rings.features;
+		n.n_queues = nr;
+		n.queues = qp;
+		n.counters = &nc;
+		n.mac.len = sizeof(s->mac);
+		n.mac.data = (uint8_t *)s->mac;
+		n.backend = (char *)s->net_backend;
+		d.net = &n;
+		goto pack;
+	}
 	c.has_requests = c.has_bytes = c.has_errors = true;
 	c.requests = s->counters.requests;
 	c.bytes = s->counters.bytes;
@@ -71,7 +101,7 @@ int vu_state__encode(const struct vu_state *s, uint8_t **buf, size_t *len)
 	b.image_size = s->image.size;
 	b.read_only = s->image.readonly;
 	d.blk = &b;
-
+pack:
 	*len = vmmd__paravisor__v1__device_state__get_packed_size(&d);
 	*buf = malloc(*len ? *len : 1);
 	if (!*buf)
@@ -80,19 +110,17 @@ int vu_state__encode(const struct vu_state *s, uint8_t **buf, size_t *len)
 	return 0;
 }
 
-static int vu_state__blk(const pb_blk *b, struct vu_state *s, char *why, size_t whylen)
+static int vu_state__queues(uint64_t features, pb_queue *const *queues, size_t n,
+			    struct vu_state *s, char *why, size_t whylen)
 {
-	if (!b)
+	if (n > VIRTIO_MAX_QUEUES)
 		return why__set(why, whylen, VHOST_USER_STATE_E_MALFORMED,
-				"a virtio-blk state without its blk part");
-	if (b->n_queues > VIRTIO_MAX_QUEUES)
-		return why__set(why, whylen, VHOST_USER_STATE_E_MALFORMED,
-				"%zu queues, more than the %d a device can have", b->n_queues,
+				"%zu queues, more than the %d a device can have", n,
 				VIRTIO_MAX_QUEUES);
-	s->rings.features = b->features;
-	s->rings.nr = (unsigned int)b->n_queues;
-	for (size_t i = 0; i < b->n_queues; i++) {
-		const pb_queue *q = b->queues[i];
+	s->rings.features = features;
+	s->rings.nr = (unsigned int)n;
+	for (size_t i = 0; i < n; i++) {
+		const pb_queue *q = queues[i];
 
 		if (q->index != i || q->last_avail > UINT16_MAX || q->used_idx > UINT16_MAX)
 			return why__set(why, whylen, VHOST_USER_STATE_E_MALFORMED,
@@ -103,6 +131,44 @@ static int vu_state__blk(const pb_blk *b, struct vu_state *s, char *why, size_t 
 		s->rings.q[i].used_idx = (uint16_t)q->used_idx;
 		s->rings.q[i].started = q->started;
 	}
+	return 0;
+}
+
+static int vu_state__net(const pb_net *n, struct vu_state *s, char *why, size_t whylen)
+{
+	int err;
+
+	if (!n)
+		return why__set(why, whylen, VHOST_USER_STATE_E_MALFORMED,
+				"a virtio-net state without its net part");
+	err = vu_state__queues(n->features, n->queues, n->n_queues, s, why, whylen);
+	if (err)
+		return err;
+	if (n->has_mac && n->mac.len == sizeof(s->mac))
+		memcpy(s->mac, n->mac.data, sizeof(s->mac));
+	snprintf(s->net_backend, sizeof(s->net_backend), "%s", n->backend ? n->backend : "");
+	if (n->counters) {
+		s->net_counters.rx_packets = n->counters->rx_packets;
+		s->net_counters.rx_bytes = n->counters->rx_bytes;
+		s->net_counters.rx_drops = n->counters->rx_drops;
+		s->net_counters.tx_packets = n->counters->tx_packets;
+		s->net_counters.tx_bytes = n->counters->tx_bytes;
+		s->net_counters.tx_drops = n->counters->tx_drops;
+		s->net_counters.tx_errors = n->counters->tx_errors;
+	}
+	return 0;
+}
+
+static int vu_state__blk(const pb_blk *b, struct vu_state *s, char *why, size_t whylen)
+{
+	int err;
+
+	if (!b)
+		return why__set(why, whylen, VHOST_USER_STATE_E_MALFORMED,
+				"a virtio-blk state without its blk part");
+	err = vu_state__queues(b->features, b->queues, b->n_queues, s, why, whylen);
+	if (err)
+		return err;
 	if (b->counters) {
 		s->counters.requests = b->counters->requests;
 		s->counters.bytes = b->counters->bytes;
@@ -141,13 +207,14 @@ int vu_state__decode(const uint8_t *buf, size_t len, struct vu_state *s, char *w
 	}
 	snprintf(s->device_type, sizeof(s->device_type), "%s", d->device_type);
 	snprintf(s->device_id, sizeof(s->device_id), "%s", d->device_id ? d->device_id : "");
-	if (strcmp(d->device_type, "virtio-blk")) {
+	if (!strcmp(d->device_type, "virtio-blk"))
+		err = vu_state__blk(d->blk, s, why, whylen);
+	else if (vu_state__is_net(s))
+		err = vu_state__net(d->net, s, why, whylen);
+	else
 		err = why__set(why, whylen, VHOST_USER_STATE_E_OTHER,
-			       "a state of a %s device; this build has only virtio-blk",
+			       "a state of a %s device; this build has virtio-blk and virtio-net",
 			       s->device_type);
-		goto out_free;
-	}
-	err = vu_state__blk(d->blk, s, why, whylen);
 #ifdef PARAVISOR_STATE_NEXT
 	s->has_servicings = d->has_servicings;
 	s->servicings = d->servicings;
@@ -186,8 +253,14 @@ static int vu_state__save(void *opaque, const struct vhost_user_rings *rings, ui
 	snprintf(s->device_type, sizeof(s->device_type), "%s", d->vdev->ops->type);
 	snprintf(s->device_id, sizeof(s->device_id), "%s", d->vdev->id);
 	s->rings = *rings;
-	virtio_blk__get_counters(d->vdev, &s->counters);
-	s->image = d->image;
+	if (vu_state__is_net(s)) {
+		virtio_net__stats(d->vdev, &s->net_counters);
+		memcpy(s->mac, d->mac, sizeof(s->mac));
+		snprintf(s->net_backend, sizeof(s->net_backend), "%s", d->net_backend);
+	} else {
+		virtio_blk__get_counters(d->vdev, &s->counters);
+		s->image = d->image;
+	}
 	s->has_servicings = d->has_servicings;
 	s->servicings = d->servicings;
 	err = vu_state__encode(s, buf, len);
@@ -199,12 +272,26 @@ static int vu_state__save(void *opaque, const struct vhost_user_rings *rings, ui
 static int vu_state__match(const struct vu_state_dev *d, const struct vu_state *s, uint64_t offered,
 			   char *why, size_t whylen)
 {
-	if (strcmp(s->device_id, d->vdev->id))
+	if (strcmp(s->device_id, d->vdev->id) || strcmp(s->device_type, d->vdev->ops->type))
 		return why__set(why, whylen, VHOST_USER_STATE_E_OTHER,
-				"the state is of device \"%s\", this is \"%s\"", s->device_id,
-				d->vdev->id);
-	if (strcmp(s->image.path, d->image.path) || s->image.size != d->image.size ||
-	    s->image.readonly != d->image.readonly)
+				"the state is of %s \"%s\", this is %s \"%s\"", s->device_type,
+				s->device_id, d->vdev->ops->type, d->vdev->id);
+	if (vu_state__is_net(s) && memcmp(s->mac, d->mac, sizeof(s->mac)))
+		return why__set(why, whylen, VHOST_USER_STATE_E_OTHER,
+				"the state is of MAC %02x:%02x:%02x:%02x:%02x:%02x, this NIC has "
+				"%02x:%02x:%02x:%02x:%02x:%02x",
+				s->mac[0], s->mac[1], s->mac[2], s->mac[3], s->mac[4], s->mac[5],
+				d->mac[0], d->mac[1], d->mac[2], d->mac[3], d->mac[4], d->mac[5]);
+	/* Only a netstack's socket is handed on; a stack inside the old
+	 * paravisor ended with it. */
+	if (vu_state__is_net(s) &&
+	    (strcmp(s->net_backend, "socket") || strcmp(d->net_backend, "socket")))
+		return why__set(why, whylen, VHOST_USER_STATE_E_OTHER,
+				"a NIC on backend \"%s\" cannot be serviced onto \"%s\": only a "
+				"netstack's socket outlives its paravisor",
+				s->net_backend, d->net_backend);
+	if (!vu_state__is_net(s) && (strcmp(s->image.path, d->image.path) || s->image.size != d->image.size ||
+	    s->image.readonly != d->image.readonly))
 		return why__set(why, whylen, VHOST_USER_STATE_E_OTHER,
 				"the state is of image %s (%llu bytes%s), this disk is %s (%llu "
 				"bytes%s)",
@@ -242,6 +329,15 @@ static int vu_state__load(void *opaque, const uint8_t *buf, size_t len, uint64_t
 	if (code)
 		goto out_free;
 	*rings = s->rings;
+	if (vu_state__is_net(s)) {
+		virtio_net__set_stats(d->vdev, &s->net_counters);
+		pr_info("%s: pid %d loaded device state format %u from %s: rx %llu frames, tx "
+			"%llu frames, %u queue(s)",
+			d->vdev->id, (int)getpid(), s->format_version, s->writer,
+			(unsigned long long)s->net_counters.rx_packets,
+			(unsigned long long)s->net_counters.tx_packets, s->rings.nr);
+		goto out_free;
+	}
 	virtio_blk__set_counters(d->vdev, &s->counters);
 #ifdef PARAVISOR_STATE_NEXT
 	/* The field this build adds, carried from one servicing to the next;

@@ -13,6 +13,7 @@
 #include "paravisor/vhost_user.h"
 #include "paravisor/vu_blk.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,8 +35,13 @@ struct vu_state {
 	char device_type[24];
 	char device_id[32];
 	struct vhost_user_rings rings;
+	/* virtio-blk */
 	struct virtio_blk_counters counters;
 	struct vu_blk_info image;
+	/* virtio-net */
+	struct virtio_net_stats net_counters;
+	uint8_t mac[6];
+	char net_backend[16]; /* "socket" (a netstack's) or "slirp" */
 	/* Format 2 (the next build): servicings this state went through.
 	 * Decoded only by a build that knows it. */
 	bool has_servicings;
@@ -49,10 +55,12 @@ int vu_state__encode(const struct vu_state *s, uint8_t **buf, size_t *len);
  * code (virtio/vhost_user_state.h) with why. */
 int vu_state__decode(const uint8_t *buf, size_t len, struct vu_state *s, char *why, size_t whylen);
 
-/* A running disk's state source and sink. */
+/* A running device's state source and sink. */
 struct vu_state_dev {
-	struct virtio_device *vdev; /* a virtio-blk model */
-	struct vu_blk_info image;
+	struct virtio_device *vdev; /* a virtio-blk or virtio-net model */
+	struct vu_blk_info image;   /* a disk's */
+	uint8_t mac[6];		    /* a NIC's */
+	char net_backend[16];	    /* a NIC's: "socket" or "slirp" */
 	bool has_servicings; /* the next build's field, as last loaded */
 	uint32_t servicings;
 	/* Test hooks (tests/integration/paravisor-service.sh): */
@@ -61,7 +69,7 @@ struct vu_state_dev {
 			    * claims a reader version no build has */
 };
 
-/* Offers DEVICE_STATE on vu for d's disk. */
+/* Offers DEVICE_STATE on vu for d's device. */
 void vu_state__attach(struct vhost_user *vu, struct vu_state_dev *d);
 
 #endif

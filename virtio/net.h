@@ -58,6 +58,8 @@ struct virtio_net_stats {
  * transport fills in mem, the queues, the kick/call fds and fail(). */
 struct virtio_device *virtio_net__new(const char *id, const uint8_t mac[6], struct net_backend *be);
 void virtio_net__stats(struct virtio_device *vdev, struct virtio_net_stats *out);
+/* Carries counters on from an earlier model of the same NIC (servicing). */
+void virtio_net__set_stats(struct virtio_device *vdev, const struct virtio_net_stats *in);
 struct net_backend *virtio_net__backend(struct virtio_device *vdev);
 
 #endif

@@ -4,10 +4,15 @@
 #ifndef VMMD_VMM_DEV_NET_H
 #define VMMD_VMM_DEV_NET_H
 
+#include <stdbool.h>
+
 struct vm;
 
-/* NIC id ("net0") served by a paravisor started with --net opt (already
- * checked by vmm).  0 and *pci_id, or negative errno after one error line. */
-int vhost_user_net__add(struct vm *vm, const char *id, const char *opt, const char **pci_id);
+/* NIC id ("net0") served by a paravisor started with --net nic_opt, its
+ * slirp by a netstack started with --net stack_opt (both already checked by
+ * vmm); restart: a paravisor of it that dies is restarted.  0 and *pci_id,
+ * or negative errno after one error line. */
+int vhost_user_net__add(struct vm *vm, const char *id, const char *stack_opt, const char *nic_opt,
+			bool restart, const char **pci_id);
 
 #endif

@@ -28,11 +28,13 @@
 
 #include "common/log.h"
 #include "common/why.h"
+#include "net/socket.h"
 #include "vmm/vhost_log.h"
 #include "vmm/virtio_pci.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,13 +92,29 @@ void pv_dev__unwatch(struct pv_dev *d)
 	d->watched = false;
 }
 
+static bool pv_dev__listed(const struct pv_dev *d, const struct vm *vm, bool nic)
+{
+	return d->vm == vm && d->vdev && d->serviceable && !strcmp(d->noun, "NIC") == nic;
+}
+
+/* Disks first, then NICs, each kind in the order they were added. */
 struct pv_dev *pv_dev__next(struct vm *vm, struct pv_dev *prev)
 {
-	for (struct pv_dev *d = prev ? prev->next : pv_devs; d; d = d->next)
-		if (d->vm == vm && d->vdev && d->serviceable)
-			return d;
-	return NULL;
+	bool nic = prev && !strcmp(prev->noun, "NIC");
+	struct pv_dev *d = prev ? prev->next : pv_devs;
+
+	for (;;) {
+		for (; d; d = d->next)
+			if (pv_dev__listed(d, vm, nic))
+				return d;
+		if (nic)
+			return NULL;
+		nic = true;
+		d = pv_devs;
+	}
 }
+
+static void pv_dev__stop_netstack(struct pv_dev *d);
 
 /* The model is being destroyed (its socket just closed): reap the child. */
 static void pv_dev__release(void *opaque)
@@ -112,23 +130,27 @@ static void pv_dev__release(void *opaque)
 	if (d->extra_fd >= 0)
 		close(d->extra_fd);
 	d->extra_fd = -1;
+	pv_dev__stop_netstack(d);
 	pthread_mutex_unlock(&d->lock);
 }
 
-int pv_dev__spawn(struct pv_dev *d, struct paravisor_proc *p, const char *path, int *sock,
-		  char *why, size_t whylen)
+/* Starts path as `paravisor [lead] --fd 3 flag opt [-v] [--uid N --gid N]`
+ * with sock as its descriptor 3 and extra (if >= 0) as 4. */
+static int pv_dev__exec(struct pv_dev *d, struct paravisor_proc *p, const char *lead,
+			const char *flag, const char *opt, int sock, int extra, char *why,
+			size_t whylen)
 {
 	char fdnum[8], uid[24];
-	char *argv[] = {p->path, "--fd", fdnum, (char *)d->flag, d->opt, NULL, NULL, NULL,
-			NULL,	 NULL,	 NULL};
-	int sv[2], err, n = 5;
+	char *argv[12] = {p->path};
+	int n = 1;
 
-	err = paravisor_proc__find(p, path, why, whylen);
-	if (err)
-		return err;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		return why__set(why, whylen, -errno, "socketpair: %s", strerror(errno));
+	if (lead)
+		argv[n++] = (char *)lead;
 	snprintf(fdnum, sizeof(fdnum), "%d", PARAVISOR_PROC_FD);
+	argv[n++] = "--fd";
+	argv[n++] = fdnum;
+	argv[n++] = (char *)flag;
+	argv[n++] = (char *)opt;
 	if (d->vm->cfg->verbose)
 		argv[n++] = "-v";
 	if (d->vm->cfg->paravisor_uid > 0) {
@@ -138,7 +160,20 @@ int pv_dev__spawn(struct pv_dev *d, struct paravisor_proc *p, const char *path, 
 		argv[n++] = "--gid";
 		argv[n++] = uid;
 	}
-	err = paravisor_proc__spawn2(p, argv, sv[1], d->extra_fd, why, whylen);
+	return paravisor_proc__spawn2(p, argv, sock, extra, why, whylen);
+}
+
+int pv_dev__spawn(struct pv_dev *d, struct paravisor_proc *p, const char *path, int *sock,
+		  char *why, size_t whylen)
+{
+	int sv[2], err;
+
+	err = paravisor_proc__find(p, path, why, whylen);
+	if (err)
+		return err;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return why__set(why, whylen, -errno, "socketpair: %s", strerror(errno));
+	err = pv_dev__exec(d, p, NULL, d->flag, d->opt, sv[1], d->extra_fd, why, whylen);
 	close(sv[1]);
 	if (err) {
 		close(sv[0]);
@@ -146,6 +181,110 @@ int pv_dev__spawn(struct pv_dev *d, struct paravisor_proc *p, const char *path, 
 	}
 	*sock = sv[0];
 	return 0;
+}
+
+/* The event loop: the netstack exited.  Its NAT is gone with it; the NIC's
+ * paravisor notices the closed socket and drops what the guest sends. */
+static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque)
+{
+	struct pv_dev *d = opaque;
+	char how[128];
+	pid_t pid;
+
+	pthread_mutex_lock(&d->lock);
+	/* Stopped meanwhile by the device's release: nothing to report. */
+	if (!d->netstack_watched) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	evloop__del(&d->vm->loop, fd);
+	d->netstack_watched = false;
+	pid = d->netstack.pid;
+	if (!paravisor_proc__wait(&d->netstack, 1000, how, sizeof(how)))
+		snprintf(how, sizeof(how), "its process ended");
+	snprintf(d->netstack_died, sizeof(d->netstack_died), "(pid %d) %s", (int)pid, how);
+	pr_err("%s \"%s\": its netstack %s; the NIC is cut off from the network (the rest "
+	       "of the VM runs on)",
+	       d->noun, d->id, d->netstack_died);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Waits for the netstack's first message: it is up, or it ended (its own
+ * line says why, e.g. a hostfwd port taken). */
+static int pv_dev__netstack_ready(struct pv_dev *d)
+{
+	struct pollfd p = {.fd = d->extra_fd, .events = POLLIN};
+	char msg[32] = "", how[128];
+	pid_t pid = d->netstack.pid;
+	ssize_t n = -1;
+
+	if (poll(&p, 1, PV_TIMEOUT_MS) == 1)
+		n = recv(d->extra_fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+	if (n == (ssize_t)strlen(NET_SOCKET_READY) && !memcmp(msg, NET_SOCKET_READY, (size_t)n))
+		return 0;
+	if (paravisor_proc__wait(&d->netstack, PV_EXIT_GRACE_MS, how, sizeof(how)))
+		pr_err("%s \"%s\": its netstack (pid %d) did not start: it %s (its own message, "
+		       "if any, is above)",
+		       d->noun, d->id, (int)pid, how);
+	else
+		pr_err("%s \"%s\": its netstack (pid %d) did not say it was ready within %d ms",
+		       d->noun, d->id, (int)d->netstack.pid, PV_TIMEOUT_MS);
+	return -EINVAL;
+}
+
+/*
+ * The NIC's slirp in a process of its own (paravisor/netstack.c), which no
+ * servicing or restart replaces: its end of a SOCK_SEQPACKET pair is its
+ * descriptor 3, ours becomes the device's extra_fd, handed to each of the
+ * NIC's paravisors as descriptor 4.
+ */
+static int pv_dev__start_netstack(struct pv_dev *d, const char *opt)
+{
+	char why[512];
+	int sv[2], err;
+
+	err = paravisor_proc__find(&d->netstack, d->vm->cfg->paravisor, why, sizeof(why));
+	if (err) {
+		pr_err("%s \"%s\": cannot start the paravisor: %s", d->noun, d->id, why);
+		return -EINVAL;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		err = -errno;
+		pr_err("%s \"%s\": socketpair: %s", d->noun, d->id, strerror(errno));
+		return err;
+	}
+	err = pv_dev__exec(d, &d->netstack, "--netstack", "--net", opt, sv[1], -1, why,
+			   sizeof(why));
+	close(sv[1]);
+	if (err) {
+		close(sv[0]);
+		pr_err("%s \"%s\": cannot start its netstack: %s", d->noun, d->id, why);
+		return -EINVAL;
+	}
+	d->has_netstack = true;
+	d->extra_fd = sv[0];
+	err = pv_dev__netstack_ready(d);
+	if (err) {
+		close(sv[0]);
+		d->extra_fd = -1;
+		pv_dev__stop_netstack(d);
+		return err;
+	}
+	pr_info("%s \"%s\": its slirp runs in the netstack %s --netstack, pid %d", d->noun,
+		d->id, d->netstack.path, (int)d->netstack.pid);
+	return 0;
+}
+
+static void pv_dev__stop_netstack(struct pv_dev *d)
+{
+	if (!d->has_netstack)
+		return;
+	if (d->netstack_watched)
+		evloop__del(&d->vm->loop, d->netstack.pidfd);
+	d->netstack_watched = false;
+	/* It exits by itself once the last end of its socket is closed. */
+	paravisor_proc__stop(&d->netstack, PV_EXIT_GRACE_MS);
+	d->has_netstack = false;
 }
 
 static int pv_dev__start(struct pv_dev *d, int *sock)
@@ -201,8 +340,11 @@ static int pv_dev__check_vm(struct vm *vm, const struct pv_dev_desc *desc)
 
 static void pv_dev__keep(struct pv_dev *d)
 {
-	d->next = pv_devs;
-	pv_devs = d;
+	struct pv_dev **p = &pv_devs;
+
+	while (*p)
+		p = &(*p)->next;
+	*p = d;
 }
 
 int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
@@ -236,14 +378,19 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 	d->fc.timeout_ms = PV_TIMEOUT_MS;
 	d->fc.release = pv_dev__release;
 	d->fc.opaque = d;
+	if (desc->netstack_opt) {
+		err = pv_dev__start_netstack(d, desc->netstack_opt);
+		if (err)
+			goto out_free;
+	}
 	err = pv_dev__start(d, &sock);
 	if (err)
-		goto out_free;
+		goto out_netstack;
 	vdev = vhost_user_front__create(sock, &d->fc, why, sizeof(why));
 	if (!vdev) {
 		pv_dev__start_failed(d, why);
 		err = -EINVAL;
-		goto out_free;
+		goto out_netstack;
 	}
 	d->vdev = vdev;
 	pv_dev__keep(d);
@@ -256,6 +403,9 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 	*id = vdev->id;
 	pthread_mutex_lock(&d->lock);
 	pv_dev__watch(d);
+	if (d->has_netstack && d->netstack.pidfd >= 0)
+		d->netstack_watched = !evloop__add(&vm->loop, d->netstack.pidfd, EPOLLIN,
+						   pv_dev__netstack_exited, d);
 	pthread_mutex_unlock(&d->lock);
 	if (desc->migration_blocker) {
 		snprintf(vm->migration_blocker, sizeof(vm->migration_blocker), "%s %s: %s", d->noun,
@@ -267,6 +417,11 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 		pr_err("%s \"%s\": %s", d->noun, d->id, strerror(-err));
 	return err;
 
+out_netstack:
+	if (d->has_netstack) {
+		close(d->extra_fd);
+		pv_dev__stop_netstack(d);
+	}
 out_free:
 	pthread_mutex_destroy(&d->lock);
 	free(d);

@@ -36,9 +36,13 @@ struct pv_dev {
 	 * PARAVISOR_PROC_FD2 (a disk's image, opened by vmm); -1: none. */
 	int extra_fd;
 	bool watched;
-	/* Servicing may replace its process.  Not NICs yet: their slirp
-	 * connections live in the process and do not move with it. */
+	/* Servicing may replace its process. */
 	bool serviceable;
+	/* A NIC's slirp runs in a netstack process of its own, which outlives
+	 * the paravisors (the socket to it is extra_fd). */
+	bool has_netstack, netstack_watched;
+	struct paravisor_proc netstack;
+	char netstack_died[256]; /* how it ended; "" while it runs */
 	const char *noun; /* "disk", "NIC": for messages */
 	const char *flag; /* the paravisor's option for it: "--disk", "--net" */
 	char id[32];
@@ -58,6 +62,9 @@ struct pv_dev_desc {
 	bool serviceable;
 	bool restart; /* restart its paravisor when it dies */
 	int extra_fd; /* see struct pv_dev; pv_dev__add owns it, also on failure */
+	/* Non-NULL: start `paravisor --netstack --net netstack_opt` first; the
+	 * socket to it becomes extra_fd (then -1 here). */
+	const char *netstack_opt;
 	/* Why a live migration must be refused; NULL: the device migrates
 	 * (what its paravisor writes to guest RAM is in vmm/vhost_log.c's log). */
 	const char *migration_blocker;
@@ -73,8 +80,8 @@ struct pv_dev_desc {
  */
 int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id);
 
-/* The VM's devices servicing may replace that have a model, in no
- * particular order; NULL at the end. */
+/* The VM's devices servicing may replace that have a model: disks first,
+ * then NICs, each in the order they were added; NULL at the end. */
 struct pv_dev *pv_dev__next(struct vm *vm, struct pv_dev *prev);
 /*
  * Starts the paravisor at path (NULL: --paravisor or the one next to vmm)

@@ -10,6 +10,7 @@
 #include "virtio/net.h"
 #include "vmm/dev_net.h"
 #include "vmm/device.h"
+#include "vmm/paravisor_proc.h"
 #include "vmm/virtio_pci.h"
 #include "vmm/vm.h"
 
@@ -24,6 +25,7 @@ struct net_nic {
 	uint8_t mac[6];
 	const char *tap;
 	bool paravisor;
+	bool restart; /* restart=on|off: a paravisor NIC's process, when it dies */
 	/* The hostfwd rules as given, for the paravisor's --net. */
 	const char *fwd_str[NET_SLIRP_MAX_FWD];
 };
@@ -53,11 +55,15 @@ static int net__key(const struct kv_opt *o, int i, const char *key, const char *
 		if (strcmp(val, "vmm") && strcmp(val, "paravisor"))
 			return net__bad(i, key, val, "expected vmm or paravisor");
 		n->paravisor = !strcmp(val, "paravisor");
+	} else if (!strcmp(key, "restart") && o->kind) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return net__bad(i, key, val, "expected on or off");
+		n->restart = !strcmp(val, "on");
 	} else if (!strcmp(key, "tap") && !o->kind) {
 		n->tap = val;
 	} else {
 		return net__bad(i, key, val,
-				o->kind ? "unknown key for slirp (hostfwd, mac, backend)"
+				o->kind ? "unknown key for slirp (hostfwd, mac, backend, restart)"
 					: "unknown key for tap (tap, mac)");
 	}
 	return 0;
@@ -82,24 +88,31 @@ static int net__parse(const struct kv_opt *o, int i, struct net_nic *n)
 	memset(n, 0, sizeof(*n));
 	n->mac[0] = 0x52, n->mac[1] = 0x54, n->mac[2] = 0x00, n->mac[3] = 0x12, n->mac[4] = 0x34;
 	n->mac[5] = 0x50 + i;
+	n->restart = true;
 	for (int k = 0; k < o->n; k++)
 		if (net__key(o, i, o->key[k], o->val[k], n))
 			return -EINVAL;
+	if (kv_opt__get(o, "restart") && !n->paravisor)
+		return net__bad(i, "restart", kv_opt__get(o, "restart"),
+				"only for backend=paravisor");
 	return 0;
 }
 
-/* The paravisor's --net: the same rules, the MAC made explicit. */
+/* The netstack's --net (slirp and the hostfwd rules) and the paravisor's
+ * (the socket to the netstack, the MAC made explicit). */
 static int net__paravisor(struct vm *vm, const struct net_nic *n, const char *id)
 {
-	char opt[1024], mac[NET_MAC_STRLEN];
+	char stack[1024], nic[128], mac[NET_MAC_STRLEN];
 	const char *pci_id;
 	size_t len;
 
 	net_mac__format(n->mac, mac);
-	len = (size_t)snprintf(opt, sizeof(opt), "slirp,mac=%s,id=%s", mac, id);
-	for (int k = 0; k < n->nr_fwd && len < sizeof(opt); k++)
-		len += (size_t)snprintf(opt + len, sizeof(opt) - len, ",hostfwd=%s", n->fwd_str[k]);
-	return vhost_user_net__add(vm, id, opt, &pci_id);
+	len = (size_t)snprintf(stack, sizeof(stack), "slirp,id=%s", id);
+	for (int k = 0; k < n->nr_fwd && len < sizeof(stack); k++)
+		len += (size_t)snprintf(stack + len, sizeof(stack) - len, ",hostfwd=%s",
+					n->fwd_str[k]);
+	snprintf(nic, sizeof(nic), "socket,fd=%d,mac=%s,id=%s", PARAVISOR_PROC_FD2, mac, id);
+	return vhost_user_net__add(vm, id, stack, nic, n->restart, &pci_id);
 }
 
 static int virtio_net__init(struct vm *vm)

@@ -16,9 +16,9 @@
  * died PV_RESTART_BURST times within PV_RESTART_WINDOW_MS, keeps today's
  * behaviour: the disk fails with the reason and the VM runs on.
  *
- * {"cmd":"paravisor-status"} on the control socket reports per disk the
- * paravisor's pid, the restarts, how the last one died and whether the disk
- * failed.
+ * {"cmd":"paravisor-status"} on the control socket reports per disk (and
+ * per NIC, with its netstack) the paravisor's pid, the restarts, how the
+ * last one died and whether the device failed.
  */
 #include "common/log.h"
 #include "common/why.h"
@@ -94,26 +94,33 @@ int pv_dev__restart(struct pv_dev *d, const char *how, char *why, size_t whylen)
 	pv_dev__watch(d);
 	d->restart_ms[d->restarts % PV_RESTART_BURST] = t0;
 	d->restarts++;
-	pr_warn("disk \"%s\": its paravisor %s; restarted it (pid %d, restart %u) in %lld ms, "
+	pr_warn("%s \"%s\": its paravisor %s; restarted it (pid %d, restart %u) in %lld ms, "
 		"the guest's I/O goes on",
-		d->id, how, (int)np.pid, d->restarts, (long long)(restart__now_ms() - t0));
+		d->noun, d->id, how, (int)np.pid, d->restarts, (long long)(restart__now_ms() - t0));
 	return 0;
 }
 
 static json_t *restart__status(struct vm *vm, json_t *req)
 {
-	json_t *disks = json_array();
+	json_t *disks = json_array(), *nics = json_array();
 
 	(void)req;
 	for (struct pv_dev *d = pv_dev__next(vm, NULL); d; d = pv_dev__next(vm, d)) {
+		json_t *o;
+
 		pthread_mutex_lock(&d->lock);
-		json_array_append_new(disks,
-				      json_pack("{s:s, s:i, s:b, s:I, s:s, s:s}", "id", d->id,
-						"pid", (int)d->proc.pid, "restart", d->restart,
-						"restarts", (json_int_t)d->restarts, "last_death",
-						d->last_death, "failed", d->failed));
+		o = json_pack("{s:s, s:i, s:b, s:I, s:s, s:s}", "id", d->id, "pid",
+			      (int)d->proc.pid, "restart", d->restart, "restarts",
+			      (json_int_t)d->restarts, "last_death", d->last_death, "failed",
+			      d->failed);
+		if (d->has_netstack || *d->netstack_died)
+			json_object_update_new(
+			    o, json_pack("{s:i, s:s}", "netstack_pid",
+					 d->has_netstack ? (int)d->netstack.pid : -1,
+					 "netstack_died", d->netstack_died));
+		json_array_append_new(strcmp(d->noun, "NIC") ? disks : nics, o);
 		pthread_mutex_unlock(&d->lock);
 	}
-	return json_pack("{s:b, s:o}", "ok", 1, "disks", disks);
+	return json_pack("{s:b, s:o, s:o}", "ok", 1, "disks", disks, "nics", nics);
 }
 control_command("paravisor-status", restart__status);

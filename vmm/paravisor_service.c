@@ -1,7 +1,7 @@
 /*
  * vmm/paravisor_service.c — live servicing: the control command
  * {"cmd":"service","paravisor":PATH,"timeout_ms":N} replaces the paravisor
- * process of every paravisor-backed disk with a new one (PATH, or the
+ * process of every paravisor-backed disk and NIC with a new one (PATH, or the
  * binary each runs now) while the guest runs.
  *
  * Per disk, the new process is started and negotiated with (features,
@@ -161,23 +161,23 @@ static json_t *service__control(struct vm *vm, json_t *req)
 			json_decref(devices);
 			if (res.rolled_back)
 				snprintf(msg, sizeof(msg),
-					 "disk %s: %s; rolled back to the running paravisor (pid "
+					 "%s %s: %s; rolled back to the running paravisor (pid "
 					 "%d)%s%s",
-					 d->id, why, (int)res.old_pid, done, *done ? ")" : "");
+					 d->noun, d->id, why, (int)res.old_pid, done, *done ? ")" : "");
 			else
 				snprintf(msg, sizeof(msg),
-					 "disk %s: %s; the running paravisor (pid %d) failed too: "
-					 "the disk's I/O fails%s%s",
-					 d->id, why, (int)res.old_pid, done, *done ? ")" : "");
+					 "%s %s: %s; the running paravisor (pid %d) failed too: "
+					 "the %s's I/O fails%s%s",
+					 d->noun, d->id, why, (int)res.old_pid, d->noun, done, *done ? ")" : "");
 			pr_err("service: %s", msg);
 			return json_pack("{s:b, s:s, s:b}", "ok", 0, "error", msg, "rolled_back",
 					 res.rolled_back);
 		}
 		pr_info(
-		    "disk \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms "
+		    "%s \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms "
 		    "(old rings stopped in %llu us; new one started in %lld ms, rings moved in "
 		    "%lld ms, old one reaped in %lld ms)",
-		    d->id, res.path, (int)res.old_pid, (int)res.new_pid,
+		    d->noun, d->id, res.path, (int)res.old_pid, (int)res.new_pid,
 		    (unsigned long long)(res.blackout_us / 1000),
 		    (unsigned long long)(res.blackout_us % 1000), (unsigned long long)res.stop_us,
 		    (long long)res.start_ms, (long long)res.switch_ms, (long long)res.reap_ms);

@@ -21,12 +21,13 @@ daemon="vmmctl-kvm.sh vmmd-lab.sh vmmd-snapshot.sh vmmd-migrate.sh|vmmd-service.
 linux="linux-guest.sh|virtio-small.sh vmmd-linux.sh linux-snapshot.sh"
 # paravisor-qemu.sh: QEMU as the vhost-user front-end of our paravisor;
 # paravisor-vmm.sh: vmm as its front-end (backend=paravisor);
-# paravisor-service.sh: live servicing of that paravisor;
+# paravisor-service.sh: live servicing of that paravisor (a group of its
+# own: 26 servicings of a disk and a NIC under disk and TCP traffic);
 # paravisor-migrate.sh: live migration with it (its own group: two hops);
 # paravisor-restart.sh: restarting it when it dies (a group of its own: its
 # guest boots twice and waits out a dozen deaths);
 # paravisor-net.sh: a NIC served by a paravisor (next to virtio-net.sh).
-devices="virtio-blk.sh|virtio-net.sh paravisor-net.sh|paravisor-qemu.sh paravisor-vmm.sh paravisor-service.sh|paravisor-migrate.sh|paravisor-restart.sh"
+devices="virtio-blk.sh|virtio-net.sh paravisor-net.sh|paravisor-qemu.sh paravisor-vmm.sh|paravisor-service.sh|paravisor-migrate.sh|paravisor-restart.sh"
 # Two L1 hosts on one link (tests/lab/run --hosts 2).
 twohost="linux-migrate.sh"
 # Lab runs are groups separated by '|', one L1 boot each (~6 s), so that a

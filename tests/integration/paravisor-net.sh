@@ -1,19 +1,23 @@
 #!/bin/sh
 # virtio-net served by a paravisor (on a real KVM: natively or inside the
-# nested lab): `--net slirp,...,backend=paravisor` puts the NIC's model and
-# its slirp stack in a sandboxed paravisor process that vmm started.  Bad
+# nested lab): `--net slirp,...,backend=paravisor` puts the NIC's model in a
+# sandboxed paravisor process and its slirp stack in a netstack process
+# (`paravisor --netstack`) that vmm started, joined by a socket.  Bad
 # options are refused with one line naming the NIC; the tiny guest's DHCP
-# DISCOVER gets slirp's answer; a Linux guest gets its lease, fetches a page
+# DISCOVER gets slirp's answer; servicing and restarts replace the NIC's
+# paravisor while the netstack runs on, listening on the hostfwd port; a
+# dead netstack is reported; a Linux guest gets its lease, fetches a page
 # from a host server through 10.0.2.2 (guest to host), and a host client
 # reaches a guest server through hostfwd (host to guest), which the
-# paravisor, not vmm, listens on.  Servicing leaves such a NIC alone and
-# live migration is refused (its slirp state does not move yet).
+# netstack, not vmm or the NIC's paravisor, listens on.  Live migration is
+# refused (the slirp state does not move yet).
 . "$(dirname "$0")/lib.sh"
 
 PARAVISOR="$VMMD_BUILDDIR/paravisor/paravisor"
 CMDLINE_BASE="console=ttyS0 panic=-1 quiet"
 b64() { printf '%s' "$1" | base64 | tr -d '\n'; }
 pv_pid() { sed -n 's/.*served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$1" | head -n 1; }
+ns_pid() { sed -n 's/.*its slirp runs in the netstack .*, pid \([0-9]*\).*/\1/p' "$1" | head -n 1; }
 # Listening TCP sockets of process $1 on port $2 (hex in /proc/net/tcp).
 listens() {
 	port=$(printf '%04X' "$2")
@@ -68,31 +72,54 @@ result "tiny guest: DHCP DISCOVER out, slirp's OFFER back through the paravisor"
 	"tiny: virtio-net rx from 52:55:0a:00:02:02 type 0x0800 udp 67->68" \
 	'NIC "net0": served by the paravisor' "paravisor: info: net0: queue 1 started" \
 	"paravisor: info: sandbox entered: seccomp allow-list" \
-	"paravisor: info: exiting (front-end gone)"
+	"paravisor: info: exiting (front-end gone)" \
+	'NIC "net0": its slirp runs in the netstack .* --netstack, pid' \
+	"netstack: info: sandbox entered: seccomp allow-list" \
+	"netstack: info: NIC \"net0\": netstack: every NIC end closed; exiting"
 pv=$(pv_pid "$WORK/tiny")
-check "no paravisor process is left after vmm exits" sh -c "[ -n '$pv' ] && ! kill -0 '$pv' 2>/dev/null"
+ns=$(ns_pid "$WORK/tiny")
+check "no paravisor or netstack process is left after vmm exits" \
+	sh -c "[ -n '$pv' ] && [ -n '$ns' ] && ! kill -0 '$pv' 2>/dev/null && ! kill -0 '$ns' 2>/dev/null"
 
-# --- 3. Servicing replaces a disk's paravisor and leaves the NIC's alone
-# (its slirp connections would not survive a new process); live migration
-# is refused naming the NIC.
+# --- 3. Servicing replaces the disk's and the NIC's paravisors; the NIC's
+# netstack (its slirp, its hostfwd socket) runs on.  A killed NIC paravisor
+# is restarted; a killed netstack is reported.  Live migration is refused
+# naming the NIC.
 truncate -s 1M "$WORK/d.img"
 vmm_start "$WORK/svc" --kernel "$TINY" --cmdline "heartbeat=5" \
-	--disk "path=$WORK/d.img,backend=paravisor" --net "slirp,backend=paravisor"
+	--disk "path=$WORK/d.img,backend=paravisor" \
+	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:80,backend=paravisor"
 sleep 3
-r=$(ctl '{"cmd":"service"}')
 nic_pv=$(sed -n 's/.*NIC "net0": served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$WORK/svc")
-if printf '%s' "$r" | grep -q '"ok":true' && printf '%s' "$r" | grep -q '"id":"disk0"' &&
-	! printf '%s' "$r" | grep -q '"id":"net0"' && [ -n "$nic_pv" ] && kill -0 "$nic_pv"; then
-	ok "service replaces the disk's paravisor, the NIC's (pid $nic_pv) runs on"
+ns=$(ns_pid "$WORK/svc")
+r=$(ctl '{"cmd":"service"}')
+nic_new=$(printf '%s' "$r" | sed -n 's/.*{"id":"net0"[^}]*"new_pid":\([0-9]*\).*/\1/p')
+if printf '%s' "$r" | grep -q '"ok":true,.*"devices":\[{"id":"disk0",.*},{"id":"net0",' &&
+	[ -n "$nic_new" ] && [ "$nic_new" != "$nic_pv" ] && kill -0 "$nic_new" &&
+	! kill -0 "$nic_pv" 2>/dev/null && kill -0 "$ns" && listens "$ns" "$HOSTPORT"; then
+	ok "service replaces the disk's and the NIC's paravisor ($nic_pv -> $nic_new); the netstack (pid $ns) runs on, listening"
 else
-	not_ok "service replaces the disk's paravisor, the NIC's runs on (got $r)"
+	not_ok "service replaces the disk's and the NIC's paravisor; the netstack runs on (got $r)"
 	show "$WORK/svc"
 fi
+check "the new NIC paravisor loaded the old one's device state" grep -q \
+	'net0: pid [0-9]* loaded device state format 1 from paravisor (state format 1): rx [0-9]* frames' \
+	"$WORK/svc"
+kill -KILL "$nic_new" 2>/dev/null
+wait_for "$WORK/svc" 'NIC "net0": its paravisor (pid [0-9]*) killed by signal 9 (Killed); restarted it' 10
+st=$(ctl '{"cmd":"paravisor-status"}')
+check "a killed NIC paravisor is restarted, the netstack runs on ($st)" sh -c \
+	"printf '%s' '$st' | grep -q '\"nics\":\[{\"id\":\"net0\",\"pid\":[0-9]*,\"restart\":true,\"restarts\":1,.*\"netstack_pid\":$ns,'"
 r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:1"}')
 check "migrate is refused naming the NIC ($r)" \
 	sh -c "printf '%s' '$r' | grep -q 'migrate: NIC net0: served by the paravisor'"
+kill -KILL "$ns"
+wait_for "$WORK/svc" 'NIC "net0": its netstack (pid [0-9]*) killed by signal 9 (Killed); the NIC is cut off' 10
+st=$(ctl '{"cmd":"paravisor-status"}')
+check "a killed netstack is reported, vmm runs on ($st)" sh -c \
+	"printf '%s' '$st' | grep -q '\"netstack_pid\":-1,\"netstack_died\":\"(pid $ns) killed by signal 9 (Killed)\"'"
 vmm_finish
-check "vmm stops cleanly with both paravisors, no sanitizer report" \
+check "vmm stops cleanly with its paravisors, no sanitizer report" \
 	sh -c "! kill -0 '$nic_pv' 2>/dev/null && ! grep -qE 'AddressSanitizer|runtime error:' '$WORK/svc'"
 
 # --- 4. Linux: DHCP, TCP both ways.
@@ -110,8 +137,11 @@ guest=$(slirp_guest "$HTTPPORT")
 vmm=$!
 slirp_listening "$WORK/linux"
 pv=$(pv_pid "$WORK/linux")
+ns=$(ns_pid "$WORK/linux")
+ns_listens=no
 pv_listens=no
 vmm_listens=no
+[ -n "$ns" ] && listens "$ns" "$HOSTPORT" && ns_listens=yes
 [ -n "$pv" ] && listens "$pv" "$HOSTPORT" && pv_listens=yes
 listens "$vmm" "$HOSTPORT" && vmm_listens=yes
 slirp_client "$WORK/linux" "$HOSTPORT"
@@ -133,16 +163,17 @@ else
 	not_ok "Linux: a host client and the guest's server talk both ways through hostfwd (got '$got')"
 	show "$WORK/linux"
 fi
-check "the paravisor (pid $pv), not vmm, listens on the hostfwd port" \
-	[ "$pv_listens/$vmm_listens" = yes/no ]
-check "no paravisor process is left after vmm exits" sh -c "[ -n '$pv' ] && ! kill -0 '$pv' 2>/dev/null"
+check "the netstack (pid $ns), not vmm or the NIC's paravisor (pid $pv), listens on the hostfwd port" \
+	[ "$ns_listens/$pv_listens/$vmm_listens" = yes/no/no ]
+check "no paravisor or netstack process is left after vmm exits" \
+	sh -c "[ -n '$pv' ] && [ -n '$ns' ] && ! kill -0 '$pv' 2>/dev/null && ! kill -0 '$ns' 2>/dev/null"
 if grep -q "killed by signal\|SIGSYS\|Bad system call" "$WORK/linux"; then
-	not_ok "the paravisor was not killed by its sandbox"
+	not_ok "neither the paravisor nor the netstack was killed by its sandbox"
 	grep -E "killed|SIGSYS" "$WORK/linux" | sed 's/^/#   /'
 	# The kernel logs the call seccomp killed it for (type=1326, syscall=N).
 	dmesg 2>/dev/null | grep "type=1326" | tail -n 5 | sed 's/^/#   /'
 else
-	ok "the paravisor was not killed by its sandbox"
+	ok "neither the paravisor nor the netstack was killed by its sandbox"
 fi
 
 tap_plan

@@ -2,11 +2,14 @@
 # Live servicing of the paravisor (on a real KVM: natively or inside the
 # nested lab).  A Linux guest on a `backend=paravisor` disk runs a write /
 # read-back / compare loop with O_DIRECT (so every pass reaches the
-# paravisor) while vmm's control command {"cmd":"service"} replaces the
-# paravisor process 20 times in a row: every reply is ok with a new pid and
-# a blackout, the guest's loop sees no I/O error and keeps counting, its
-# boot_id does not change, and after poweroff the image holds what the
-# guest wrote last.  Then servicings that must fail: a binary that exits at
+# paravisor), and echoes a TCP stream from a host client through slirp
+# hostfwd on a `backend=paravisor` NIC, while vmm's control command
+# {"cmd":"service"} replaces both paravisor processes 20 times in a row:
+# every reply is ok with new pids and a blackout, the NIC's netstack (its
+# slirp) stays the same process, the guest's loop sees no I/O error and
+# keeps counting, the TCP connection stays open and every line comes back
+# in order, its boot_id does not change and its uptime goes on, and after
+# poweroff the image holds what the guest wrote last.  Then servicings that must fail: a binary that exits at
 # once, one that rejects its options, one that starts but serves another
 # disk (a different config space): each is refused with the reason and
 # rolled back, the old paravisor (same pid) serves on and the guest's I/O
@@ -23,7 +26,44 @@ CMDLINE_BASE="console=ttyS0 panic=-1 quiet"
 SERVICES=20
 says() { printf '%s' "$1" | grep -q -- "$2"; }
 pv_pid() { sed -n 's/.*served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$1" | head -n 1; }
-num() { printf '%s' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+# dev_num REPLY DEVICE KEY: a number of one device in a service reply.
+dev_num() { printf '%s' "$1" | sed -n "s/.*{\"id\":\"$2\"[^}]*\"$3\":\([0-9]*\).*/\1/p"; }
+num() { dev_num "$1" data "$2"; }
+netstack_pid() { ctl '{"cmd":"paravisor-status"}' | sed -n 's/.*"netstack_pid":\([0-9]*\).*/\1/p'; }
+HOSTPORT=${VMMD_PVSVC_HOSTPORT:-18091}
+# The guest's side of the TCP stream: DHCP from the netstack's slirp, then
+# an echo server on 8080 (nc's output fed back into its input).
+net_script() {
+	printf '%s\n' '#!/bin/sh
+printf "%s\n" "#!/bin/sh" "[ \$1 = bound ] || exit 0" "ifconfig \$interface \$ip netmask 255.255.255.0" "echo VMMD-LEASE \$ip" >/tmp/dhcp.sh
+chmod +x /tmp/dhcp.sh
+ip link set eth0 up
+udhcpc -i eth0 -n -q -t 5 -s /tmp/dhcp.sh || echo VMMD-DHCP-FAILED
+mkfifo /tmp/echo
+echo VMMD-ECHO-LISTENING
+nc -l -p 8080 </tmp/echo | cat >/tmp/echo
+echo VMMD-ECHO-END'
+}
+# The host's side: a line "TCPSEQ i" every 0.1 s until $WORK/tcpstop, then
+# the count sent in $WORK/tcpsent; what came back in $WORK/tcpecho.
+tcp_stream_start() {
+	(
+		i=0
+		while [ ! -e "$WORK/tcpstop" ]; do
+			echo "TCPSEQ $i"
+			i=$((i + 1))
+			sleep 0.1
+		done
+		echo "$i" >"$WORK/tcpsent"
+		sleep 3
+	) | busybox nc 127.0.0.1 "$HOSTPORT" >"$WORK/tcpecho" 2>&1 &
+	tcp_nc=$!
+}
+# Every line came back, in order, none twice: 0 .. sent-1.
+tcp_stream_intact() {
+	[ -s "$WORK/tcpsent" ] || return 1
+	awk -v n="$(cat "$WORK/tcpsent")" '$1 != "TCPSEQ" || $2 != i { bad = 1 } { i++ } END { exit bad || i != n }' "$WORK/tcpecho"
+}
 type_in() { printf '%s\n' "$1" >&8; }
 # The last value after KEY: a number or boot_id only (vmm's log lines share
 # the output and can land right after a console line's value).
@@ -49,14 +89,24 @@ vmm_finish
 img=$WORK/disk.img
 truncate -s 16M "$img"
 vmm_start "$WORK/run" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
-	--stop-timeout 0 --cmdline "$CMDLINE_BASE" --disk "path=$img,backend=paravisor,id=data"
+	--stop-timeout 0 --cmdline "$CMDLINE_BASE" --disk "path=$img,backend=paravisor,id=data" \
+	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080,backend=paravisor"
 wait_for "$WORK/run" "VMMD-GUEST-READY" 300
 sleep 1
-type_in 'echo "BOOT""ID $(cat /proc/sys/kernel/random/boot_id)"'
+type_in 'echo "BOOT""ID $(cat /proc/sys/kernel/random/boot_id) UP""TIME $(cut -d. -f1 /proc/uptime)"'
+type_in "echo $(net_script | base64 | tr -d '\n') | base64 -d >/tmp/net.sh; sh /tmp/net.sh &"
+wait_for "$WORK/run" "VMMD-ECHO-LISTENING" 120
+tcp_stream_start
+wait_for "$WORK/tcpecho" "TCPSEQ 3" 60
+ns=$(netstack_pid)
+check "a host client's TCP stream comes back through hostfwd from the guest (netstack pid ${ns:-?})" \
+	sh -c "[ -n '$ns' ] && grep -q 'TCPSEQ 3' '$WORK/tcpecho' && grep -q 'VMMD-LEASE 10.0.2.15' '$WORK/run'"
 disk_loop_start
 wait_for "$WORK/run" "LOOPOK 3" 120
 boot_id=$(field "$WORK/run" BOOTID)
+uptime0=$(field "$WORK/run" UPTIME)
 pv=$(pv_pid "$WORK/run")
+nic_prev=$(sed -n 's/.*NIC "net0": served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$WORK/run" | head -n 1)
 check "the guest's write/verify loop runs on the paravisor's disk (pid ${pv:-?})" \
 	sh -c "[ -n '$pv' ] && kill -0 '$pv' && grep -q 'LOOPOK 3' '$WORK/run'"
 
@@ -72,23 +122,41 @@ while [ $n -lt $SERVICES ]; do
 	new=$(num "$r" new_pid)
 	old=$(num "$r" old_pid)
 	us=$(num "$r" blackout_us)
+	nic_new=$(dev_num "$r" net0 new_pid)
+	nic_old=$(dev_num "$r" net0 old_pid)
 	if says "$r" '^{"ok":true,"paravisor":"[^"]*","duration_ms":[0-9]*,"devices":\[{"id":"data","blackout_ms":[0-9]*' &&
 		[ "$old" = "$prev" ] && [ -n "$new" ] && ! says "$pids" " $new " &&
-		kill -0 "$new" 2>/dev/null && ! kill -0 "$old" 2>/dev/null; then
+		kill -0 "$new" 2>/dev/null && ! kill -0 "$old" 2>/dev/null &&
+		[ "$nic_old" = "$nic_prev" ] && [ -n "$nic_new" ] && ! says "$pids" " $nic_new " &&
+		kill -0 "$nic_new" 2>/dev/null && ! kill -0 "$nic_old" 2>/dev/null; then
 		good=$((good + 1))
 	else
 		diag "service $n: unexpected: $r"
+		if ! kill -0 "$pid" 2>/dev/null; then
+			not_ok "vmm is gone after $n servicings"
+			RC=gone
+			show "$WORK/run"
+			grep -E "error|Sanitizer|panic|BUG|virtio_net|net0" "$WORK/run" | tail -n 40 | sed 's/^/#   /'
+			break
+		fi
 	fi
-	pids="$pids$new "
+	pids="$pids$new $nic_new "
 	prev=$new
+	nic_prev=$nic_new
 	blackouts="$blackouts$us
 "
-	diag "service $n: pid $old -> $new, blackout $us us"
+	diag "service $n: disk pid $old -> $new, blackout $us us; NIC pid $nic_old -> $nic_new, blackout $(dev_num "$r" net0 blackout_us) us"
 	# Let the guest do some I/O on each new paravisor.
 	sleep 0.3
 done
-check "$SERVICES servicings in a row: each ok, a new pid, the old one gone ($good/$SERVICES)" \
+check "$SERVICES servicings in a row: each ok, new pids for the disk and the NIC, the old ones gone ($good/$SERVICES)" \
 	[ "$good" -eq "$SERVICES" ]
+check "the NIC's netstack is the same process throughout (pid ${ns:-?})" \
+	sh -c "[ -n '$ns' ] && [ '$(netstack_pid)' = '$ns' ] && kill -0 '$ns'"
+n0=$(grep -c TCPSEQ "$WORK/tcpecho")
+sleep 2
+check "the TCP stream through hostfwd is still open and flowing ($n0 then $(grep -c TCPSEQ "$WORK/tcpecho") lines back)" \
+	sh -c "kill -0 $tcp_nc && [ $(grep -c TCPSEQ "$WORK/tcpecho") -gt $n0 ]"
 sorted=$(printf '%s' "$blackouts" | grep . | sort -n)
 cnt=$(printf '%s\n' "$sorted" | grep -c .)
 bmin=$(printf '%s\n' "$sorted" | head -n 1)
@@ -161,7 +229,9 @@ wait_for "$WORK/run" "LOOPOK $(($(field "$WORK/run" LOOPOK) + 2))" 60
 
 # --- 5. A device state the new paravisor does not load: rolled back.
 toonew=$WORK/pv-too-new
-printf '#!/bin/sh\nexec %s --test-state-too-new "$@"\n' "$PARAVISOR" >"$toonew"
+# Only the disk's state claims it (the NIC's paravisor runs the plain build).
+printf '#!/bin/sh\ncase "$*" in *--disk*) exec %s --test-state-too-new "$@" ;; esac\nexec %s "$@"\n' \
+	"$PARAVISOR" "$PARAVISOR" >"$toonew"
 chmod +x "$toonew"
 skew "to a build whose first saved state claims a newer reader" "$toonew" "format 1 from paravisor "
 rollback "a state written for newer readers only" "$PARAVISOR" \
@@ -179,16 +249,26 @@ skew "servicing after the refused states" "$PARAVISOR" "format 1 from paravisor 
 # A last good servicing after the failures, then the end of the loop.
 r=$(ctl '{"cmd":"service"}')
 check "servicing works again after the rollbacks" says "$r" '"ok":true'
+touch "$WORK/tcpstop"
+i=0
+while kill -0 $tcp_nc 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill $tcp_nc 2>/dev/null
+diag "TCP stream: $(cat "$WORK/tcpsent" 2>/dev/null) lines sent, $(grep -c TCPSEQ "$WORK/tcpecho") back, last: $(tail -n 1 "$WORK/tcpecho")"
+check "the TCP stream stayed intact through every servicing: each line back once, in order" \
+	tcp_stream_intact
 type_in 'touch /tmp/stop'
 wait_for "$WORK/run" "LOOPEND" 60
-type_in 'echo "AFTER""ID $(cat /proc/sys/kernel/random/boot_id)"'
+type_in 'echo "AFTER""ID $(cat /proc/sys/kernel/random/boot_id) UP""TIME $(cut -d. -f1 /proc/uptime)"'
 wait_for "$WORK/run" "AFTERID" 30
 last=$(field "$WORK/run" LOOPEND)
 afterid=$(field "$WORK/run" AFTERID)
+uptime1=$(field "$WORK/run" UPTIME)
 check "the guest's loop saw no I/O error or mismatch in $last passes" \
 	sh -c "[ -n '$last' ] && ! grep -q LOOPERR '$WORK/run'"
 check "the same boot throughout (boot_id ${boot_id:-none}, after: ${afterid:-none})" \
 	[ -n "$boot_id" -a "$afterid" = "$boot_id" ]
+check "the guest's uptime went on (${uptime0:-?} s, then ${uptime1:-?} s)" \
+	sh -c "[ -n '$uptime0' ] && [ -n '$uptime1' ] && [ '${uptime1:-0}' -gt '${uptime0:-0}' ]"
 vmm_finish
 RC=0
 grep -E 'serviced|service:|rolled|did not' "$WORK/run" | head -n 8 | sed 's/^/  /' |

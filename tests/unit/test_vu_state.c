@@ -180,12 +180,64 @@ static void test_state_malformed_is_refused(void **unused)
 			 VHOST_USER_STATE_E_MALFORMED);
 	assert_non_null(strstr(why, "no format version"));
 	sample(&in);
-	strcpy(in.device_type, "virtio-net");
+	strcpy(in.device_type, "virtio-gpu");
 	assert_int_equal(vu_state__encode(&in, &buf, &len), 0);
 	assert_int_equal(vu_state__decode(buf, len, &out, why, sizeof(why)),
 			 VHOST_USER_STATE_E_OTHER);
 	free(buf);
-	assert_non_null(strstr(why, "virtio-net"));
+	assert_non_null(strstr(why, "a state of a virtio-gpu device"));
+}
+
+/* A NIC's state: its rings, MAC, counters and the backend whose socket the
+ * new paravisor is handed; none of the disk's fields. */
+static void test_net_state_round_trips(void **unused)
+{
+	struct vu_state in, out;
+	uint8_t *buf;
+	size_t len;
+
+	sample(&in);
+	strcpy(in.device_type, "virtio-net");
+	strcpy(in.device_id, "net0");
+	memcpy(in.mac, (uint8_t[]){0x52, 0x54, 0x00, 0xab, 0xcd, 0xef}, 6);
+	strcpy(in.net_backend, "socket");
+	in.net_counters = (struct virtio_net_stats){.rx_packets = 10,
+						    .rx_bytes = 1ull << 33,
+						    .rx_drops = 2,
+						    .tx_packets = 20,
+						    .tx_bytes = 3000,
+						    .tx_drops = 1,
+						    .tx_errors = 4};
+	assert_int_equal(vu_state__encode(&in, &buf, &len), 0);
+	assert_int_equal(vu_state__decode(buf, len, &out, why, sizeof(why)), 0);
+	free(buf);
+	assert_string_equal(out.device_type, "virtio-net");
+	assert_string_equal(out.device_id, "net0");
+	assert_int_equal(out.rings.nr, 2);
+	assert_int_equal(out.rings.q[0].last_avail, 65535);
+	assert_int_equal(out.rings.q[1].used_idx, 7);
+	assert_memory_equal(out.mac, in.mac, 6);
+	assert_string_equal(out.net_backend, "socket");
+	assert_memory_equal(&out.net_counters, &in.net_counters, sizeof(in.net_counters));
+	assert_string_equal(out.image.path, "");
+	assert_int_equal(out.counters.requests, 0);
+}
+
+/* A virtio-net state whose net part is missing is malformed. */
+static void test_net_state_without_its_part_is_refused(void **unused)
+{
+	Vmmd__Paravisor__V1__DeviceState d = VMMD__PARAVISOR__V1__DEVICE_STATE__INIT;
+	struct vu_state out;
+	uint8_t buf[64];
+	size_t len;
+
+	d.has_format_version = d.has_min_reader_version = true;
+	d.format_version = d.min_reader_version = 1;
+	d.device_type = "virtio-net";
+	len = vmmd__paravisor__v1__device_state__pack(&d, buf);
+	assert_int_equal(vu_state__decode(buf, len, &out, why, sizeof(why)),
+			 VHOST_USER_STATE_E_MALFORMED);
+	assert_non_null(strstr(why, "a virtio-net state without its net part"));
 }
 
 /* A queue whose ring index is above 16 bits, crafted with protobuf-c. */
@@ -233,6 +285,8 @@ int main(void)
 	    cmocka_unit_test(test_state_for_newer_readers_is_refused),
 	    cmocka_unit_test(test_state_newer_but_readable_is_loaded),
 	    cmocka_unit_test(test_state_malformed_is_refused),
+	    cmocka_unit_test(test_net_state_round_trips),
+	    cmocka_unit_test(test_net_state_without_its_part_is_refused),
 	    cmocka_unit_test(test_state_with_a_bad_ring_index_is_refused),
 	};
 
