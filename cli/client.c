@@ -126,6 +126,7 @@ struct body {
 	CURL *curl;
 	struct client *c;
 	client_sink sink;
+	void (*opened)(void *opaque);
 	void *opaque;
 	bool stopped_by_sink;
 };
@@ -160,6 +161,22 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *opaque)
 	b->len += n;
 	d[b->len] = 0;
 	b->data = d;
+	return n;
+}
+
+/* A stream's headers: the blank line after a 2xx status means the server
+ * has set the stream up (vmmd subscribes before it answers). */
+static size_t on_header(char *line, size_t size, size_t nmemb, void *opaque)
+{
+	struct body *b = opaque;
+	size_t n = size * nmemb;
+	long status = 0;
+
+	if (b->opened && (n == 2 || n == 1) && (line[0] == '\r' || line[0] == '\n')) {
+		curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300)
+			b->opened(b->opaque);
+	}
 	return n;
 }
 
@@ -227,6 +244,8 @@ static int perform(struct client *c, const char *verb, const char *path, json_t 
 	}
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
 	if (b->sink) {
+		curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(curl, CURLOPT_HEADERDATA, b);
 		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
 		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, b);
@@ -299,7 +318,13 @@ int client__route(struct client *c, const char *route, const char *id, json_t *b
 
 int client__stream(struct client *c, const char *path, client_sink sink, void *opaque)
 {
-	struct body b = {.sink = sink, .opaque = opaque};
+	return client__stream_opened(c, path, sink, NULL, opaque);
+}
+
+int client__stream_opened(struct client *c, const char *path, client_sink sink,
+			  void (*opened)(void *opaque), void *opaque)
+{
+	struct body b = {.sink = sink, .opened = opened, .opaque = opaque};
 
 	return perform(c, "GET", path, NULL, NULL, 0, &b, NULL);
 }

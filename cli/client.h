@@ -48,6 +48,10 @@ int client__post_raw(struct client *c, const char *path, const void *data, size_
  * closes it, the sink says so or *c->stop is set.  Returns an exit code. */
 typedef int (*client_sink)(const char *data, size_t len, const char *content_type, void *opaque);
 int client__stream(struct client *c, const char *path, client_sink sink, void *opaque);
+/* The same; opened(opaque) is called once the server accepted the stream
+ * (its 2xx headers arrived), before any of the body. */
+int client__stream_opened(struct client *c, const char *path, client_sink sink,
+			  void (*opened)(void *opaque), void *opaque);
 
 /* Prints err's {"error": {...}} as the one line of an API error. */
 void client__print_error(const struct client *c, json_t *reply, long http_status);

@@ -1,7 +1,9 @@
 /* cli/console.c — the interactive console.  Output comes from the long
  * GET /v1/vms/{vm_id}/console:stream (read on a thread), input goes out as
  * POST /v1/vms/{vm_id}/console:write with the raw bytes as the body, one
- * request per read from the terminal (a typist makes few).
+ * request per read from the terminal (a typist makes few).  Input waits
+ * until the output stream is open: the stream has no backlog, so what the
+ * guest answered to input sent earlier would be lost.
  *
  * The stream's body is taken in whichever framing the daemon chose:
  * server-sent events or JSON lines carrying ConsoleStreamResponse
@@ -63,6 +65,7 @@ struct out_stream {
 	struct client *c;
 	char *path;
 	int ret;
+	int open; /* atomic: the daemon subscribed us, input may go out */
 	/* framed bodies: the current line */
 	char line[65536];
 	size_t len;
@@ -124,11 +127,22 @@ static int out_sink(const char *data, size_t len, const char *ct, void *opaque)
 	return console_stop;
 }
 
-static void *out_thread(void *opaque)
+static void out_opened(void *opaque)
 {
 	struct out_stream *s = opaque;
 
-	s->ret = client__stream(s->c, s->path, out_sink, s);
+	__atomic_store_n(&s->open, 1, __ATOMIC_RELEASE);
+}
+
+static void *out_thread(void *opaque)
+{
+	struct out_stream *s = opaque;
+	const char *delay = getenv("VMMCTL_TEST_CONSOLE_DELAY_MS");
+
+	/* Test hook: the stream opens late, as on a loaded host. */
+	if (delay)
+		poll(NULL, 0, atoi(delay));
+	s->ret = client__stream_opened(s->c, s->path, out_sink, out_opened, s);
 	console_stop = 1;
 	return NULL;
 }
@@ -178,6 +192,10 @@ int console__run(struct client *c, const char *id, const char *name)
 		size_t nr_send = 0;
 		ssize_t n;
 
+		if (!__atomic_load_n(&s->open, __ATOMIC_ACQUIRE)) {
+			poll(NULL, 0, 10);
+			continue;
+		}
 		/* The timeout notices the stream ending while nothing is typed. */
 		if (!input || poll(&pfd, 1, 200) <= 0) {
 			if (!input)

@@ -208,8 +208,15 @@ int cli_nic__parse(char *buf, Vmmd__V1__Nic *n, char *err, size_t errlen)
 				    copy);
 			if (ret)
 				goto out_free;
+		} else if (!strcmp(kv, "backend") &&
+			   n->backend_case == VMMD__V1__NIC__BACKEND_SLIRP &&
+			   (!strcmp(val, "paravisor") || !strcmp(val, "vmm"))) {
+			n->paravisor = !strcmp(val, "paravisor");
 		} else {
-			ret = bad(err, errlen, "--net: unknown key \"%s\"", kv);
+			ret = bad(err, errlen,
+				  "--net: unknown key \"%s\" (or backend= other than vmm or "
+				  "paravisor, or on a tap NIC)",
+				  kv);
 			goto out_free;
 		}
 	}

@@ -52,7 +52,7 @@ struct vm {
 	bool deleted;	   /* removed from the list; freed when the last op ends */
 	bool incoming;	   /* migrating in: vmm --incoming on data_port */
 	unsigned int data_port;
-	unsigned int paravisor_uid; /* its paravisors' uid; 0 until one is given */
+	unsigned int paravisor_uid; /* its paravisors' uid (persisted); 0: none yet */
 	char op_id[DAEMON_ID_LEN];
 	struct console *console;
 };
@@ -258,6 +258,16 @@ void metrics__migration(struct metrics *m, bool incoming, const char *result,
  * devices' blackouts when it succeeded. */
 void metrics__service(struct metrics *m, const char *result, const struct op_service *s);
 int metrics__render(struct daemon *d, char **text, size_t *len);
+
+/* daemon/pv_uids.c */
+/* Locks the range host-wide: chosen, the one --paravisor-uids gave (none:
+ * off), else the default, picked here; 0, or negative errno after saying
+ * why. */
+int pv_uids__claim(struct daemon_config *cfg, bool chosen);
+/* The uid vm's paravisors run as: the one it holds, or the first of the
+ * range no known VM holds (persisted at once); 0 if off, full or no
+ * paravisor device.  d->lock held. */
+unsigned int pv_uids__assign(struct daemon *d, struct vm *vm);
 
 /* daemon/paravisor_service.c */
 bool paravisor_service__has_device(const struct vm *vm);

@@ -76,9 +76,10 @@ static void usage(FILE *f)
 		"                      certificate, key and CA for migrations, both ways\n"
 		"  --migration-data-ports A-B  ports the incoming vmms listen on (default: the\n"
 		"                      --migration-listen port + 1 to + 16)\n"
-		"  --paravisor-uids A-B  uids (and gids) for the VMs' paravisors, one per VM\n"
-		"                      (default 2000000000-2000065535 as root; off: all run as\n"
-		"                      nobody)\n"
+		"  --paravisor-uids A-B  uids (and gids) for the VMs' paravisors, one per VM; no\n"
+		"                      two vmmds' ranges may overlap (default as root: 65536\n"
+		"                      uids from 2000000000 up, the block chosen by the state\n"
+		"                      dir; off: all run as nobody)\n"
 		"  --log-level L       error | warn | info | debug\n");
 }
 
@@ -164,14 +165,7 @@ static int pv_uid_options(struct daemon_config *cfg, const char *arg)
 	unsigned long lo, hi;
 	char *end;
 
-	if (!arg) {
-		if (geteuid() == 0) {
-			cfg->paravisor_uid_lo = 2000000000u;
-			cfg->paravisor_uid_hi = 2000065535u;
-		}
-		return 0;
-	}
-	if (!strcmp(arg, "off"))
+	if (!arg || !strcmp(arg, "off"))
 		return 0;
 	errno = 0;
 	lo = strtoul(arg, &end, 10);
@@ -287,6 +281,9 @@ int main(int argc, char **argv)
 		      sizeof(cfg.state_dir)) ||
 	    mkdir_abs(run ? run : systemd ? "/run/vmmd" : "run", cfg.run_dir, sizeof(cfg.run_dir)))
 		return 1;
+	/* The default range depends on the state dir (daemon/pv_uids.c). */
+	if ((pv_uids || geteuid() == 0) && pv_uids__claim(&cfg, pv_uids != NULL))
+		return 2;
 	if (find_vmm(vmm, cfg.vmm_path, sizeof(cfg.vmm_path)))
 		pr_warn("no vmm worker at %s (use --vmm or VMMD_VMM): VMs cannot start",
 			cfg.vmm_path[0] ? cfg.vmm_path : "next to vmmd");

@@ -20,6 +20,9 @@ bool paravisor_service__has_device(const struct vm *vm)
 	for (size_t i = 0; i < vm->spec->n_disks; i++)
 		if (vm->spec->disks[i]->backend == VMMD__V1__DISK_BACKEND__DISK_BACKEND_PARAVISOR)
 			return true;
+	for (size_t i = 0; i < vm->spec->n_nics; i++)
+		if (vm->spec->nics[i]->paravisor)
+			return true;
 	return false;
 }
 

@@ -111,6 +111,7 @@ Vmmd__V1__Vm *registry__vm_message(const struct vm *vm)
 	st.updated_at_ms = vm->updated_at_ms;
 	st.pid = vm->pid;
 	st.operation_id = (char *)vm->op_id;
+	st.paravisor_uid = vm->paravisor_uid;
 	return (Vmmd__V1__Vm *)msg__dup(&m.base);
 }
 
@@ -413,6 +414,10 @@ int registry__validate_spec(const struct daemon_config *cfg, Vmmd__V1__VmSpec *s
 		snprintf(f, sizeof(f), "spec.nics[%zu]", i);
 		if (n->backend_case == VMMD__V1__NIC__BACKEND__NOT_SET)
 			return INVALID(f, "one of slirp or tap is required");
+		if (n->backend_case == VMMD__V1__NIC__BACKEND_TAP && n->paravisor) {
+			snprintf(f, sizeof(f), "spec.nics[%zu].paravisor", i);
+			return INVALID(f, "a tap NIC is served by vmm (paravisor is for slirp)");
+		}
 		if (n->backend_case == VMMD__V1__NIC__BACKEND_TAP) {
 			snprintf(f, sizeof(f), "spec.nics[%zu].tap.name", i);
 			if (!*n->tap->name || strlen(n->tap->name) > 15 ||

@@ -397,7 +397,7 @@ HANDLER(ServiceVm)
 	if (vm && !paravisor_service__has_device(vm))
 		r = api_error__set(err, API_FAILED_PRECONDITION, "id",
 				   "vm \"%s\" has no device served by a paravisor (disks with "
-				   "backend DISK_BACKEND_PARAVISOR)",
+				   "backend DISK_BACKEND_PARAVISOR, NICs with paravisor true)",
 				   vm->spec->name);
 	pthread_mutex_unlock(&d->lock);
 	if (r)

@@ -171,6 +171,7 @@ struct vm *store__parse_vm(const char *text, size_t len, char *why, size_t whyle
 		vm->updated_at_ms = v->status->updated_at_ms;
 		vm->pid = v->status->pid;
 		snprintf(vm->op_id, sizeof(vm->op_id), "%s", v->status->operation_id);
+		vm->paravisor_uid = v->status->paravisor_uid;
 	}
 	if (vm->state == VMMD__V1__VM_STATE__VM_STATE_UNSPECIFIED)
 		vm->state = VMMD__V1__VM_STATE__VM_STATE_STOPPED;

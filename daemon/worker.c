@@ -69,33 +69,6 @@ static int chardev_arg(struct daemon *d, struct vm *vm, const Vmmd__V1__Serial *
 			s->path);
 }
 
-/* A uid of the configured range that no other VM's paravisors have (kept
- * for the VM's life in this vmmd); 0 if off, full, or no paravisor disk.
- * d->lock held. */
-static unsigned int worker__paravisor_uid(struct daemon *d, struct vm *vm)
-{
-	bool any = false;
-
-	for (size_t i = 0; i < vm->spec->n_disks; i++)
-		any |= vm->spec->disks[i]->backend ==
-		       VMMD__V1__DISK_BACKEND__DISK_BACKEND_PARAVISOR;
-	if (!any || !d->cfg.paravisor_uid_lo || vm->paravisor_uid)
-		return any ? vm->paravisor_uid : 0;
-	for (unsigned int uid = d->cfg.paravisor_uid_lo; uid <= d->cfg.paravisor_uid_hi; uid++) {
-		const struct vm *o = d->vms;
-
-		while (o && (o == vm || o->paravisor_uid != uid))
-			o = o->next;
-		if (!o) {
-			vm->paravisor_uid = uid;
-			return uid;
-		}
-	}
-	pr_warn("vm \"%s\": every uid of --paravisor-uids is taken; its paravisors run as nobody",
-		vm->spec->name);
-	return 0;
-}
-
 /* The spec as vmm's command line (NULL-terminated, malloc'd strings). */
 static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_restore *restore)
 {
@@ -190,11 +163,13 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 			}
 		}
 		if (*nic->mac && off < sizeof(net))
-			snprintf(net + off, sizeof(net) - off, ",mac=%s", nic->mac);
+			off += (size_t)snprintf(net + off, sizeof(net) - off, ",mac=%s", nic->mac);
+		if (nic->paravisor && off < sizeof(net))
+			snprintf(net + off, sizeof(net) - off, ",backend=paravisor");
 		ARG("--net");
 		ARG("%s", net);
 	}
-	if (worker__paravisor_uid(d, vm)) {
+	if (pv_uids__assign(d, vm)) {
 		ARG("--paravisor-uid");
 		ARG("%u", vm->paravisor_uid);
 	}

@@ -594,12 +594,14 @@ static void *live_send__thread(void *arg)
 	if (!err)
 		err = send__channels(ls, &tls, why, sizeof(why));
 	if (!err) {
+		char lwhy[400];
+
 		ls->setup_ms = now_ms() - ls->start_ms;
 		send__set_phase(ls, "pre-copy");
 		__atomic_store_n(&ls->vm->mem.dirty, ls->dev_dirty, __ATOMIC_RELEASE);
-		err = vm__dirty_log(ls->vm, true);
+		err = vm__dirty_log(ls->vm, true, lwhy, sizeof(lwhy));
 		if (err)
-			snprintf(why, sizeof(why), "cannot start dirty logging: %s", strerror(-err));
+			snprintf(why, sizeof(why), "cannot start dirty logging: %s", lwhy);
 	}
 	if (!err)
 		err = send__precopy(ls, why, sizeof(why));
@@ -611,7 +613,7 @@ static void *live_send__thread(void *arg)
 		if (s)
 			mig_stream__send(s, MIG_ERROR, why, strlen(why) + 1);
 		__atomic_store_n(&ls->vm->mem.dirty, NULL, __ATOMIC_RELEASE);
-		vm__dirty_log(ls->vm, false);
+		vm__dirty_log(ls->vm, false, NULL, 0);
 		vm__throttle(ls->vm, 0);
 		if (!paused_before)
 			vm__resume(ls->vm);

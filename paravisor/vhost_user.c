@@ -28,12 +28,14 @@
 #include "paravisor/vu_inflight.h"
 #include "paravisor/vu_log.h"
 #include "paravisor/vu_mem.h"
+#include "paravisor/vu_trace.h"
 #include "virtio/vhost_user_msg.h"
 #include "virtio/vhost_user_state.h"
 
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,7 @@ struct vu_ring {
 	bool enabled;
 	bool running; /* as of the last resume: for the log */
 	bool bad;     /* failed to start; not retried until the front-end changes it */
+	bool warm;    /* its pages were touched while it was staged */
 };
 
 struct vhost_user {
@@ -76,6 +79,8 @@ struct vhost_user {
 	struct vhost_user_state_ops state_ops; /* .save NULL: no DEVICE_STATE */
 	int state_fd;			       /* LOAD: the pipe CHECK reads */
 	uint64_t state_result;		       /* what CHECK answers otherwise */
+	struct vu_trace trace;		       /* the last messages' timings */
+	bool warm_thread;		       /* vhost_user__warm made the model's thread */
 };
 
 static void close_fd(int *fd)
@@ -208,6 +213,46 @@ static int vu_ring__start(struct vhost_user *vu, unsigned int q, char *why, size
 	return 0;
 }
 
+static void *vhost_user__idle_thread(void *arg)
+{
+	return arg;
+}
+
+/*
+ * A staged ring (all set but SET_VRING_ENABLE) is what servicing hands a
+ * new paravisor while the old one still serves; the enable comes inside
+ * the guest's blackout.  What a fresh process would pay then is paid here
+ * instead: the model makes its thread now (prepare: it waits, parked, for
+ * start), or, for a model without prepare, a thread is started and joined
+ * so that glibc keeps its stack for the model's; and the rings' pages are
+ * touched in our mapping of guest RAM.  Only reads: the old paravisor may
+ * be using the ring meanwhile.
+ */
+static void vhost_user__warm(struct vhost_user *vu)
+{
+	struct virtio_device *vdev = vu->vdev;
+	pthread_t t;
+
+	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
+		struct vu_ring *r = &vu->ring[q];
+
+		if (r->warm || r->enabled || !r->started || !r->addr_set || !r->num ||
+		    vu->mem.gm.nr <= 0)
+			continue;
+		r->warm = true;
+		vu_mem__touch(&vu->mem, r->desc_uva, 16ULL * r->num);
+		vu_mem__touch(&vu->mem, r->avail_uva, 6 + 2ULL * r->num);
+		vu_mem__touch(&vu->mem, r->used_uva, 6 + 8ULL * r->num);
+		if (vu->warm_thread)
+			continue;
+		vu->warm_thread = true;
+		if (vdev->ops->prepare)
+			vdev->ops->prepare(vdev);
+		else if (!pthread_create(&t, NULL, vhost_user__idle_thread, NULL))
+			pthread_join(t, NULL);
+	}
+}
+
 static int vhost_user__resume(struct vhost_user *vu, char *why, size_t whylen)
 {
 	struct virtio_device *vdev = vu->vdev;
@@ -244,8 +289,10 @@ static int vhost_user__resume(struct vhost_user *vu, char *why, size_t whylen)
 		r->running = ready;
 		any |= ready;
 	}
-	if (!any)
+	if (!any) {
+		vhost_user__warm(vu);
 		return err;
+	}
 	__atomic_store_n(&vu->fail_logged, 0, __ATOMIC_RELEASE);
 	if (vdev->ops->start && vdev->ops->start(vdev) < 0) {
 		vhost_user__quiesce(vu);
@@ -663,7 +710,7 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 					m->hdr.size >= 8 ? t->nregions : 0);
 		vhost_user__quiesce(vu);
 		for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
-			vu->ring[q].bad = false;
+			vu->ring[q].bad = vu->ring[q].warm = false;
 		err = vu_mem__set(&vu->mem, t, m->fds, m->nr_fds, why, whylen);
 		m->nr_fds = 0;
 		if (!err)
@@ -681,6 +728,7 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 					vdev->ops->queue_max_size(vdev, m->p.state.index));
 		vhost_user__quiesce(vu);
 		r->num = (uint16_t)n;
+		r->warm = false;
 		r->bad = false;
 		return 0;
 	}
@@ -689,6 +737,7 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 		/* VHOST_VRING_F_LOG and log_guest_addr need no handling: the
 		 * used ring is logged by its guest-physical address like every
 		 * other page we write (virtq__push). */
+		r->warm = false;
 		r->desc_uva = m->p.addr.desc_user_addr;
 		r->avail_uva = m->p.addr.avail_user_addr;
 		r->used_uva = m->p.addr.used_user_addr;
@@ -770,10 +819,12 @@ int vhost_user__serve(struct vhost_user *vu, int sock)
 	bool need_ack;
 	char why[256], rwhy[256], buf[32];
 	const char *name;
+	bool was_running = vu->model_running;
 	int ret, err;
 
 	err = vhost_user_msg__recv(sock, &m, why, sizeof(why));
 	if (err == -ECONNRESET) {
+		vu_trace__report(&vu->trace, vu->vdev->id, "the front-end left");
 		pr_info("%s: the front-end closed the connection", vu->vdev->id);
 		return 1;
 	}
@@ -789,15 +840,18 @@ int vhost_user__serve(struct vhost_user *vu, int sock)
 	name = vhost_user_msg__name(m.hdr.request, buf, sizeof(buf));
 	pr_debug("%s: %s, %u bytes, %u fds", vu->vdev->id, name, m.hdr.size, m.nr_fds);
 
+	vu_trace__received(&vu->trace);
 	memset(&reply.hdr, 0, sizeof(reply.hdr));
 	ret = vhost_user__handle(vu, &m, &reply, why, sizeof(why));
 	vhost_user_msg__close_fds(&m);
+	vu_trace__handled(&vu->trace);
 	if (vu->quiesced) {
 		err = vhost_user__resume(vu, rwhy, sizeof(rwhy));
 		if (err && ret >= 0) {
 			ret = err;
 			memcpy(why, rwhy, sizeof(why));
 		}
+		vu_trace__resumed(&vu->trace);
 	}
 	if (ret == -EPROTO) {
 		pr_err("%s: malformed %s from the front-end: %s; closing the connection",
@@ -815,7 +869,7 @@ int vhost_user__serve(struct vhost_user *vu, int sock)
 	if (ret < 0)
 		pr_warn("%s: %s refused: %s", vu->vdev->id, name, why);
 	if (ret != 1 && !need_ack)
-		return 0;
+		goto out_trace;
 	if (need_ack) {
 		reply.hdr.size = sizeof(uint64_t);
 		reply.p.u64 = ret < 0 ? 1 : 0;
@@ -829,6 +883,11 @@ int vhost_user__serve(struct vhost_user *vu, int sock)
 		pr_err("%s: cannot answer %s: %s", vu->vdev->id, name, strerror(-err));
 		return err;
 	}
+out_trace:
+	/* After the answer: the log line costs the front-end no wait. */
+	vu_trace__answered(&vu->trace, m.hdr.request);
+	if (!was_running && vu->model_running)
+		vu_trace__report(&vu->trace, vu->vdev->id, "rings started");
 	return 0;
 }
 

@@ -119,6 +119,23 @@ int vu_mem__uva_to_gpa(const struct vu_mem *m, uint64_t uva, uint64_t len, uint6
 	return -EFAULT;
 }
 
+void vu_mem__touch(const struct vu_mem *m, uint64_t uva, uint64_t len)
+{
+	uint64_t gpa;
+	uintptr_t a, end;
+	void *p;
+
+	if (!len || vu_mem__uva_to_gpa(m, uva, len, &gpa))
+		return;
+	p = guest_mem__ptr(&m->gm, gpa, len);
+	if (!p)
+		return;
+	/* The first byte, then the start of every later page. */
+	end = (uintptr_t)p + len;
+	for (a = (uintptr_t)p; a < end; a = (a | 4095) + 1)
+		(void)*(const volatile uint8_t *)a;
+}
+
 uint64_t vu_mem__size(const struct vu_mem *m)
 {
 	uint64_t s = 0;

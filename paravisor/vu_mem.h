@@ -34,5 +34,8 @@ uint64_t vu_mem__size(const struct vu_mem *m);
 /* Guest-physical address of the front-end's [uva, uva+len), if it lies in one
  * region: 0, else -EFAULT. */
 int vu_mem__uva_to_gpa(const struct vu_mem *m, uint64_t uva, uint64_t len, uint64_t *gpa);
+/* Reads a byte of every page of the front-end's [uva, uva+len), if it lies
+ * in one region, so that our page tables map them before they are needed. */
+void vu_mem__touch(const struct vu_mem *m, uint64_t uva, uint64_t len);
 
 #endif

@@ -58,10 +58,17 @@ struct virtio_blk {
 	struct virtio_blk_config cfg;
 	char serial[VIRTIO_BLK_ID_BYTES];
 
+	/* The model's thread lives from the first start (or prepare) to
+	 * destroy: stop parks it, start wakes it, so neither pays for a
+	 * thread's creation and exit (a servicing's blackout has one of each). */
 	pthread_t thread;
+	bool thread_alive;
+	bool exiting; /* destroy: the parked thread ends */
 	bool running;
-	bool failed; /* NEEDS_RESET: take no more requests until a reset */
-	int stop_efd;
+	bool failed;	 /* NEEDS_RESET: take no more requests until a reset */
+	int stop_efd;	 /* stop serving (non-blocking: polled with the kicks) */
+	int go_efd;	 /* parked: start serving, or end */
+	int parked_efd;	 /* the thread parked after a stop */
 	struct blk_req *reqs[BLK_NR_REQS];
 	struct blk_req *free;
 	bool notify[VIRTIO_MAX_QUEUES];
@@ -399,16 +406,16 @@ static void blk__completions(struct virtio_blk *blk)
 	blk__notify_all(blk);
 }
 
-static void *blk__thread(void *arg)
+/* Serves the enabled queues until stop_efd fires. */
+static void blk__serve(struct virtio_blk *blk)
 {
-	struct virtio_blk *blk = arg;
 	struct epoll_event ev[VIRTIO_MAX_QUEUES + 2];
 	int epfd = epoll_create1(EPOLL_CLOEXEC);
 	bool stop = false;
 
 	if (epfd < 0) {
 		blk__fail(blk, "epoll_create1 failed");
-		return NULL;
+		return;
 	}
 	for (unsigned int q = 0; q < blk->vdev.nr_queues; q++) {
 		struct epoll_event e = { .events = EPOLLIN, .data.u32 = q };
@@ -446,7 +453,52 @@ static void *blk__thread(void *arg)
 		blk__notify_all(blk);
 	}
 	close(epfd);
+}
+
+static void blk__efd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	/* Only fails when the counter is about to overflow: a signal is pending. */
+	if (write(fd, &one, sizeof(one)) < 0) {
+	}
+}
+
+/* Blocks until fd is signalled (EINTR retried); false if it cannot be read. */
+static bool blk__efd_wait(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) < 0)
+		if (errno != EINTR)
+			return false;
+	return true;
+}
+
+static void *blk__thread(void *arg)
+{
+	struct virtio_blk *blk = arg;
+
+	/* Parked until start() or destroy(). */
+	while (blk__efd_wait(blk->go_efd) && !__atomic_load_n(&blk->exiting, __ATOMIC_ACQUIRE)) {
+		blk__serve(blk);
+		blk__efd_signal(blk->parked_efd);
+	}
 	return NULL;
+}
+
+static int blk__prepare(struct virtio_device *vdev)
+{
+	struct virtio_blk *blk = to_blk(vdev);
+	int err;
+
+	if (blk->thread_alive)
+		return 0;
+	err = pthread_create(&blk->thread, NULL, blk__thread, blk);
+	if (err)
+		return -err;
+	blk->thread_alive = true;
+	return 0;
 }
 
 static int blk__start(struct virtio_device *vdev)
@@ -461,9 +513,10 @@ static int blk__start(struct virtio_device *vdev)
 	if (read(blk->stop_efd, &v, sizeof(v)) < 0) {
 		/* Nothing pending: the usual case. */
 	}
-	err = pthread_create(&blk->thread, NULL, blk__thread, blk);
+	err = blk__prepare(vdev);
 	if (err)
-		return -err;
+		return err;
+	blk__efd_signal(blk->go_efd);
 	blk->running = true;
 	return 0;
 }
@@ -471,13 +524,12 @@ static int blk__start(struct virtio_device *vdev)
 static void blk__stop(struct virtio_device *vdev)
 {
 	struct virtio_blk *blk = to_blk(vdev);
-	uint64_t one = 1;
 
 	if (!blk->running)
 		return;
-	if (write(blk->stop_efd, &one, sizeof(one)) < 0)
-		pr_warn("%s: cannot stop the device thread", vdev->id);
-	pthread_join(blk->thread, NULL);
+	blk__efd_signal(blk->stop_efd);
+	if (!blk__efd_wait(blk->parked_efd))
+		pr_warn("%s: cannot wait for the device thread to stop", vdev->id);
 	blk->running = false;
 	/* Finish what is in flight so no completion writes into a reset queue later. */
 	blk_backend__drain(blk->be, blk__done, NULL);
@@ -490,11 +542,20 @@ static void blk__destroy(struct virtio_device *vdev)
 	struct virtio_blk *blk = to_blk(vdev);
 
 	blk__stop(vdev);
+	if (blk->thread_alive) {
+		__atomic_store_n(&blk->exiting, true, __ATOMIC_RELEASE);
+		blk__efd_signal(blk->go_efd);
+		pthread_join(blk->thread, NULL);
+	}
 	for (int i = 0; i < BLK_NR_REQS; i++)
 		free(blk->reqs[i]);
 	blk_backend__close(blk->be);
 	if (blk->stop_efd >= 0)
 		close(blk->stop_efd);
+	if (blk->go_efd >= 0)
+		close(blk->go_efd);
+	if (blk->parked_efd >= 0)
+		close(blk->parked_efd);
 	free(blk);
 }
 
@@ -545,6 +606,7 @@ static const struct virtio_device_ops virtio_blk_ops = {
 	.config_read = blk__config_read,
 	.config_write = blk__config_write,
 	.start = blk__start,
+	.prepare = blk__prepare,
 	.stop = blk__stop,
 	.destroy = blk__destroy,
 	/* No save/restore: the model has no state of its own once stop()
@@ -580,8 +642,14 @@ struct virtio_device *virtio_blk__create(const char *id, struct blk_backend *bac
 	blk->be = backend;
 	blk->vdev.ops = &virtio_blk_ops;
 	blk->vdev.priv = blk;
+	blk->go_efd = blk->parked_efd = -1;
 	blk->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (blk->stop_efd < 0)
+		goto fail;
+	/* Blocking: the parked thread and stop() sleep on them. */
+	blk->go_efd = eventfd(0, EFD_CLOEXEC);
+	blk->parked_efd = eventfd(0, EFD_CLOEXEC);
+	if (blk->go_efd < 0 || blk->parked_efd < 0)
 		goto fail;
 	for (int i = 0; i < BLK_NR_REQS; i++) {
 		blk->reqs[i] = calloc(1, sizeof(*blk->reqs[i]));

@@ -44,6 +44,11 @@ struct virtio_device_ops {
 	 * processing (typically a thread polling the kick fds).  Return <0 to
 	 * fail (the transport sets NEEDS_RESET). */
 	int (*start)(struct virtio_device *vdev);
+	/* Optional: start() will come soon (a paravisor staged for a
+	 * servicing): make now what start() would have to make (a thread),
+	 * touching no ring, so start() is only a go.  0 or <0 (start() then
+	 * makes it as usual). */
+	int (*prepare)(struct virtio_device *vdev);
 	/* Reset or teardown: stop processing, finish or cancel in-flight
 	 * requests, join threads.  Must be idempotent. */
 	void (*stop)(struct virtio_device *vdev);

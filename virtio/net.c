@@ -164,6 +164,9 @@ static int net__rx(void *opaque, const struct iovec *iov, int iovcnt, size_t len
 		}
 		c = iov__copy(&e->iov[e->out_num], e->in_num, src, scnt, off, total - off);
 		n->rx_lens[popped] = c;
+		/* The pushes below carry the heads only (rx_elem is reused for
+		 * every buffer after the first): mark what was written now. */
+		virtq__mark_written(q, e, (uint32_t)c);
 		popped++;
 		off += c;
 		if (!mrg || popped == q->size || popped == VIRTIO_NET_QUEUE_SIZE)
@@ -203,6 +206,7 @@ static int net__rx(void *opaque, const struct iovec *iov, int iovcnt, size_t len
 		}
 		iov__copy(tmp, k, &nbv, 1, 0, sizeof(nb));
 	}
+	n->rx_elem.out_num = n->rx_elem.in_num = 0;
 	for (unsigned int i = 0; i < popped; i++) {
 		n->rx_elem.head = n->rx_heads[i];
 		virtq__push(q, &n->rx_elem, n->rx_lens[i]);

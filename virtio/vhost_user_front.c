@@ -79,26 +79,17 @@ static void front__broken(struct vhost_user_front *f, const char *why)
 		f->vdev.fail(&f->vdev, why);
 }
 
-/*
- * Sends one request; with reply, waits for the answer to it; otherwise, if
- * REPLY_ACK was negotiated, for the acknowledgement.  0, -EIO when the
- * back-end refused (why says so; the device is not failed for it), or the
- * connection's error after failing the device.
- */
-static int front__call(struct vhost_user_front *f, uint32_t req, const void *payload, uint32_t size,
-		       const int *fds, unsigned int nr_fds, struct vhost_user_msg *reply, char *why,
-		       size_t whylen)
+/* Sends one request, asking for an acknowledgement if ack: 0, or the
+ * connection's error after failing the device. */
+static int front__send(struct vhost_user_front *f, uint32_t req, const void *payload, uint32_t size,
+		       const int *fds, unsigned int nr_fds, bool ack, char *why, size_t whylen)
 {
-	bool ack = !reply && (f->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK));
-	struct vhost_user_msg m, r;
+	struct vhost_user_msg m;
 	char name[32], bwhy[200];
-	const char *rn = vhost_user_msg__name(req, name, sizeof(name));
 	int err;
 
 	if (__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE))
 		return why__set(why, whylen, -ENOTCONN, "the back-end is gone");
-	if (!reply)
-		reply = &r;
 	memset(&m.hdr, 0, sizeof(m.hdr));
 	m.hdr.request = req;
 	m.hdr.flags = VHOST_USER_VERSION | (ack ? VHOST_USER_FLAG_NEED_REPLY : 0);
@@ -106,12 +97,34 @@ static int front__call(struct vhost_user_front *f, uint32_t req, const void *pay
 	if (size)
 		memcpy(&m.p, payload, size);
 	err = vhost_user_msg__send(f->sock, &m, fds, nr_fds);
-	if (err) {
-		snprintf(bwhy, sizeof(bwhy), "sending %s to the back-end: %s", rn, strerror(-err));
-		goto out_broken;
-	}
-	if (reply == &r && !ack)
+	if (!err)
 		return 0;
+	snprintf(bwhy, sizeof(bwhy), "sending %s to the back-end: %s",
+		 vhost_user_msg__name(req, name, sizeof(name)), strerror(-err));
+	front__broken(f, bwhy);
+	snprintf(why, whylen, "%s", bwhy);
+	return err;
+}
+
+/*
+ * Waits for the answer to req, the next one on the connection: into reply,
+ * or with reply NULL an acknowledgement.  0, -EIO when the back-end
+ * refused (why says so; the device is not failed for it), or the
+ * connection's error after failing the device.
+ */
+static int front__wait(struct vhost_user_front *f, uint32_t req, struct vhost_user_msg *reply,
+		       char *why, size_t whylen)
+{
+	struct vhost_user_msg r;
+	char name[32], bwhy[200];
+	const char *rn = vhost_user_msg__name(req, name, sizeof(name));
+	bool ack = !reply;
+	int err;
+
+	if (__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE))
+		return why__set(why, whylen, -ENOTCONN, "the back-end is gone");
+	if (!reply)
+		reply = &r;
 	err = vhost_user_msg__recv_reply(f->sock, reply, bwhy, sizeof(bwhy));
 	if (!err && reply->nr_fds && req != VHOST_USER_GET_INFLIGHT_FD) {
 		vhost_user_msg__close_fds(reply);
@@ -135,30 +148,66 @@ static int front__call(struct vhost_user_front *f, uint32_t req, const void *pay
 			snprintf(bwhy, sizeof(bwhy), "waiting for the answer to %s: %s", rn,
 				 err == -ECONNRESET ? "the back-end closed the connection"
 						    : strerror(-err));
-		goto out_broken;
+		front__broken(f, bwhy);
+		snprintf(why, whylen, "%s", bwhy);
+		return err;
 	}
-	if (reply == &r) {
-		if (r.hdr.size != sizeof(uint64_t) || r.p.u64)
-			return why__set(why, whylen, -EIO, "the back-end refused %s", rn);
-	}
+	if (ack && (r.hdr.size != sizeof(uint64_t) || r.p.u64))
+		return why__set(why, whylen, -EIO, "the back-end refused %s", rn);
 	return 0;
-
-out_broken:
-	if (!err)
-		err = -EIO;
-	front__broken(f, bwhy);
-	snprintf(why, whylen, "%s", bwhy);
-	return err;
 }
 
-/* A request answered with 64 bits (also vhost_user_state's view of a
- * connection, ctx being the front). */
-static int front__state_call(void *ctx, uint32_t req, const void *payload, uint32_t size,
-			     const int *fds, unsigned int nr_fds, uint64_t *answer, char *why,
-			     size_t whylen)
+/* With REPLY_ACK negotiated, a request without an answer of its own asks
+ * for an acknowledgement, so a refusal is seen at the request. */
+static bool front__acks(const struct vhost_user_front *f)
+{
+	return f->protocol_features & (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+}
+
+/*
+ * Sends one request; with reply, waits for the answer to it; otherwise, if
+ * REPLY_ACK was negotiated, for the acknowledgement.  0, -EIO when the
+ * back-end refused (why says so; the device is not failed for it), or the
+ * connection's error after failing the device.
+ */
+static int front__call(struct vhost_user_front *f, uint32_t req, const void *payload, uint32_t size,
+		       const int *fds, unsigned int nr_fds, struct vhost_user_msg *reply, char *why,
+		       size_t whylen)
+{
+	bool ack = !reply && front__acks(f);
+	int err = front__send(f, req, payload, size, fds, nr_fds, ack, why, whylen);
+
+	if (err || (!reply && !ack))
+		return err;
+	return front__wait(f, req, reply, why, whylen);
+}
+
+/* A request posted now and acknowledged later (front__collect), so that
+ * several go to the back-end in one go: it reads them one after another
+ * without waiting for us in between. */
+static int front__post(struct vhost_user_front *f, uint32_t req, const void *payload, uint32_t size,
+		       char *why, size_t whylen)
+{
+	return front__send(f, req, payload, size, NULL, 0, front__acks(f), why, whylen);
+}
+
+static int front__collect(struct vhost_user_front *f, uint32_t req, char *why, size_t whylen)
+{
+	return front__acks(f) ? front__wait(f, req, NULL, why, whylen) : 0;
+}
+
+/* vhost_user_state's view of a connection (ctx being the front): requests
+ * answered with 64 bits. */
+static int front__state_send(void *ctx, uint32_t req, const void *payload, uint32_t size,
+			     const int *fds, unsigned int nr_fds, char *why, size_t whylen)
+{
+	return front__send(ctx, req, payload, size, fds, nr_fds, false, why, whylen);
+}
+
+static int front__state_wait(void *ctx, uint32_t req, uint64_t *answer, char *why, size_t whylen)
 {
 	struct vhost_user_msg r;
-	int err = front__call(ctx, req, payload, size, fds, nr_fds, &r, why, whylen);
+	int err = front__wait(ctx, req, &r, why, whylen);
 
 	if (err)
 		return err;
@@ -172,7 +221,9 @@ static int front__state_call(void *ctx, uint32_t req, const void *payload, uint3
 static int front__get_u64(struct vhost_user_front *f, uint32_t req, uint64_t *v, char *why,
 			  size_t whylen)
 {
-	return front__state_call(f, req, NULL, 0, NULL, 0, v, why, whylen);
+	int err = front__state_send(f, req, NULL, 0, NULL, 0, why, whylen);
+
+	return err ? err : front__state_wait(f, req, v, why, whylen);
 }
 
 static int front__set_u64(struct vhost_user_front *f, uint32_t req, uint64_t v, const int *fds,
@@ -302,15 +353,47 @@ static int front__stage_ring(struct vhost_user_front *f, unsigned int q, char *w
 	return err;
 }
 
-/* The staged ring q goes live at the transport's index for it. */
-static int front__run_ring(struct vhost_user_front *f, unsigned int q, char *why, size_t whylen)
+/*
+ * Staged rings go live at the transport's indexes: ring q, or every
+ * enabled ring for q < 0.  Every SET_VRING_BASE and SET_VRING_ENABLE is
+ * posted before any acknowledgement is read, so the back-end takes them in
+ * one go rather than waiting for us after each.  A base is a 16-bit index
+ * the back-end has no reason to refuse; all acknowledgements are read
+ * even after a refusal, so the connection stays in step, and the first
+ * refusal is the answer.
+ */
+static int front__run_rings(struct vhost_user_front *f, int only, char *why, size_t whylen)
 {
-	int err = front__set_state(f, VHOST_USER_SET_VRING_BASE, q, f->vdev.vqs[q].last_avail, why,
-				   whylen);
+	struct virtio_device *vdev = &f->vdev;
+	char rest[64] = ""; /* why after the first refusal: not reported */
+	int err = 0, first = 0;
 
-	if (!err)
-		err = front__set_state(f, VHOST_USER_SET_VRING_ENABLE, q, 1, why, whylen);
-	return err;
+	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++) {
+		struct vhost_user_vring_state b = {.index = q, .num = vdev->vqs[q].last_avail};
+		struct vhost_user_vring_state e = {.index = q, .num = 1};
+
+		if (!vdev->vqs[q].enabled || (only >= 0 && q != (unsigned int)only))
+			continue;
+		err = front__post(f, VHOST_USER_SET_VRING_BASE, &b, sizeof(b), why, whylen);
+		if (!err)
+			err = front__post(f, VHOST_USER_SET_VRING_ENABLE, &e, sizeof(e), why,
+					  whylen);
+	}
+	if (err)
+		return err; /* the connection broke: nothing more to read */
+	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
+		if (!vdev->vqs[q].enabled || (only >= 0 && q != (unsigned int)only))
+			continue;
+		err = front__collect(f, VHOST_USER_SET_VRING_BASE, first ? rest : why,
+				     first ? sizeof(rest) : whylen);
+		if (!first)
+			first = err;
+		err = front__collect(f, VHOST_USER_SET_VRING_ENABLE, first ? rest : why,
+				     first ? sizeof(rest) : whylen);
+		if (!first)
+			first = err;
+	}
+	return first;
 }
 
 /* The virtio and vhost-user feature bits we ack. */
@@ -365,10 +448,57 @@ static void front__refuse(struct vhost_user_front *f)
 		pr_info("%s: answering its requests with I/O errors from now on", f->vdev.id);
 }
 
+/* GET_VRING_BASE of every enabled ring, sent without waiting (the
+ * answers are front__stop_wait's): 0, or the connection's error. */
+static int front__stop_send(struct vhost_user_front *f, char *why, size_t whylen)
+{
+	struct virtio_device *vdev = &f->vdev;
+
+	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
+		struct vhost_user_vring_state s = {.index = q};
+		int err;
+
+		if (!vdev->vqs[q].enabled)
+			continue;
+		err = front__send(f, VHOST_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, false, why,
+				  whylen);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* The indexes GET_VRING_BASE gave: 0, or the connection's error (the
+ * device failed, the indexes stay as they were). */
+static int front__stop_wait(struct vhost_user_front *f, char *why, size_t whylen)
+{
+	struct virtio_device *vdev = &f->vdev;
+
+	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
+		struct virtq *vq = &vdev->vqs[q];
+		struct vhost_user_msg r;
+		int err;
+
+		if (!vq->enabled)
+			continue;
+		/* The back-end stops the ring after finishing what it took, so
+		 * everything before this index is in the used ring. */
+		err = front__wait(f, VHOST_USER_GET_VRING_BASE, &r, why, whylen);
+		if (err)
+			return err;
+		if (r.hdr.size != sizeof(r.p.state) || r.p.state.index != q ||
+		    r.p.state.num > UINT16_MAX) {
+			front__broken(f, "bad answer to GET_VRING_BASE");
+			return why__set(why, whylen, -EPROTO, "bad answer to GET_VRING_BASE");
+		}
+		vq->last_avail = vq->used_idx = (uint16_t)r.p.state.num;
+	}
+	return 0;
+}
+
 /* Takes the rings back: 0, or the connection's error (the device failed). */
 static int front__stop_locked(struct vhost_user_front *f, char *why, size_t whylen)
 {
-	struct virtio_device *vdev = &f->vdev;
 	int err;
 
 	if (f->refuser) {
@@ -378,26 +508,8 @@ static int front__stop_locked(struct vhost_user_front *f, char *why, size_t whyl
 	if (!f->running)
 		return 0;
 	f->running = false;
-	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
-		struct virtq *vq = &vdev->vqs[q];
-		struct vhost_user_vring_state s = {.index = q};
-		struct vhost_user_msg r;
-
-		if (!vq->enabled)
-			continue;
-		/* The back-end stops the ring after finishing what it took, so
-		 * everything before this index is in the used ring. */
-		err = front__call(f, VHOST_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, &r, why,
-				  whylen);
-		if (err)
-			return err; /* the device failed: the indexes stay as they were */
-		if (r.hdr.size != sizeof(s) || r.p.state.index != q || r.p.state.num > UINT16_MAX) {
-			front__broken(f, "bad answer to GET_VRING_BASE");
-			return why__set(why, whylen, -EPROTO, "bad answer to GET_VRING_BASE");
-		}
-		vq->last_avail = vq->used_idx = (uint16_t)r.p.state.num;
-	}
-	return 0;
+	err = front__stop_send(f, why, whylen);
+	return err ? err : front__stop_wait(f, why, whylen);
 }
 
 static void front__stop(struct virtio_device *vdev)
@@ -479,7 +591,7 @@ static int front__start_locked(struct vhost_user_front *f, char *why, size_t why
 			continue;
 		err = front__stage_ring(f, q, why, whylen);
 		if (!err)
-			err = front__run_ring(f, q, why, whylen);
+			err = front__run_rings(f, (int)q, why, whylen);
 		n++;
 	}
 	if (err && __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE) && f->cfg.refuse) {
@@ -598,26 +710,42 @@ static void front__share_inflight(struct vhost_user_front *f, struct vhost_user_
 }
 
 /*
- * Servicing, in the order the blackout needs (other steps, such as device
- * state or an inflight region, slot in between these):
+ * Servicing, in the order the blackout needs:
  *   1. front__prestage(): before the old back-end is touched, the new one
- *      gets the features, the memory table and every ring's layout and
- *      eventfds, its rings left disabled;
- *   2. front__stop_locked() on the old one: the blackout starts, it
- *      finishes the requests it took and gives each ring's index;
- *   3. front__resume_next(): the new one gets the inflight region (if any),
- *      the indexes, and enables.
- * Only 2 and 3 hold the guest's requests.
+ *      gets the features, the memory table, every ring's layout and
+ *      eventfds (its rings left disabled), the inflight region and the read
+ *      end of the pipe its device state will come through;
+ *   2. the blackout starts: the old one is asked for each ring's index
+ *      (GET_VRING_BASE: it finishes the requests it took and stops) and
+ *      for its device state in one go, and answers them one after another;
+ *   3. the state goes into the new one's pipe and it checks it: a round
+ *      trip of its own, because a refused state must stop the servicing
+ *      before any new ring runs;
+ *   4. the new one gets the indexes and enables, in one go
+ *      (front__run_rings).
+ * Only 2 to 4 hold the guest's requests: a few messages, and three waits.
+ *
+ * The inflight region can go at 1 although the old back-end still uses
+ * it: the paravisor maps it then, and reads it only when a ring starts
+ * (after 4), when the old one has stopped.  Nothing is in flight by then
+ * (GET_VRING_BASE finished it all); the region goes on for a later crash.
  *
  * The rings go to n through n's own connection: a failure there fails n,
  * which no transport holds (no fail hook, no refuser), never the device.
  * n gets a copy of the transport's ring state; the eventfds stay the
  * transport's, so the guest's kicks and interrupts are the same ones.
  */
-static int front__prestage(struct vhost_user_front *f, struct vhost_user_front *n, char *why,
-			   size_t whylen)
+struct front_service {
+	struct vhost_user_state_conn from, to;
+	bool state; /* both back-ends take DEVICE_STATE */
+	int state_wfd; /* the new one's pipe, from 1 to 3; -1 otherwise */
+};
+
+static int front__prestage(struct vhost_user_front *f, struct vhost_user_front *n,
+			   struct front_service *sv, char *why, size_t whylen)
 {
 	struct virtio_device *vdev = &n->vdev;
+	char swhy[256];
 	int err;
 
 	vdev->mem = f->vdev.mem;
@@ -631,67 +759,96 @@ static int front__prestage(struct vhost_user_front *f, struct vhost_user_front *
 	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++)
 		if (vdev->vqs[q].enabled)
 			err = front__stage_ring(n, q, why, whylen);
-	return err;
-}
-
-/* The old back-end gave the indexes (f's rings): n's staged rings go live. */
-static int front__resume_next(struct vhost_user_front *f, struct vhost_user_front *n, char *why,
-			      size_t whylen)
-{
-	int err;
-
-	/* The inflight region only now: the old back-end used it until it
-	 * stopped, and n must not see it before. */
-	front__share_inflight(f, n);
-	err = front__set_inflight(n, why, whylen);
-	for (unsigned int q = 0; !err && q < n->vdev.nr_queues; q++) {
-		if (!n->vdev.vqs[q].enabled)
-			continue;
-		n->vdev.vqs[q].last_avail = f->vdev.vqs[q].last_avail;
-		n->vdev.vqs[q].used_idx = f->vdev.vqs[q].used_idx;
-		err = front__run_ring(n, q, why, whylen);
+	if (!err) {
+		front__share_inflight(f, n);
+		err = front__set_inflight(n, why, whylen);
 	}
-	if (!err)
-		pr_info("%s: queue(s) moved to the new vhost-user back-end", f->vdev.id);
+	if (err || !sv->state)
+		return err;
+	err = vhost_user_state__load_begin(&sv->to, &sv->state_wfd, swhy, sizeof(swhy));
+	if (err)
+		why__set(why, whylen, err, "the new back-end did not load the device state: %s",
+			 swhy);
 	return err;
 }
 
-/*
- * Both back-ends stopped: the old one's device state goes to the new one
- * before the new one's rings are enabled.  Without DEVICE_STATE on the old
- * back-end there is nothing to move (the rings' indexes are all a device
- * without it has); with it on the old one only, the new one starts afresh
- * (an older build: it would not know the state anyway), and the log says so.
- */
-static int front__transfer_state(struct vhost_user_front *f, struct vhost_user_front *n, char *why,
-				 size_t whylen)
+/* Without DEVICE_STATE on the old back-end there is nothing to move (the
+ * rings' indexes are all a device without it has); with it on the old one
+ * only, the new one starts afresh (an older build: it would not know the
+ * state anyway), and the log says so. */
+static bool front__moves_state(struct vhost_user_front *f, struct vhost_user_front *n)
 {
 	const uint64_t ds = 1ULL << VHOST_USER_PROTOCOL_F_DEVICE_STATE;
-	struct vhost_user_state_conn from = {front__state_call, f}, to = {front__state_call, n};
-	size_t size = 0;
-	int err;
 
 	if (!(f->protocol_features & ds))
-		return 0;
+		return false;
 	if (!(n->protocol_features & ds)) {
 		pr_warn("%s: the new back-end does not take device state (no DEVICE_STATE): it "
 			"starts with its own",
 			f->vdev.id);
+		return false;
+	}
+	return true;
+}
+
+/* 2 and 3 above: the old back-end stopped (0, or its connection's error
+ * with owhy: the device failed) and its state in the new one (-EIO etc.
+ * with why: the old one can take the rings back). */
+static int front__stop_and_move(struct vhost_user_front *f, struct vhost_user_front *n,
+				struct front_service *sv, struct vhost_user_front_swap *res,
+				uint64_t t0, int *state_err, char *owhy, size_t owhylen, char *why,
+				size_t whylen)
+{
+	char swhy[256];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int err, rfd = -1;
+
+	f->running = false;
+	err = front__stop_send(f, owhy, owhylen);
+	if (!err && sv->state)
+		err = vhost_user_state__save_send(&sv->from, &rfd, owhy, owhylen);
+	if (!err)
+		err = front__stop_wait(f, owhy, owhylen);
+	if (err) {
+		if (rfd >= 0)
+			close(rfd);
+		return err;
+	}
+	res->stop_us = front__now_us() - t0;
+	*state_err = 0;
+	if (!sv->state)
+		return 0;
+	*state_err = vhost_user_state__save_end(&sv->from, rfd, f->cfg.timeout_ms, &buf, &len, swhy,
+						sizeof(swhy));
+	if (*state_err) {
+		why__set(why, whylen, *state_err,
+			 "saving the device state on the running back-end: %s", swhy);
 		return 0;
 	}
-	err = vhost_user_state__transfer(&from, &to, f->cfg.timeout_ms, &size, why, whylen);
-	if (!err)
-		pr_info("%s: device state moved to the new back-end (%zu bytes)", f->vdev.id, size);
-	return err;
+	*state_err = vhost_user_state__load_end(&sv->to, sv->state_wfd, buf, len, swhy,
+						sizeof(swhy));
+	sv->state_wfd = -1;
+	free(buf);
+	if (*state_err)
+		why__set(why, whylen, *state_err,
+			 "the new back-end did not load the device state: %s", swhy);
+	return 0;
 }
 
 int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *next,
 			      struct vhost_user_front_swap *res, char *why, size_t whylen)
 {
 	struct vhost_user_front *f = to_front(vdev), *n = to_front(next);
+	struct front_service sv = {
+	    .from = {front__state_send, front__state_wait, f},
+	    .to = {front__state_send, front__state_wait, n},
+	    .state_wfd = -1,
+	};
 	char owhy[256];
-	uint64_t t0;
-	int err;
+	uint64_t t0, t_state = 0;
+	size_t size = 0;
+	int err, state_err = 0;
 
 	memset(res, 0, sizeof(*res));
 	res->old_running = true;
@@ -702,11 +859,14 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 		res->old_running = !__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE);
 		goto out_unlock;
 	}
+	sv.state = front__moves_state(f, n);
 	if (!f->running) {
 		/* No rings (the driver has not started, or reset the device):
 		 * the state moves (counters, the image's identity) and the
 		 * next start() simply goes to the new back-end. */
-		err = front__transfer_state(f, n, why, whylen);
+		err = sv.state ? vhost_user_state__transfer(&sv.from, &sv.to, f->cfg.timeout_ms,
+							    &size, why, whylen)
+			       : 0;
 		if (err)
 			res->old_running = !__atomic_load_n(&f->dead, __ATOMIC_ACQUIRE);
 		else
@@ -715,16 +875,18 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 	}
 	/* The old back-end serves on meanwhile; a refusal here costs the
 	 * guest nothing. */
-	err = front__prestage(f, n, why, whylen);
+	t0 = front__now_us();
+	err = front__prestage(f, n, &sv, why, whylen);
 	if (err)
 		goto out_unlock;
-	/* From here the guest's requests on this device wait in the rings:
-	 * the old back-end finishes what it took and stops.  Nothing is left
-	 * half done: after GET_VRING_BASE every request it took is in the
-	 * used ring, and the rest is still in the avail ring for the next one
-	 * (the inflight region goes on to it only for a later crash). */
+	/* From here the guest's requests on this device wait in the rings.
+	 * Nothing is left half done: after GET_VRING_BASE every request the
+	 * old one took is in the used ring, and the rest is still in the
+	 * avail ring for the next one. */
+	res->stage_us = front__now_us() - t0;
 	t0 = front__now_us();
-	err = front__stop_locked(f, owhy, sizeof(owhy));
+	err = front__stop_and_move(f, n, &sv, res, t0, &state_err, owhy, sizeof(owhy), why,
+				   whylen);
 	if (err) {
 		/* The old back-end broke while stopping (the device failed):
 		 * there is no state to move; answer the guest with errors. */
@@ -734,11 +896,15 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 		why__set(why, whylen, err, "the running back-end failed while stopping: %s", owhy);
 		goto out_unlock;
 	}
-	res->stop_us = front__now_us() - t0;
-	/* Both back-ends stopped: the device state, then n's rings go live. */
-	err = front__transfer_state(f, n, why, whylen);
+	t_state = front__now_us();
+	res->state_us = t_state - t0 - res->stop_us;
+	err = state_err;
+	for (unsigned int q = 0; !err && q < n->vdev.nr_queues; q++) {
+		n->vdev.vqs[q].last_avail = f->vdev.vqs[q].last_avail;
+		n->vdev.vqs[q].used_idx = f->vdev.vqs[q].used_idx;
+	}
 	if (!err)
-		err = front__resume_next(f, n, why, whylen);
+		err = front__run_rings(n, -1, why, whylen);
 	if (!err) {
 		res->blackout_us = front__now_us() - t0;
 		front__swap_conn(f, n);
@@ -759,9 +925,21 @@ int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *
 	}
 out_unlock:
 	pthread_mutex_unlock(&f->lock);
+	if (sv.state_wfd >= 0)
+		close(sv.state_wfd);
 	/* n holds the connection that is no longer used: the old one after a
 	 * switch, the new one otherwise.  Closing it lets that back-end go. */
 	next->ops->destroy(next);
+	if (!err && res->blackout_us)
+		pr_info("%s: queue(s) moved to the new vhost-user back-end: blackout %llu us (old "
+			"one stopped %llu, device state moved %llu, new one enabled %llu); staged "
+			"in %llu us before",
+			vdev->id, (unsigned long long)res->blackout_us,
+			(unsigned long long)res->stop_us, (unsigned long long)res->state_us,
+			(unsigned long long)(res->blackout_us - res->stop_us - res->state_us),
+			(unsigned long long)res->stage_us);
+	else if (!err && size)
+		pr_info("%s: device state moved to the new back-end (%zu bytes)", vdev->id, size);
 	return err;
 }
 

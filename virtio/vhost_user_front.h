@@ -90,6 +90,10 @@ struct vhost_user_front_swap {
 	/* Of it: until the old back-end gave the indexes back (it finished
 	 * the requests it held); the rest is the new one enabling. */
 	uint64_t stop_us;
+	/* Of it: the device state saved by the old one and loaded by the new
+	 * one (0 without DEVICE_STATE); the rest is the new one's rings
+	 * enabled.  And before it, the new one staged while the old served. */
+	uint64_t state_us, stage_us;
 	/* On failure: the device still runs on the old back-end (rolled back
 	 * or never touched).  false: the old one broke too, the device has
 	 * failed and its requests are answered with errors. */

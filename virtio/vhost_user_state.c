@@ -113,19 +113,9 @@ int vhost_user_state__write_fd(int fd, const uint8_t *buf, size_t len, char *why
 	return 0;
 }
 
-/* SET_DEVICE_STATE_FD with fd; the back-end's refusal is -EIO with its reason. */
-static int state__set_fd(const struct vhost_user_state_conn *c, uint32_t direction, int fd,
-			 char *why, size_t whylen)
+/* What SET_DEVICE_STATE_FD answered; the back-end's refusal is -EIO with its reason. */
+static int state__fd_answer(uint64_t answer, char *why, size_t whylen)
 {
-	struct vhost_user_device_state s = {.direction = direction,
-					    .phase = VHOST_USER_PHASE_STOPPED};
-	uint64_t answer;
-	int err;
-
-	err = c->call(c->ctx, VHOST_USER_SET_DEVICE_STATE_FD, &s, sizeof(s), &fd, 1, &answer, why,
-		      whylen);
-	if (err)
-		return err;
 	if (answer & 0xff)
 		return why__set(why, whylen, -EIO, "it refused SET_DEVICE_STATE_FD: %s",
 				vhost_user_state__reason(answer));
@@ -135,11 +125,27 @@ static int state__set_fd(const struct vhost_user_state_conn *c, uint32_t directi
 	return 0;
 }
 
-static int state__check(const struct vhost_user_state_conn *c, char *why, size_t whylen)
+static int state__send_fd(const struct vhost_user_state_conn *c, uint32_t direction, int fd,
+			  char *why, size_t whylen)
+{
+	struct vhost_user_device_state s = {.direction = direction,
+					    .phase = VHOST_USER_PHASE_STOPPED};
+
+	return c->send(c->ctx, VHOST_USER_SET_DEVICE_STATE_FD, &s, sizeof(s), &fd, 1, why, whylen);
+}
+
+static int state__wait_fd(const struct vhost_user_state_conn *c, char *why, size_t whylen)
 {
 	uint64_t answer;
-	int err =
-	    c->call(c->ctx, VHOST_USER_CHECK_DEVICE_STATE, NULL, 0, NULL, 0, &answer, why, whylen);
+	int err = c->wait(c->ctx, VHOST_USER_SET_DEVICE_STATE_FD, &answer, why, whylen);
+
+	return err ? err : state__fd_answer(answer, why, whylen);
+}
+
+static int state__wait_check(const struct vhost_user_state_conn *c, char *why, size_t whylen)
+{
+	uint64_t answer;
+	int err = c->wait(c->ctx, VHOST_USER_CHECK_DEVICE_STATE, &answer, why, whylen);
 
 	if (err)
 		return err;
@@ -148,49 +154,85 @@ static int state__check(const struct vhost_user_state_conn *c, char *why, size_t
 	return 0;
 }
 
-static int state__save(const struct vhost_user_state_conn *from, unsigned int timeout_ms,
-		       uint8_t **buf, size_t *len, char *why, size_t whylen)
+static int state__send_check(const struct vhost_user_state_conn *c, char *why, size_t whylen)
 {
-	char pwhy[160];
+	return c->send(c->ctx, VHOST_USER_CHECK_DEVICE_STATE, NULL, 0, NULL, 0, why, whylen);
+}
+
+int vhost_user_state__save_send(const struct vhost_user_state_conn *from, int *rfd, char *why,
+				size_t whylen)
+{
 	int p[2], err;
 
 	if (pipe2(p, O_CLOEXEC))
 		return why__set(why, whylen, -errno, "pipe: %s", strerror(errno));
-	err = state__set_fd(from, VHOST_USER_TRANSFER_SAVE, p[1], why, whylen);
+	/* The back-end writes the state before it answers, so CHECK can go
+	 * with it: the answers are read in order by save_end. */
+	err = state__send_fd(from, VHOST_USER_TRANSFER_SAVE, p[1], why, whylen);
+	if (!err)
+		err = state__send_check(from, why, whylen);
 	close(p[1]); /* the back-end's copy is the only writer now */
+	if (err) {
+		close(p[0]);
+		return err;
+	}
+	*rfd = p[0];
+	return 0;
+}
+
+int vhost_user_state__save_end(const struct vhost_user_state_conn *from, int rfd,
+			       unsigned int timeout_ms, uint8_t **buf, size_t *len, char *why,
+			       size_t whylen)
+{
+	char pwhy[160];
+	int err, cerr;
+
+	err = state__wait_fd(from, why, whylen);
 	if (!err) {
-		err = vhost_user_state__read_fd(p[0], timeout_ms, buf, len, pwhy, sizeof(pwhy));
+		err = vhost_user_state__read_fd(rfd, timeout_ms, buf, len, pwhy, sizeof(pwhy));
 		if (err)
 			why__set(why, whylen, err, "reading its state: %s", pwhy);
 	}
-	close(p[0]);
-	if (!err) {
-		err = state__check(from, why, whylen);
-		if (err)
-			free(*buf);
-	}
-	return err;
+	close(rfd);
+	/* CHECK was sent: its answer is read whatever happened before, so
+	 * the connection stays in step for a rollback. */
+	cerr = state__wait_check(from, err ? pwhy : why, err ? sizeof(pwhy) : whylen);
+	if (!err && cerr)
+		free(*buf);
+	return err ? err : cerr;
 }
 
-static int state__load(const struct vhost_user_state_conn *to, const uint8_t *buf, size_t len,
-		       char *why, size_t whylen)
+int vhost_user_state__load_begin(const struct vhost_user_state_conn *to, int *wfd, char *why,
+				 size_t whylen)
 {
-	char pwhy[160];
 	int p[2], err;
 
 	if (pipe2(p, O_CLOEXEC))
 		return why__set(why, whylen, -errno, "pipe: %s", strerror(errno));
-	err = state__set_fd(to, VHOST_USER_TRANSFER_LOAD, p[0], why, whylen);
+	err = state__send_fd(to, VHOST_USER_TRANSFER_LOAD, p[0], why, whylen);
 	close(p[0]);
-	if (!err) {
-		err = vhost_user_state__write_fd(p[1], buf, len, pwhy, sizeof(pwhy));
-		if (err)
-			why__set(why, whylen, err, "writing the state to it: %s", pwhy);
-	}
-	close(p[1]); /* the end of the state for the back-end's read */
 	if (!err)
-		err = state__check(to, why, whylen);
-	return err;
+		err = state__wait_fd(to, why, whylen);
+	if (err) {
+		close(p[1]);
+		return err;
+	}
+	*wfd = p[1];
+	return 0;
+}
+
+int vhost_user_state__load_end(const struct vhost_user_state_conn *to, int wfd,
+			       const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+	char pwhy[160];
+	int err;
+
+	err = vhost_user_state__write_fd(wfd, buf, len, pwhy, sizeof(pwhy));
+	close(wfd); /* the end of the state for the back-end's read */
+	if (err)
+		return why__set(why, whylen, err, "writing the state to it: %s", pwhy);
+	err = state__send_check(to, why, whylen);
+	return err ? err : state__wait_check(to, why, whylen);
 }
 
 int vhost_user_state__transfer(const struct vhost_user_state_conn *from,
@@ -200,14 +242,19 @@ int vhost_user_state__transfer(const struct vhost_user_state_conn *from,
 	char swhy[256];
 	uint8_t *buf;
 	size_t len;
-	int err;
+	int err, fd;
 
-	err = state__save(from, timeout_ms, &buf, &len, swhy, sizeof(swhy));
+	err = vhost_user_state__save_send(from, &fd, swhy, sizeof(swhy));
+	if (!err)
+		err = vhost_user_state__save_end(from, fd, timeout_ms, &buf, &len, swhy,
+						 sizeof(swhy));
 	if (err)
 		return why__set(why, whylen, err,
 				"saving the device state on the running back-end: %s", swhy);
 	*size = len;
-	err = state__load(to, buf, len, swhy, sizeof(swhy));
+	err = vhost_user_state__load_begin(to, &fd, swhy, sizeof(swhy));
+	if (!err)
+		err = vhost_user_state__load_end(to, fd, buf, len, swhy, sizeof(swhy));
 	free(buf);
 	if (err)
 		return why__set(why, whylen, err,

@@ -41,13 +41,15 @@ int vhost_user_state__read_fd(int fd, unsigned int timeout_ms, uint8_t **buf, si
 int vhost_user_state__write_fd(int fd, const uint8_t *buf, size_t len, char *why, size_t whylen);
 
 /*
- * One end of a transfer, as the front-end reaches it: call sends request
- * req with payload and fds and returns the back-end's 64-bit answer in
- * *answer (0, or negative errno with why when the connection failed).
+ * One end of a transfer, as the front-end reaches it: send sends request
+ * req with payload and fds without waiting; wait waits for the back-end's
+ * 64-bit answer to req (answers come in the order of the requests).  Both
+ * 0, or negative errno with why when the connection failed.
  */
 struct vhost_user_state_conn {
-	int (*call)(void *ctx, uint32_t req, const void *payload, uint32_t size, const int *fds,
-		    unsigned int nr_fds, uint64_t *answer, char *why, size_t whylen);
+	int (*send)(void *ctx, uint32_t req, const void *payload, uint32_t size, const int *fds,
+		    unsigned int nr_fds, char *why, size_t whylen);
+	int (*wait)(void *ctx, uint32_t req, uint64_t *answer, char *why, size_t whylen);
 	void *ctx;
 };
 
@@ -63,4 +65,27 @@ int vhost_user_state__transfer(const struct vhost_user_state_conn *from,
 			       const struct vhost_user_state_conn *to, unsigned int timeout_ms,
 			       size_t *size, char *why, size_t whylen);
 
+/*
+ * The same in steps, so that servicing holds the guest's I/O only for
+ * what needs both back-ends stopped:
+ *  - load_begin, while the old back-end still serves: the new one gets the
+ *    read end of a pipe (SET_DEVICE_STATE_FD LOAD); *wfd is the write end;
+ *  - save_send, right after the requests that stop the old back-end's
+ *    rings, without waiting for them: SET_DEVICE_STATE_FD SAVE and CHECK;
+ *    *rfd is the pipe's read end;
+ *  - save_end, once the answers before them were read: both answers and
+ *    the state (a malloc'd *buf);
+ *  - load_end: the state into *wfd, closed, and the new one's CHECK.
+ * Each returns 0 or negative errno with why naming the side; save_end and
+ * load_end close the fd they are given, whatever happens.
+ */
+int vhost_user_state__load_begin(const struct vhost_user_state_conn *to, int *wfd, char *why,
+				 size_t whylen);
+int vhost_user_state__save_send(const struct vhost_user_state_conn *from, int *rfd, char *why,
+				size_t whylen);
+int vhost_user_state__save_end(const struct vhost_user_state_conn *from, int rfd,
+			       unsigned int timeout_ms, uint8_t **buf, size_t *len, char *why,
+			       size_t whylen);
+int vhost_user_state__load_end(const struct vhost_user_state_conn *to, int wfd,
+			       const uint8_t *buf, size_t len, char *why, size_t whylen);
 #endif

@@ -323,6 +323,18 @@ int virtq__pop(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen)
 	return 0;
 }
 
+void virtq__mark_written(struct virtq *q, const struct virtq_elem *e, uint32_t written)
+{
+	if (!guest_mem__tracked(q->mem))
+		return;
+	for (unsigned int i = e->out_num; i < e->out_num + e->in_num && written; i++) {
+		uint32_t n = e->iov[i].iov_len < written ? (uint32_t)e->iov[i].iov_len : written;
+
+		guest_mem__mark_dirty(q->mem, e->iov[i].iov_base, n);
+		written -= n;
+	}
+}
+
 void virtq__unpop(struct virtq *q, const struct virtq_elem *e)
 {
 	if (e->resubmitted) {

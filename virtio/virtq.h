@@ -60,6 +60,10 @@ int virtq__pop(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen);
  * one goes back on the re-submit list, still marked.
  */
 void virtq__unpop(struct virtq *q, const struct virtq_elem *e);
+/* For a live migration: the first `written` bytes of e's device-writable
+ * buffers are dirty.  virtq__push does it for the element it is given; a
+ * model that pushes a copy without the buffers calls this itself. */
+void virtq__mark_written(struct virtq *q, const struct virtq_elem *e, uint32_t written);
 /* Returns an element to the used ring with `written` bytes written. */
 void virtq__push(struct virtq *q, const struct virtq_elem *e, uint32_t written);
 /* After pushing a batch: does the guest want an interrupt now? */

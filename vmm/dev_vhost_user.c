@@ -192,6 +192,11 @@ static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque)
 	pid_t pid;
 
 	pthread_mutex_lock(&d->lock);
+	/* Stopped meanwhile by the device's release: nothing to report. */
+	if (!d->netstack_watched) {
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
 	evloop__del(&d->vm->loop, fd);
 	d->netstack_watched = false;
 	pid = d->netstack.pid;

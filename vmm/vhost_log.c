@@ -9,6 +9,7 @@
 #include "vmm/vhost_log.h"
 
 #include "common/log.h"
+#include "common/why.h"
 #include "virtio/device.h"
 #include "virtio/vhost_user_front.h"
 #include "vmm/vm.h"
@@ -106,33 +107,36 @@ static void vhost_log__free(struct vhost_log *l)
 	l->size = 0;
 }
 
-static int vhost_log__start(struct vm *vm, struct vhost_log *l)
+static int vhost_log__start(struct vm *vm, struct vhost_log *l, char *why, size_t whylen)
 {
-	char why[256];
+	char dwhy[256], ignored[256];
 	int err = 0;
 
 	l->size = vhost_log__bytes(vm);
 	l->fd = memfd_create("vmm-vhost-log", MFD_CLOEXEC);
 	if (l->fd < 0 || ftruncate(l->fd, (off_t)l->size) < 0) {
-		err = -errno;
-		pr_err("migrate: cannot create the paravisors' dirty log: %s", strerror(errno));
+		err = why__set(why, whylen, -errno, "cannot create the paravisors' dirty log: %s",
+			       strerror(errno));
 		vhost_log__free(l);
 		return err;
 	}
 	l->words = mmap(NULL, l->size, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
 	if (l->words == MAP_FAILED) {
-		err = -errno;
+		err = why__set(why, whylen, -errno, "cannot map the paravisors' dirty log: %s",
+			       strerror(errno));
 		l->words = NULL;
-		pr_err("migrate: cannot map the paravisors' dirty log: %s", strerror(errno));
 		vhost_log__free(l);
 		return err;
 	}
 	for (struct vhost_log_dev *d = l->devs; d; d = d->next) {
-		err = vhost_user_front__set_log(d->vdev, l->fd, l->size, why, sizeof(why));
+		err = vhost_user_front__set_log(d->vdev, l->fd, l->size, dwhy, sizeof(dwhy));
 		if (err) {
-			pr_err("migrate: %s cannot take part: %s", d->vdev->id, why);
+			/* The device by name, and why: the operator's next step. */
+			why__set(why, whylen, err,
+				 "%s \"%s\" (vhost-user) cannot log the pages it writes: %s",
+				 d->vdev->ops->type, d->vdev->id, dwhy);
 			for (struct vhost_log_dev *u = l->devs; u != d; u = u->next)
-				vhost_user_front__set_log(u->vdev, -1, 0, why, sizeof(why));
+				vhost_user_front__set_log(u->vdev, -1, 0, ignored, sizeof(ignored));
 			vhost_log__free(l);
 			return err;
 		}
@@ -140,21 +144,21 @@ static int vhost_log__start(struct vm *vm, struct vhost_log *l)
 	return 0;
 }
 
-int vhost_log__enable(struct vm *vm, bool on)
+int vhost_log__enable(struct vm *vm, bool on, char *why, size_t whylen)
 {
 	struct vhost_log *l = vm->vhost_log;
-	char why[256];
+	char dwhy[256];
 	int err = 0;
 
 	if (!l)
 		return 0;
 	pthread_mutex_lock(&l->lock);
 	if (on && l->fd < 0 && l->devs) {
-		err = vhost_log__start(vm, l);
+		err = vhost_log__start(vm, l, why, whylen);
 	} else if (!on && l->fd >= 0) {
 		for (struct vhost_log_dev *d = l->devs; d; d = d->next)
-			if (vhost_user_front__set_log(d->vdev, -1, 0, why, sizeof(why)))
-				pr_warn("%s: cannot stop its dirty log: %s", d->vdev->id, why);
+			if (vhost_user_front__set_log(d->vdev, -1, 0, dwhy, sizeof(dwhy)))
+				pr_warn("%s: cannot stop its dirty log: %s", d->vdev->id, dwhy);
 		vhost_log__free(l);
 	}
 	pthread_mutex_unlock(&l->lock);

@@ -10,6 +10,7 @@
 #define VMMD_VMM_VHOST_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -22,9 +23,10 @@ void vhost_log__unregister(struct vm *vm, struct virtio_device *vdev);
 /* At the VM's end: frees what is left. */
 void vhost_log__release(struct vm *vm);
 
-/* on: every registered device logs from now on (0, or negative errno after
- * saying which device cannot); off: none does, the log is freed. */
-int vhost_log__enable(struct vm *vm, bool on);
+/* on: every registered device logs from now on: 0, or negative errno with
+ * why naming the device that cannot and its reason; off: none does, the
+ * log is freed (why unused). */
+int vhost_log__enable(struct vm *vm, bool on, char *why, size_t whylen);
 
 /* ORs the pages logged since the last call into bitmap (one bit per 4 KiB
  * of RAM, as in the memfd) and clears them in the log. */

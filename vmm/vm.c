@@ -3,6 +3,7 @@
 #include "vmm/vm.h"
 
 #include "common/log.h"
+#include "common/why.h"
 #include "vmm/dirty_ring.h"
 #include "vmm/vhost_log.h"
 #include "vmm/layout.h"
@@ -97,20 +98,23 @@ static int vm__set_ram_slots(struct vm *vm)
 	return err;
 }
 
-int vm__dirty_log(struct vm *vm, bool on)
+int vm__dirty_log(struct vm *vm, bool on, char *why, size_t whylen)
 {
 	int err;
 
 	/* The paravisors first: if one cannot log, KVM's log is not started. */
 	if (on) {
-		err = vhost_log__enable(vm, true);
+		err = vhost_log__enable(vm, true, why, whylen);
 		if (err)
 			return err;
 	}
 	vm->dirty_logging = on;
 	err = vm__set_ram_slots(vm);
+	if (err)
+		why__set(why, whylen, err, "KVM cannot %s logging the RAM's dirty pages: %s",
+			 on ? "start" : "stop", strerror(-err));
 	if (err || !on)
-		vhost_log__enable(vm, false);
+		vhost_log__enable(vm, false, NULL, 0);
 	return err;
 }
 

@@ -127,8 +127,10 @@ extern int (*vm__restore_hook)(struct vm *vm, const char *dir, bool lazy);
  * into this VM before any vCPU runs. */
 extern int (*vm__incoming_hook)(struct vm *vm);
 
-/* Dirty page logging of guest RAM (what vCPUs write) for live migration. */
-int vm__dirty_log(struct vm *vm, bool on);
+/* Dirty page logging of guest RAM for live migration: what vCPUs write
+ * (KVM) and what vhost-user devices write (vmm/vhost_log.h).  0, or a
+ * negative errno with why naming what cannot log (a device by name). */
+int vm__dirty_log(struct vm *vm, bool on, char *why, size_t whylen);
 /* ORs the pages written since the last fetch into bitmap (one bit per 4 KiB
  * of RAM, linear as in the memfd) and clears KVM's log (ring or bitmap). */
 int vm__dirty_log_fetch(struct vm *vm, uint64_t *bitmap);

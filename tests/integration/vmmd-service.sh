@@ -41,8 +41,10 @@ check "one paravisor process per VM ($pv)" [ "$pv" -eq "$N" ]
 # uids: the real uid of every paravisor, one per line.
 pv_uids() { for c in /proc/[0-9]*; do [ "$(cat "$c/comm" 2>/dev/null)" = paravisor ] && sed -n 's/^Uid:	\([0-9]*\).*/\1/p' "$c/status"; done 2>/dev/null; }
 uids=$(pv_uids | sort -u | tr '\n' ' ')
-# all_in_range UID...: each from vmmd's default range 2000000000-2000065535
-all_in_range() { for u in "$@"; do [ "$u" -ge 2000000000 ] && [ "$u" -le 2000065535 ] || return 1; done; }
+# all_in_range UID...: each from vmmd's default range (a block of 65536 its
+# state dir chooses, in its log)
+lo=$(sed -n 's/.*paravisor uids \([0-9]*\)-[0-9]* .*/\1/p' "$WORK/vmmd.log" | head -n 1)
+all_in_range() { for u in "$@"; do [ "$u" -ge "${lo:-1}" ] && [ "$u" -le $((${lo:-0} + 65535)) ] || return 1; done; }
 # shellcheck disable=SC2086
 n_uids=$(echo $uids | wc -w) in_range=yes
 # shellcheck disable=SC2086
@@ -127,6 +129,32 @@ RC=$?
 diag "vmmctl: $(cat "$WORK/c.out")"
 check "vmmctl service --wait: exit 0, each device's blackout printed" \
 	sh -c "[ $RC -eq 0 ] && grep -q 'blackout [0-9]* ms, paravisor pid' '$WORK/c.out'"
+
+# 5. A NIC served by a paravisor (Nic.paravisor): ServiceVm replaces its
+# paravisor; its netstack (slirp, listening on the host_forward) stays.
+api POST /v1/vms "{\"spec\":{\"name\":\"vmnic\",\"memory_mib\":\"32\",\"kernel\":\"$WORK/tiny.elf\",\"cmdline\":\"heartbeat=16\",\"nics\":[{\"tap\":{\"name\":\"tap0\"},\"paravisor\":true}]}}"
+check "a tap NIC with paravisor true is refused naming the field ($R)" \
+	sh -c "printf '%s' '$R' | grep -q '\"field\":\"spec.nics\[0\].paravisor\"'"
+NICPORT=${VMMD_SVC_NICPORT:-18093}
+api POST /v1/vms "{\"spec\":{\"name\":\"vmnic\",\"memory_mib\":\"32\",\"kernel\":\"$WORK/tiny.elf\",\"cmdline\":\"heartbeat=16\",\"nics\":[{\"slirp\":{\"host_forwards\":[{\"host_port\":$NICPORT,\"guest_port\":80}]},\"paravisor\":true}]},\"start\":true}"
+wait_state vmnic VM_STATE_RUNNING 60
+# The netstack: the paravisor process started with --netstack.
+netstack_of() {
+	for p in /proc/[0-9]*; do
+		{ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- ' --netstack ' && echo "${p#/proc/}"
+	done | head -n 1
+}
+ns=$(netstack_of)
+api POST /v1/vms/vmnic:service '{}'
+wait_op "$(op_id)" 60
+diag "ServiceVm of a paravisor NIC: $R"
+old=$(field old_pid) new=$(field new_pid)
+check "ServiceVm of a VM whose NIC a paravisor serves succeeds, net0 in its result" \
+	sh -c "printf '%s' '$R' | grep -q OPERATION_STATE_SUCCEEDED && printf '%s' '$R' | grep -q '\"devices\":\[{\"id\":\"net0\"'"
+check "...a new paravisor serves the NIC (pid $old -> $new); the netstack (pid ${ns:-?}) runs on" \
+	sh -c "[ -n '$new' ] && [ '$new' != '$old' ] && ! [ -d /proc/$old ] && [ -d /proc/$new ] && [ -n '$ns' ] && [ '$(netstack_of)' = '$ns' ]"
+api POST /v1/vms/vmnic:stop '{"force":true}'
+wait_state vmnic VM_STATE_STOPPED 30
 
 for n in $(seq 1 "$N"); do api POST "/v1/vms/vm$n:stop" '{"force":true}'; done
 all=0

@@ -303,6 +303,39 @@ static void test_net_rx_waits_for_guest_buffers(void **state)
 	ctx_free(c);
 }
 
+/* While a live migration tracks device writes, a received frame's buffers
+ * are marked dirty (the data, not only the used ring): one buffer, and
+ * each of a merged frame's. */
+static void test_net_rx_marks_the_buffers_it_fills_dirty(void **state)
+{
+	struct ctx *c = ctx_new(1ULL << VIRTIO_NET_F_MRG_RXBUF);
+	uint64_t bitmap[FAKE_RAM_SIZE / 4096 / 64] = {0};
+	uint8_t frame[2500];
+	uint64_t gpa[3];
+
+	c->g.mem.dirty_base = c->g.ram;
+	c->g.mem.dirty_len = FAKE_RAM_SIZE;
+	__atomic_store_n(&c->g.mem.dirty, bitmap, __ATOMIC_RELEASE);
+	/* Page-aligned buffers, each on a page of its own. */
+	for (int i = 0; i < 3; i++) {
+		c->g.brk = (c->g.brk + 4095) & ~4095ULL;
+		gpa[i] = rx_buf(c, i ? 2048 : 100 + 12);
+	}
+	fill(frame, 100, 1);
+	assert_int_equal(send(c->peer, frame, 100, 0), 100);
+	assert_true(fake__wait_used(&c->g, VIRTIO_NET_RXQ, 1));
+	fill(frame, sizeof(frame), 2);
+	assert_int_equal(send(c->peer, frame, sizeof(frame), 0), sizeof(frame));
+	assert_true(fake__wait_used(&c->g, VIRTIO_NET_RXQ, 3));
+	for (int i = 0; i < 3; i++) {
+		uint64_t pg = (gpa[i] - FAKE_RAM_GPA) >> 12;
+
+		assert_true(bitmap[pg / 64] & 1ULL << (pg % 64));
+	}
+	__atomic_store_n(&c->g.mem.dirty, NULL, __ATOMIC_RELEASE);
+	ctx_free(c);
+}
+
 static void test_net_rx_drops_frame_larger_than_buffer(void **state)
 {
 	struct ctx *c = ctx_new(0); /* no MRG_RXBUF: one buffer per frame */
@@ -403,6 +436,7 @@ int main(void)
 	    cmocka_unit_test(test_net_tx_drops_runt_and_oversize_frames),
 	    cmocka_unit_test(test_net_rx_merges_buffers),
 	    cmocka_unit_test(test_net_rx_waits_for_guest_buffers),
+	    cmocka_unit_test(test_net_rx_marks_the_buffers_it_fills_dirty),
 	    cmocka_unit_test(test_net_rx_drops_frame_larger_than_buffer),
 	    cmocka_unit_test(test_net_tx_finishes_partial_checksum),
 	    cmocka_unit_test(test_net_bad_descriptor_fails_device),

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cmocka.h>
 
 #define RAM_SIZE (4u << 20)
@@ -529,6 +531,43 @@ static void test_virtio_blk_restart(void **state)
 	assert_int_equal(request(VIRTIO_BLK_T_IN, 0, d, 512, true), VIRTIO_BLK_S_OK);
 }
 
+/* Threads of this process (its /proc/self/task entries). */
+static int nr_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * The device thread lives from prepare (or the first start) to destroy:
+ * stop parks it and start wakes it, so a servicing's blackout neither
+ * ends a thread (the old paravisor) nor makes one (the new one).
+ */
+static void test_virtio_blk_thread_parks_between_stop_and_start(void **state)
+{
+	uint64_t d = galloc(512);
+	int n;
+
+	dev_up(false, BLK_CACHE_WRITEBACK, 1);
+	n = nr_threads();
+	assert_int_equal(g.vdev->ops->prepare(g.vdev), 0); /* made already: nothing new */
+	assert_int_equal(nr_threads(), n);
+	g.vdev->ops->stop(g.vdev);
+	assert_int_equal(nr_threads(), n);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	assert_int_equal(nr_threads(), n);
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 0, d, 512, true), VIRTIO_BLK_S_OK);
+	dev_down();
+	assert_int_equal(nr_threads(), n - 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -549,6 +588,7 @@ int main(void)
 		T(test_virtio_blk_second_queue),
 		T(test_virtio_blk_grown_image_raises_config_change),
 		T(test_virtio_blk_restart),
+		T(test_virtio_blk_thread_parks_between_stop_and_start),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
