@@ -26,14 +26,18 @@ fi
 # I/O on any KVM, however fast.
 kill_at_ring_start() {
 	truncate -s 8M "$WORK/$1.img"
+	# The guest's console in a file of its own: vmm's and the paravisors'
+	# log lines would otherwise land inside its lines (they share vmm's
+	# output) and hide the one waited for.
 	vmm_start "$WORK/$1" --kernel "$TINY" --memory 64M --cmdline "virtio=blk blk_pause=6" \
-		--disk "path=$WORK/$1.img,backend=paravisor,id=data$2"
-	wait_for "$WORK/$1" "tiny: virtio-blk ring up, pausing" 120
+		--disk "path=$WORK/$1.img,backend=paravisor,id=data$2" --serial "file:$WORK/$1.console"
+	wait_for "$WORK/$1.console" "tiny: virtio-blk ring up, pausing" 120
 	kill -KILL "$(pv_pid "$WORK/$1")"
-	wait_for "$WORK/$1" "tiny: poweroff" 120
+	wait_for "$WORK/$1.console" "tiny: poweroff" 120
 	wait $pid
 	RC=$?
 	exec 8>&-
+	cat "$WORK/$1.console" >>"$WORK/$1"
 }
 
 kill_at_ring_start on ""
