@@ -95,12 +95,8 @@ static size_t iov__copy(const struct iovec *dst, int dcnt, const struct iovec *s
  * first: the next pops see the same buffers again. */
 static void net__unpop(struct virtio_net *n, struct virtq *q, unsigned int count)
 {
-	while (count--) {
-		struct virtq_elem e = {.head = n->rx_heads[count],
-				       .resubmitted = n->rx_resub[count]};
-
-		virtq__unpop(q, &e);
-	}
+	for (unsigned int i = count; i > 0; i--)
+		virtq__unpop(q, n->rx_heads[i - 1], n->rx_resub[i - 1]);
 }
 
 /* The backend's receive callback: one frame into guest RX buffers. */

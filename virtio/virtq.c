@@ -335,16 +335,16 @@ void virtq__mark_written(struct virtq *q, const struct virtq_elem *e, uint32_t w
 	}
 }
 
-void virtq__unpop(struct virtq *q, const struct virtq_elem *e)
+void virtq__unpop(struct virtq *q, uint16_t head, bool resubmitted)
 {
-	if (e->resubmitted) {
+	if (resubmitted) {
 		virtq_inflight__unresubmit(q->inflight);
 		return;
 	}
 	/* A head left marked would be re-submitted by the next back-end while
 	 * it is still in the avail ring: the guest would get it back twice. */
 	if (q->inflight)
-		virtq_inflight__cancel(q->inflight, e->head);
+		virtq_inflight__cancel(q->inflight, head);
 	q->last_avail--;
 	if (q->event_idx && !q->notify_suppressed)
 		store16(avail_event(q), q->last_avail, __ATOMIC_RELAXED);

@@ -54,12 +54,13 @@ void virtq__disable(struct virtq *q);
  * protocol (why says how): the device must be marked NEEDS_RESET. */
 int virtq__pop(struct virtq *q, struct virtq_elem *e, char *why, size_t whylen);
 /*
- * Gives back an element popped and not used, so the next pop returns it
- * again (QEMU's virtqueue_unpop); several go back newest first.  A head from
+ * Gives back an element popped and not used (its head, and whether it came
+ * from the re-submit list: virtq_elem.resubmitted), so the next pop returns
+ * it again (QEMU's virtqueue_unpop); several go back newest first.  A head from
  * the avail ring goes back there and loses its inflight mark; a re-submitted
  * one goes back on the re-submit list, still marked.
  */
-void virtq__unpop(struct virtq *q, const struct virtq_elem *e);
+void virtq__unpop(struct virtq *q, uint16_t head, bool resubmitted);
 /* For a live migration: the first `written` bytes of e's device-writable
  * buffers are dirty.  virtq__push does it for the element it is given; a
  * model that pushes a copy without the buffers calls this itself. */

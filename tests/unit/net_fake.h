@@ -113,12 +113,9 @@ static inline uint16_t fake__used_idx(struct fake_guest *g, int q)
 }
 
 /* Waits up to 3 s for the used index to reach want. */
-/* Waits up to 20 s: it returns as soon as the device got there, and
- * ./check runs these beside two TCG lab guests on two cores, where the
- * device thread has been seen to wait over 3 s for a turn. */
 static inline bool fake__wait_used(struct fake_guest *g, int q, uint16_t want)
 {
-	for (int i = 0; i < 20000; i++) {
+	for (int i = 0; i < 3000; i++) {
 		if ((uint16_t)(fake__used_idx(g, q) - want) < 0x8000)
 			return true;
 		usleep(1000);

@@ -193,11 +193,11 @@ static void test_inflight_unpop_clears_the_mark(void **state)
 	assert_int_equal(backend_pop(&q, &e), 2);
 	virtq__push(&q, &e, 1);
 	assert_int_equal(backend_pop(&q, &e), 7);
-	virtq__unpop(&q, &e);
+	virtq__unpop(&q, e.head, e.resubmitted);
 	assert_int_equal(q.last_avail, 1);
 	assert_int_equal(region->desc[7].inflight, 0);
 	assert_int_equal(backend_pop(&q, &e), 7); /* the same buffer again */
-	virtq__unpop(&q, &e);
+	virtq__unpop(&q, e.head, e.resubmitted);
 	virtq_inflight__detach(&t); /* replaced */
 
 	backend_start(&q, &t2, 0);
@@ -225,8 +225,8 @@ static void test_inflight_unpop_of_a_resubmitted_head(void **state)
 	assert_true(e.resubmitted);
 	assert_int_equal(backend_pop(&q, &e2), 4);
 	assert_false(e2.resubmitted);
-	virtq__unpop(&q, &e2);
-	virtq__unpop(&q, &e);
+	virtq__unpop(&q, e2.head, e2.resubmitted);
+	virtq__unpop(&q, e.head, e.resubmitted);
 	assert_int_equal(q.last_avail, 1);
 	assert_int_equal(region->desc[3].inflight, 1);
 	assert_int_equal(region->desc[4].inflight, 0);
