@@ -42,6 +42,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -177,20 +178,76 @@ static int sandbox__map_ids(void)
 }
 
 /*
- * The root becomes an empty read-only tmpfs: mounted, in our private copy of
- * the mounts, over /proc (a directory that exists wherever we got this
- * far, and that we are done with), entered, then pivot_root(".", ".")
- * stacks the old root under it and the lazy unmount drops the old root, so
- * no path leads back to the host's files.  chroot is the fallback where
- * pivot_root is refused.
+ * A slirp stack answers the guest's DNS queries to 10.0.2.3 by asking the
+ * host's name server, which libslirp looks up in /etc/resolv.conf at each
+ * query (re-reading it at most once a second when its mtime changes).  Its
+ * root keeps a copy of the host's file, taken when the sandbox is entered:
+ * later changes to the host's file are not seen.  NULL, or why not (errno
+ * set); a host without the file gets none, and slirp's DNS fails as it
+ * would outside the sandbox.
  */
-static const char *sandbox__empty_root(void)
+#define SANDBOX_RESOLV_MAX 4096
+
+static ssize_t sandbox__read_resolv_conf(char *buf, size_t size)
 {
+	int fd = open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC);
+	ssize_t n, len = 0;
+
+	if (fd < 0)
+		return -1;
+	while ((size_t)len < size && (n = read(fd, buf + len, size - len)) > 0)
+		len += n;
+	close(fd);
+	return len;
+}
+
+static const char *sandbox__write_resolv_conf(const char *buf, ssize_t len)
+{
+	int fd;
+
+	if (mkdir("/proc/etc", 0555))
+		return "cannot make /etc in the new root";
+	fd = open("/proc/etc/resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return "cannot create /etc/resolv.conf in the new root";
+	if (write(fd, buf, len) != len) {
+		close(fd);
+		return "cannot write /etc/resolv.conf in the new root";
+	}
+	close(fd);
+	return NULL;
+}
+
+/*
+ * The root becomes an empty read-only tmpfs (a slirp stack's holds only
+ * /etc/resolv.conf, see above): mounted, in our private copy of the mounts,
+ * over /proc (a directory that exists wherever we got this far, and that we
+ * are done with), entered, then pivot_root(".", ".") stacks the old root
+ * under it and the lazy unmount drops the old root, so no path leads back
+ * to the host's files.  chroot is the fallback where pivot_root is refused.
+ */
+static const char *sandbox__empty_root(enum sandbox_profile profile)
+{
+	const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	char resolv[SANDBOX_RESOLV_MAX];
+	ssize_t resolv_len = -1;
+	const char *why;
+
+	if (profile == SANDBOX_NET)
+		resolv_len = sandbox__read_resolv_conf(resolv, sizeof(resolv));
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		return "cannot make the mounts private";
-	if (mount("paravisor", "/proc", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "size=4k,nr_inodes=1,mode=0555"))
+	if (mount("paravisor", "/proc", "tmpfs", resolv_len < 0 ? flags | MS_RDONLY : flags,
+		  resolv_len < 0 ? "size=4k,nr_inodes=1,mode=0555"
+				 : "size=8k,nr_inodes=3,mode=0555"))
 		return "cannot mount an empty tmpfs";
+	if (resolv_len >= 0) {
+		why = sandbox__write_resolv_conf(resolv, resolv_len);
+		if (why)
+			return why;
+		if (mount(NULL, "/proc", NULL, MS_REMOUNT | MS_RDONLY | flags, NULL))
+			return "cannot make the new root read-only";
+	}
 	if (chdir("/proc"))
 		return "cannot enter the empty tmpfs";
 	if (syscall(SYS_pivot_root, ".", ".") || umount2(".", MNT_DETACH)) {
@@ -234,7 +291,7 @@ static void sandbox__namespaces(enum sandbox_profile profile)
 		if (err)
 			pr_debug("sandbox: user namespace without an id map (%s)", strerror(-err));
 	}
-	why = sandbox__empty_root();
+	why = sandbox__empty_root(profile);
 	if (why)
 		pr_debug("sandbox: %s (%s); the host's files stay visible to this process", why,
 			 strerror(errno));
@@ -367,8 +424,14 @@ static const int sandbox_sanitizer_allowed[] = {
     SCMP_SYS(sched_yield),
 };
 static const int sandbox_sanitizer_refused[] = {
-    SCMP_SYS(open),	  SCMP_SYS(openat), SCMP_SYS(readlink), SCMP_SYS(readlinkat),
-    SCMP_SYS(newfstatat), SCMP_SYS(stat),   SCMP_SYS(access),	SCMP_SYS(faccessat),
+    SCMP_SYS(open), SCMP_SYS(readlink), SCMP_SYS(readlinkat),
+    SCMP_SYS(stat), SCMP_SYS(access),	SCMP_SYS(faccessat),
+};
+/* A slirp stack's profile allows these (read-only, in a root that holds
+ * only its resolv.conf) rather than refusing them. */
+static const int sandbox_sanitizer_refused_files[] = {
+    SCMP_SYS(openat),
+    SCMP_SYS(newfstatat),
 };
 static bool sandbox_entered;
 
@@ -454,16 +517,17 @@ static int sandbox__add_narrow(scmp_filter_ctx ctx)
  *    (poll, ppoll);
  *  - slirp's clock (where the vDSO is not used) and glib's log lines:
  *    clock_gettime, gettimeofday, getpid.
- * Refused without killing: libslirp reads /etc/resolv.conf on a DNS query
- * to 10.0.2.3 (openat, newfstatat), which the empty root would not have
- * anyway, so DNS through slirp fails, the device goes on; glib asks whether
- * stderr is a terminal (ioctl TCGETS).
+ *  - a DNS query to 10.0.2.3: libslirp stats and reads /etc/resolv.conf
+ *    (newfstatat, openat read-only; the root holds nothing else).
+ * Refused without killing: open and stat (which glibc does not use on
+ * x86-64) and any other file call of the sanitizer runtime's; glib asks
+ * whether stderr is a terminal (ioctl TCGETS).
  */
 static const int sandbox_net_allowed[] = {
-    SCMP_SYS(connect),	SCMP_SYS(setsockopt),	 SCMP_SYS(getsockopt),	 SCMP_SYS(sendto),
-    SCMP_SYS(shutdown), SCMP_SYS(accept),	 SCMP_SYS(accept4),	 SCMP_SYS(bind),
-    SCMP_SYS(listen),	SCMP_SYS(getsockname),	 SCMP_SYS(getpeername),	 SCMP_SYS(clock_gettime),
-    SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
+    SCMP_SYS(connect),	    SCMP_SYS(setsockopt),  SCMP_SYS(getsockopt),  SCMP_SYS(sendto),
+    SCMP_SYS(shutdown),	    SCMP_SYS(accept),	   SCMP_SYS(accept4),	  SCMP_SYS(bind),
+    SCMP_SYS(listen),	    SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(clock_gettime),
+    SCMP_SYS(gettimeofday), SCMP_SYS(getpid),	   SCMP_SYS(newfstatat),
 };
 /* Any NIC's device thread: it polls its kick fds and backend, and stops on
  * an eventfd it makes when the rings start. */
@@ -475,8 +539,6 @@ static const int sandbox_nic_allowed[] = {
 #ifndef SANDBOX_SANITIZERS /* which refuses the same calls already, with EPERM */
 static const int sandbox_net_refused[] = {
     SCMP_SYS(open),
-    SCMP_SYS(openat),
-    SCMP_SYS(newfstatat),
     SCMP_SYS(stat),
 };
 #endif
@@ -487,6 +549,9 @@ static int sandbox__add_net(scmp_filter_ctx ctx)
 	const struct scmp_arg_cmp fionread = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)FIONREAD);
 	const struct scmp_arg_cmp tcgets = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)TCGETS);
 	const struct scmp_arg_cmp setfd = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)F_SETFD);
+	/* Files are only read (the root is read-only anyway). */
+	const struct scmp_arg_cmp rdonly =
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY);
 	int err;
 
 	err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_net_allowed,
@@ -507,6 +572,8 @@ static int sandbox__add_net(scmp_filter_ctx ctx)
 		err = sandbox__rule(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 1, &tcgets);
 	if (!err)
 		err = sandbox__rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, &setfd);
+	if (!err)
+		err = sandbox__rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &rdonly);
 	return err;
 }
 
@@ -534,6 +601,9 @@ static int sandbox__seccomp(enum sandbox_profile profile, bool log_only)
 	if (!err)
 		err = sandbox__add_list(ctx, SCMP_ACT_ERRNO(EPERM), sandbox_sanitizer_refused,
 					ARRAY_LEN(sandbox_sanitizer_refused));
+	if (!err && profile != SANDBOX_NET)
+		err = sandbox__add_list(ctx, SCMP_ACT_ERRNO(EPERM), sandbox_sanitizer_refused_files,
+					ARRAY_LEN(sandbox_sanitizer_refused_files));
 #endif
 	if (!err) {
 		err = seccomp_load(ctx);

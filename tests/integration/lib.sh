@@ -245,9 +245,10 @@ slirp_www() {
 	busybox httpd -f -p "127.0.0.1:$1" -h "$WORK/www" &
 	httpd=$!
 }
-# slirp_guest HTTPPORT: the guest's script: DHCP, print the lease
-# ("VMMD-LEASE IP router R dns D"), fetch the host page ("GOT ..."), then
-# say VMMD-LISTENING and serve one line on 8080 until a host client has it.
+# slirp_guest HTTPPORT [MORE]: the guest's script: DHCP, print the lease
+# ("VMMD-LEASE IP router R dns D"), run the commands MORE, fetch the host
+# page ("GOT ..."), then say VMMD-LISTENING and serve one line on 8080
+# until a host client has it.
 slirp_guest() {
 	dhcp_script='#!/bin/sh
 case $1 in
@@ -260,6 +261,7 @@ esac'
 ip link set eth0 up
 udhcpc -i eth0 -n -q -t 5 -s /tmp/dhcp.sh || echo VMMD-DHCP-FAILED
 ip -4 addr show eth0 | grep inet
+${2:-}
 timeout 20 wget -q -O - http://10.0.2.2:$1/index.html | sed 's/^/GOT /'
 echo 'VMMD-GUEST-SERVER hello' >/tmp/reply
 echo VMMD-LISTENING

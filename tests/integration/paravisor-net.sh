@@ -9,7 +9,8 @@
 # dead netstack is reported; a Linux guest gets its lease, fetches a page
 # from a host server through 10.0.2.2 (guest to host), and a host client
 # reaches a guest server through hostfwd (host to guest), which the
-# netstack, not vmm or the NIC's paravisor, listens on.  Live migration is
+# netstack, not vmm or the NIC's paravisor, listens on, and the guest's
+# DNS query to 10.0.2.3 is answered by the host's name server.  Live migration is
 # refused (the slirp state does not move yet).
 . "$(dirname "$0")/lib.sh"
 
@@ -129,8 +130,18 @@ if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ]; then
 	exit 1
 fi
 slirp_www "$HTTPPORT"
-guest=$(slirp_guest "$HTTPPORT")
-"$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
+# DNS: the guest asks slirp's 10.0.2.3, which the netstack forwards to the
+# name server in the host's /etc/resolv.conf: here, in a mount namespace
+# of vmm's own, a file naming dnsreply on a loopback address (port 53 of
+# 127.0.0.1 may be the host's own resolver's).
+DNSNAME=vmmd-dns.test DNSADDR=192.0.2.53
+echo "nameserver 127.0.0.77" >"$WORK/resolv.conf"
+"$VMMD_BUILDDIR/tests/tools/dnsreply" 127.0.0.77 53 "$DNSNAME" "$DNSADDR" >"$WORK/dns" 2>&1 &
+dnsd=$!
+[ -e /etc/resolv.conf ] || : >/etc/resolv.conf # the lab's L1 has none
+guest=$(slirp_guest "$HTTPPORT" "nslookup $DNSNAME 10.0.2.3 2>&1 | sed 's/^/DNS /'")
+unshare -m sh -c 'mount --make-rprivate / 2>/dev/null; mount -o bind "$1" /etc/resolv.conf &&
+	shift && exec "$@"' sh "$WORK/resolv.conf" "$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
 	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$guest")" \
 	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080,backend=paravisor" </dev/null \
 	>"$WORK/linux" 2>&1 &
@@ -150,13 +161,20 @@ while kill -0 $vmm 2>/dev/null && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); do
 kill -KILL $vmm 2>/dev/null
 wait $vmm
 RC=$?
-kill $httpd 2>/dev/null
+kill $httpd $dnsd 2>/dev/null
 diag "guest address: $(sed -n 's/.*VMMD-LEASE //p' "$WORK/linux" | head -n1)"
 result "Linux: the guest gets 10.0.2.15 by DHCP from the paravisor's slirp" linux 0 \
 	"VMMD-LEASE 10.0.2.15 router 10.0.2.2" 'NIC "net0": served by the paravisor' \
 	"paravisor: info: sandbox entered: seccomp allow-list"
 result "Linux: the guest fetches a page from the host's HTTP server (guest to host TCP)" linux 0 \
 	"GOT VMMD-HOST-PAGE $$"
+if grep -q "^DNS Address: *$DNSADDR" "$WORK/linux" && grep -q "^dnsreply: $DNSNAME type 1 " "$WORK/dns"; then
+	ok "Linux: the guest resolves $DNSNAME through slirp's 10.0.2.3 (the netstack asked the host's name server)"
+else
+	not_ok "Linux: the guest resolves $DNSNAME through slirp's 10.0.2.3"
+	grep '^DNS' "$WORK/linux" | sed 's/^/#   /'
+	sed 's/^/#   dnsreply: /' "$WORK/dns"
+fi
 if [ "$got" = "VMMD-GUEST-SERVER hello" ] && has "$WORK/linux" "VMMD-HOST-CLIENT hi"; then
 	ok "Linux: a host client and the guest's server talk both ways through hostfwd 127.0.0.1:$HOSTPORT"
 else
