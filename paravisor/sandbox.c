@@ -197,6 +197,15 @@ static ssize_t sandbox__read_resolv_conf(char *buf, size_t size)
 		return -1;
 	while ((size_t)len < size && (n = read(fd, buf + len, size - len)) > 0)
 		len += n;
+	/* A longer file keeps its whole lines only: a cut "nameserver
+	 * 10.0.0.1" line could name another server. */
+	if ((size_t)len == size && read(fd, &(char){0}, 1) == 1) {
+		while (len > 0 && buf[len - 1] != '\n')
+			len--;
+		pr_warn("sandbox: /etc/resolv.conf is over %zu bytes; slirp's DNS sees its "
+			"first %zd",
+			size, len);
+	}
 	close(fd);
 	return len;
 }

@@ -86,13 +86,40 @@ check "no paravisor or netstack process is left after vmm exits" \
 # netstack (its slirp, its hostfwd socket) runs on.  A killed NIC paravisor
 # is restarted; a killed netstack is reported.  Live migration is refused
 # naming the NIC.
+# vmm_resolv RESOLV_CONF VMM ARGS...: runs vmm in a mount namespace of its
+# own whose /etc/resolv.conf is RESOLV_CONF (the lab's L1 has none to bind
+# over: an empty one is made there).
+[ -e /etc/resolv.conf ] || : >/etc/resolv.conf
+cat >"$WORK/vmm-resolv" <<'EOF2'
+#!/bin/sh
+exec unshare -m sh -c 'mount --make-rprivate / 2>/dev/null; mount -o bind "$1" /etc/resolv.conf &&
+	shift && exec "$@"' sh "$@"
+EOF2
+chmod +x "$WORK/vmm-resolv"
+# Here a resolv.conf of 50 100-byte lines: the netstack's copy keeps the
+# first 40 (4000 bytes), never a line cut at 4096.
+i=0
+while [ $i -lt 50 ]; do
+	printf 'nameserver 127.0.0.%-3d # %074d\n' $((i % 200 + 1)) $i
+	i=$((i + 1))
+done >"$WORK/big-resolv.conf"
 truncate -s 1M "$WORK/d.img"
+printf '#!/bin/sh\nexec "%s" "%s" "%s" "$@"\n' "$WORK/vmm-resolv" "$WORK/big-resolv.conf" "$VMM" \
+	>"$WORK/vmm-big"
+chmod +x "$WORK/vmm-big"
+real_vmm=$VMM
+VMM=$WORK/vmm-big
 vmm_start "$WORK/svc" --kernel "$TINY" --cmdline "heartbeat=5" \
 	--disk "path=$WORK/d.img,backend=paravisor" \
 	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:80,backend=paravisor"
+VMM=$real_vmm
 sleep 3
 nic_pv=$(sed -n 's/.*NIC "net0": served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$WORK/svc")
 ns=$(ns_pid "$WORK/svc")
+head -n 40 "$WORK/big-resolv.conf" >"$WORK/resolv-40"
+check "the netstack's root holds the host's resolv.conf cut to whole lines (4000 of 5000 bytes)" \
+	sh -c "cmp '/proc/$ns/root/etc/resolv.conf' '$WORK/resolv-40' &&
+		grep -q 'resolv.conf is over 4096 bytes; slirp.s DNS sees its first 4000' '$WORK/svc'"
 r=$(ctl '{"cmd":"service"}')
 nic_new=$(printf '%s' "$r" | sed -n 's/.*{"id":"net0"[^}]*"new_pid":\([0-9]*\).*/\1/p')
 if printf '%s' "$r" | grep -q '"ok":true,.*"devices":\[{"id":"disk0",.*},{"id":"net0",' &&
@@ -138,10 +165,8 @@ DNSNAME=vmmd-dns.test DNSADDR=192.0.2.53
 echo "nameserver 127.0.0.77" >"$WORK/resolv.conf"
 "$VMMD_BUILDDIR/tests/tools/dnsreply" 127.0.0.77 53 "$DNSNAME" "$DNSADDR" >"$WORK/dns" 2>&1 &
 dnsd=$!
-[ -e /etc/resolv.conf ] || : >/etc/resolv.conf # the lab's L1 has none
 guest=$(slirp_guest "$HTTPPORT" "nslookup $DNSNAME 10.0.2.3 2>&1 | sed 's/^/DNS /'")
-unshare -m sh -c 'mount --make-rprivate / 2>/dev/null; mount -o bind "$1" /etc/resolv.conf &&
-	shift && exec "$@"' sh "$WORK/resolv.conf" "$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
+"$WORK/vmm-resolv" "$WORK/resolv.conf" "$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
 	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$guest")" \
 	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080,backend=paravisor" </dev/null \
 	>"$WORK/linux" 2>&1 &
