@@ -245,6 +245,43 @@ slirp_www() {
 	busybox httpd -f -p "127.0.0.1:$1" -h "$WORK/www" &
 	httpd=$!
 }
+# resolv_wrapper: $WORK/vmm-resolv RESOLV_CONF CMD ARGS... runs CMD in a
+# mount namespace of its own whose /etc/resolv.conf is RESOLV_CONF, so a
+# test can choose the name server slirp forwards 10.0.2.3's queries to
+# without touching the host's file (the lab's L1 has none to bind over: an
+# empty one is made there).
+resolv_wrapper() {
+	[ -e /etc/resolv.conf ] || : >/etc/resolv.conf
+	cat >"$WORK/vmm-resolv" <<'EOF_RESOLV'
+#!/bin/sh
+exec unshare -m sh -c 'mount --make-rprivate / 2>/dev/null; mount -o bind "$1" /etc/resolv.conf &&
+	shift && exec "$@"' sh "$@"
+EOF_RESOLV
+	chmod +x "$WORK/vmm-resolv"
+}
+# slirp_dns_start: tests/tools/dnsreply ($dnsd) answers $DNSNAME with
+# $DNSADDR on 127.0.0.77 (port 53 of 127.0.0.1 may be the host's own
+# resolver's), which $WORK/resolv.conf names; $DNS_GUEST is the guest's
+# query through slirp's 10.0.2.3 (slirp_guest's MORE).
+slirp_dns_start() {
+	resolv_wrapper
+	DNSNAME=vmmd-dns.test DNSADDR=192.0.2.53
+	echo "nameserver 127.0.0.77" >"$WORK/resolv.conf"
+	"$VMMD_BUILDDIR/tests/tools/dnsreply" 127.0.0.77 53 "$DNSNAME" "$DNSADDR" >"$WORK/dns" 2>&1 &
+	dnsd=$!
+	DNS_GUEST="nslookup $DNSNAME 10.0.2.3 2>&1 | sed 's/^/DNS /'"
+}
+# slirp_dns_check OUT WHAT: the guest logging to OUT got $DNSADDR for
+# $DNSNAME, and dnsreply was asked.
+slirp_dns_check() {
+	if grep -q "^DNS Address: *$DNSADDR" "$1" && grep -q "^dnsreply: $DNSNAME type 1 " "$WORK/dns"; then
+		ok "$2 resolves $DNSNAME through slirp's 10.0.2.3 (asking the host's name server)"
+	else
+		not_ok "$2 resolves $DNSNAME through slirp's 10.0.2.3"
+		grep '^DNS' "$1" | sed 's/^/#   /'
+		sed 's/^/#   dnsreply: /' "$WORK/dns"
+	fi
+}
 # slirp_guest HTTPPORT [MORE]: the guest's script: DHCP, print the lease
 # ("VMMD-LEASE IP router R dns D"), run the commands MORE, fetch the host
 # page ("GOT ..."), then say VMMD-LISTENING and serve one line on 8080

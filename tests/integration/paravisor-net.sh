@@ -86,16 +86,7 @@ check "no paravisor or netstack process is left after vmm exits" \
 # netstack (its slirp, its hostfwd socket) runs on.  A killed NIC paravisor
 # is restarted; a killed netstack is reported.  Live migration is refused
 # naming the NIC.
-# vmm_resolv RESOLV_CONF VMM ARGS...: runs vmm in a mount namespace of its
-# own whose /etc/resolv.conf is RESOLV_CONF (the lab's L1 has none to bind
-# over: an empty one is made there).
-[ -e /etc/resolv.conf ] || : >/etc/resolv.conf
-cat >"$WORK/vmm-resolv" <<'EOF2'
-#!/bin/sh
-exec unshare -m sh -c 'mount --make-rprivate / 2>/dev/null; mount -o bind "$1" /etc/resolv.conf &&
-	shift && exec "$@"' sh "$@"
-EOF2
-chmod +x "$WORK/vmm-resolv"
+resolv_wrapper
 # Here a resolv.conf of 50 100-byte lines: the netstack's copy keeps the
 # first 40 (4000 bytes), never a line cut at 4096.
 i=0
@@ -150,7 +141,7 @@ vmm_finish
 check "vmm stops cleanly with its paravisors, no sanitizer report" \
 	sh -c "! kill -0 '$nic_pv' 2>/dev/null && ! grep -qE 'AddressSanitizer|runtime error:' '$WORK/svc'"
 
-# --- 4. Linux: DHCP, TCP both ways.
+# --- 4. Linux: DHCP, TCP both ways, DNS.
 if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ]; then
 	not_ok "Linux guest artifacts exist (run tests/guest/linux/build)"
 	tap_plan
@@ -158,14 +149,9 @@ if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ]; then
 fi
 slirp_www "$HTTPPORT"
 # DNS: the guest asks slirp's 10.0.2.3, which the netstack forwards to the
-# name server in the host's /etc/resolv.conf: here, in a mount namespace
-# of vmm's own, a file naming dnsreply on a loopback address (port 53 of
-# 127.0.0.1 may be the host's own resolver's).
-DNSNAME=vmmd-dns.test DNSADDR=192.0.2.53
-echo "nameserver 127.0.0.77" >"$WORK/resolv.conf"
-"$VMMD_BUILDDIR/tests/tools/dnsreply" 127.0.0.77 53 "$DNSNAME" "$DNSADDR" >"$WORK/dns" 2>&1 &
-dnsd=$!
-guest=$(slirp_guest "$HTTPPORT" "nslookup $DNSNAME 10.0.2.3 2>&1 | sed 's/^/DNS /'")
+# name server in the host's /etc/resolv.conf: here dnsreply's.
+slirp_dns_start
+guest=$(slirp_guest "$HTTPPORT" "$DNS_GUEST")
 "$WORK/vmm-resolv" "$WORK/resolv.conf" "$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
 	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$guest")" \
 	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080,backend=paravisor" </dev/null \
@@ -193,13 +179,7 @@ result "Linux: the guest gets 10.0.2.15 by DHCP from the paravisor's slirp" linu
 	"paravisor: info: sandbox entered: seccomp allow-list"
 result "Linux: the guest fetches a page from the host's HTTP server (guest to host TCP)" linux 0 \
 	"GOT VMMD-HOST-PAGE $$"
-if grep -q "^DNS Address: *$DNSADDR" "$WORK/linux" && grep -q "^dnsreply: $DNSNAME type 1 " "$WORK/dns"; then
-	ok "Linux: the guest resolves $DNSNAME through slirp's 10.0.2.3 (the netstack asked the host's name server)"
-else
-	not_ok "Linux: the guest resolves $DNSNAME through slirp's 10.0.2.3"
-	grep '^DNS' "$WORK/linux" | sed 's/^/#   /'
-	sed 's/^/#   dnsreply: /' "$WORK/dns"
-fi
+slirp_dns_check "$WORK/linux" "Linux: the guest (its NIC in the paravisor)"
 if [ "$got" = "VMMD-GUEST-SERVER hello" ] && has "$WORK/linux" "VMMD-HOST-CLIENT hi"; then
 	ok "Linux: a host client and the guest's server talk both ways through hostfwd 127.0.0.1:$HOSTPORT"
 else

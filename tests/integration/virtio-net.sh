@@ -1,8 +1,8 @@
 #!/bin/sh
 # virtio-net under vmm with Debian's cloud kernel (natively or inside the
 # nested lab): slirp DHCP, the guest fetching a page from a host HTTP server
-# through 10.0.2.2, a host client reaching a guest server through hostfwd,
-# and a tap device with a static address on both ends.
+# through 10.0.2.2, a name resolved through slirp's 10.0.2.3, a host client
+# reaching a guest server through hostfwd, and a tap device with a static address on both ends.
 . "$(dirname "$0")/lib.sh"
 
 CMDLINE_BASE="console=ttyS0 panic=-1 quiet"
@@ -35,8 +35,10 @@ done
 slirp_www "$HTTPPORT"
 # The guest: DHCP, print the lease, fetch the host page, then serve one
 # line on 8080 until a host client has it.
-guest=$(slirp_guest "$HTTPPORT")
-"$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
+# And resolve a name through slirp's 10.0.2.3 (answered by dnsreply).
+slirp_dns_start
+guest=$(slirp_guest "$HTTPPORT" "$DNS_GUEST")
+"$WORK/vmm-resolv" "$WORK/resolv.conf" "$VMM" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
 	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$guest")" \
 	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080" </dev/null >"$WORK/slirp" 2>&1 &
 vmm=$!
@@ -48,11 +50,12 @@ while kill -0 $vmm 2>/dev/null && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); do
 kill -KILL $vmm 2>/dev/null
 wait $vmm
 RC=$?
-kill $httpd 2>/dev/null
+kill $httpd $dnsd 2>/dev/null
 diag "guest address: $(sed -n 's/.*VMMD-LEASE //p' "$WORK/slirp" | head -n1)"
 result "the guest gets 10.0.2.15 by DHCP from slirp" slirp 0 "VMMD-LEASE 10.0.2.15 router 10.0.2.2"
 result "the guest fetches a page from the host's HTTP server at 10.0.2.2" slirp 0 \
 	"GOT VMMD-HOST-PAGE $$"
+slirp_dns_check "$WORK/slirp" "the guest"
 if [ "$got" = "VMMD-GUEST-SERVER hello" ] && has "$WORK/slirp" "VMMD-HOST-CLIENT hi"; then
 	ok "a host client reaches the guest's server through hostfwd 127.0.0.1:$HOSTPORT"
 else
