@@ -32,7 +32,11 @@ num() { dev_num "$1" data "$2"; }
 netstack_pid() { ctl '{"cmd":"paravisor-status"}' | sed -n 's/.*"netstack_pid":\([0-9]*\).*/\1/p'; }
 HOSTPORT=${VMMD_PVSVC_HOSTPORT:-18091}
 # The guest's side of the TCP stream: DHCP from the netstack's slirp, then
-# an echo server on 8080 (nc's output fed back into its input).
+# an echo server on 8080 (nc's output fed back into its input), announced
+# once the port listens (/proc/net/tcp or tcp6: port 8080 in state 0A): the
+# host's client connects once, and a connection that slirp carries to a
+# port nobody listens on yet is refused, ending the stream before it began
+# (seen once in a clean-clone run).
 net_script() {
 	printf '%s\n' '#!/bin/sh
 printf "%s\n" "#!/bin/sh" "[ \$1 = bound ] || exit 0" "ifconfig \$interface \$ip netmask 255.255.255.0" "echo VMMD-LEASE \$ip" >/tmp/dhcp.sh
@@ -40,8 +44,11 @@ chmod +x /tmp/dhcp.sh
 ip link set eth0 up
 udhcpc -i eth0 -n -q -t 5 -s /tmp/dhcp.sh || echo VMMD-DHCP-FAILED
 mkfifo /tmp/echo
+nc -l -p 8080 </tmp/echo | cat >/tmp/echo &
+i=0
+while ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q ":1F90 0*:0000 0A" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 echo VMMD-ECHO-LISTENING
-nc -l -p 8080 </tmp/echo | cat >/tmp/echo
+wait
 echo VMMD-ECHO-END'
 }
 # The host's side: a line "TCPSEQ i" every 0.1 s until $WORK/tcpstop, then
