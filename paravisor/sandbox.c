@@ -275,7 +275,8 @@ static const char *sandbox__empty_root(enum sandbox_profile profile)
  * the guest's connections with ordinary sockets of the host (and listens on
  * the hostfwd ports there), which a new, empty namespace would not reach.
  */
-static void sandbox__namespaces(enum sandbox_profile profile)
+/* true once the process's root is the new tmpfs (see above). */
+static bool sandbox__namespaces(enum sandbox_profile profile)
 {
 	const int ns = CLONE_NEWNS | CLONE_NEWIPC | (profile == SANDBOX_NET ? 0 : CLONE_NEWNET);
 	const char *why;
@@ -285,7 +286,7 @@ static void sandbox__namespaces(enum sandbox_profile profile)
 			pr_debug("sandbox: no new mount/network/IPC namespaces (unshare: %s); "
 				 "the host's files and network stay visible to this process",
 				 strerror(errno));
-			return;
+			return false;
 		}
 	} else {
 		int err;
@@ -294,20 +295,21 @@ static void sandbox__namespaces(enum sandbox_profile profile)
 			pr_debug("sandbox: not root and no user namespace (unshare: %s); the "
 				 "host's files and network stay visible to this process",
 				 strerror(errno));
-			return;
+			return false;
 		}
 		err = sandbox__map_ids();
 		if (err)
 			pr_debug("sandbox: user namespace without an id map (%s)", strerror(-err));
 	}
 	why = sandbox__empty_root(profile);
-	if (why)
+	if (why) {
 		pr_debug("sandbox: %s (%s); the host's files stay visible to this process", why,
 			 strerror(errno));
-	else
-		pr_debug("sandbox: root is an empty read-only tmpfs in new mount%s and IPC "
-			 "namespaces",
-			 profile == SANDBOX_NET ? "" : ", network");
+		return false;
+	}
+	pr_debug("sandbox: root is an empty read-only tmpfs in new mount%s and IPC namespaces",
+		 profile == SANDBOX_NET ? "" : ", network");
+	return true;
 }
 
 /* --- 4. ids and capabilities --- */
@@ -412,6 +414,13 @@ static const int sandbox_allowed[] = {
     SCMP_SYS(clock_gettime),
 };
 
+/* The calls that open and stat files by path: refused (EPERM, so a caller
+ * that tries is told no), but for a slirp stack in its own root (below). */
+static const int sandbox_file_calls[] = {
+    SCMP_SYS(openat),
+    SCMP_SYS(newfstatat),
+};
+
 #ifdef SANDBOX_SANITIZERS
 /*
  * ASan/UBSan builds (scripts/build sanitize, what the tests run): the
@@ -435,12 +444,6 @@ static const int sandbox_sanitizer_allowed[] = {
 static const int sandbox_sanitizer_refused[] = {
     SCMP_SYS(open), SCMP_SYS(readlink), SCMP_SYS(readlinkat),
     SCMP_SYS(stat), SCMP_SYS(access),	SCMP_SYS(faccessat),
-};
-/* A slirp stack's profile allows these (read-only, in a root that holds
- * only its resolv.conf) rather than refusing them. */
-static const int sandbox_sanitizer_refused_files[] = {
-    SCMP_SYS(openat),
-    SCMP_SYS(newfstatat),
 };
 static bool sandbox_entered;
 
@@ -527,7 +530,9 @@ static int sandbox__add_narrow(scmp_filter_ctx ctx)
  *  - slirp's clock (where the vDSO is not used) and glib's log lines:
  *    clock_gettime, gettimeofday, getpid.
  *  - a DNS query to 10.0.2.3: libslirp stats and reads /etc/resolv.conf
- *    (newfstatat, openat read-only; the root holds nothing else).
+ *    (newfstatat, openat read-only), allowed only where the root is the
+ *    sandbox's tmpfs, which holds nothing else; where the host's files stay
+ *    visible they are refused, and DNS through slirp fails.
  * Refused without killing: open and stat (which glibc does not use on
  * x86-64) and any other file call of the sanitizer runtime's; glib asks
  * whether stderr is a terminal (ioctl TCGETS).
@@ -536,7 +541,7 @@ static const int sandbox_net_allowed[] = {
     SCMP_SYS(connect),	    SCMP_SYS(setsockopt),  SCMP_SYS(getsockopt),  SCMP_SYS(sendto),
     SCMP_SYS(shutdown),	    SCMP_SYS(accept),	   SCMP_SYS(accept4),	  SCMP_SYS(bind),
     SCMP_SYS(listen),	    SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(clock_gettime),
-    SCMP_SYS(gettimeofday), SCMP_SYS(getpid),	   SCMP_SYS(newfstatat),
+    SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
 };
 /* Any NIC's device thread: it polls its kick fds and backend, and stops on
  * an eventfd it makes when the rings start. */
@@ -552,7 +557,7 @@ static const int sandbox_net_refused[] = {
 };
 #endif
 
-static int sandbox__add_net(scmp_filter_ctx ctx)
+static int sandbox__add_net(scmp_filter_ctx ctx, bool private_root)
 {
 	static const int domains[] = {AF_INET, AF_INET6};
 	const struct scmp_arg_cmp fionread = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)FIONREAD);
@@ -581,12 +586,19 @@ static int sandbox__add_net(scmp_filter_ctx ctx)
 		err = sandbox__rule(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 1, &tcgets);
 	if (!err)
 		err = sandbox__rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, &setfd);
-	if (!err)
+	if (!err && private_root)
 		err = sandbox__rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1, &rdonly);
+	if (!err && private_root)
+		err = sandbox__rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 0, NULL);
+#ifndef SANDBOX_SANITIZERS /* whose list refuses them already */
+	if (!err && !private_root)
+		err = sandbox__add_list(ctx, SCMP_ACT_ERRNO(EPERM), sandbox_file_calls,
+					ARRAY_LEN(sandbox_file_calls));
+#endif
 	return err;
 }
 
-static int sandbox__seccomp(enum sandbox_profile profile, bool log_only)
+static int sandbox__seccomp(enum sandbox_profile profile, bool private_root, bool log_only)
 {
 	scmp_filter_ctx ctx = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	int err;
@@ -602,7 +614,7 @@ static int sandbox__seccomp(enum sandbox_profile profile, bool log_only)
 		err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_nic_allowed,
 					ARRAY_LEN(sandbox_nic_allowed));
 	if (!err && profile == SANDBOX_NET)
-		err = sandbox__add_net(ctx);
+		err = sandbox__add_net(ctx, private_root);
 #ifdef SANDBOX_SANITIZERS
 	if (!err)
 		err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_sanitizer_allowed,
@@ -610,9 +622,9 @@ static int sandbox__seccomp(enum sandbox_profile profile, bool log_only)
 	if (!err)
 		err = sandbox__add_list(ctx, SCMP_ACT_ERRNO(EPERM), sandbox_sanitizer_refused,
 					ARRAY_LEN(sandbox_sanitizer_refused));
-	if (!err && profile != SANDBOX_NET)
-		err = sandbox__add_list(ctx, SCMP_ACT_ERRNO(EPERM), sandbox_sanitizer_refused_files,
-					ARRAY_LEN(sandbox_sanitizer_refused_files));
+	if (!err && !(profile == SANDBOX_NET && private_root))
+		err = sandbox__add_list(ctx, SCMP_ACT_ERRNO(EPERM), sandbox_file_calls,
+					ARRAY_LEN(sandbox_file_calls));
 #endif
 	if (!err) {
 		err = seccomp_load(ctx);
@@ -652,6 +664,7 @@ static int sandbox__arm_test_hook(void)
 
 int sandbox__enter(const struct sandbox_opts *o, const int *keep, unsigned int nr_keep)
 {
+	bool private_root;
 	int err;
 
 	if (o->forbidden_hook) {
@@ -671,7 +684,7 @@ int sandbox__enter(const struct sandbox_opts *o, const int *keep, unsigned int n
 		pr_err("sandbox: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 		return err;
 	}
-	sandbox__namespaces(o->profile);
+	private_root = sandbox__namespaces(o->profile);
 	sandbox__drop_bounding_set();
 	err = sandbox__set_ids(o);
 	if (!err)
@@ -681,7 +694,7 @@ int sandbox__enter(const struct sandbox_opts *o, const int *keep, unsigned int n
 #ifdef SANDBOX_SANITIZERS
 	sandbox_entered = true;
 #endif
-	err = sandbox__seccomp(o->profile, o->seccomp_log);
+	err = sandbox__seccomp(o->profile, private_root, o->seccomp_log);
 	if (err)
 		return err;
 	pr_info("sandbox entered: seccomp allow-list%s, no new privileges, no capabilities",
