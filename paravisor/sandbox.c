@@ -3,8 +3,8 @@
  * it was handed and the syscalls its serving loop makes.
  *
  * sandbox__enter() runs once, after the process has opened everything it
- * will use (image, io_uring, eventfds, the front-end's socket) and before it
- * reads the first message.  In order, because each step needs what the
+ * will use (images, io_uring, eventfds, every device's front-end socket)
+ * and before it reads the first message.  In order, because each step needs what the
  * next one takes away:
  *
  *  1. close every inherited fd but 0, 1, 2 and the ones the caller keeps
@@ -12,12 +12,15 @@
  *  2. PR_SET_NO_NEW_PRIVS;
  *  3. new mount, network and IPC namespaces whose root is an empty,
  *     read-only tmpfs (as root directly; otherwise inside a new user
- *     namespace where the host permits one) — the network namespace only
- *     for a disk: a slirp NIC is the guest's way to the host's network;
+ *     namespace where the host permits one) — the network namespace unless
+ *     a slirp stack runs in the process: it is the guest's way to the
+ *     host's network;
  *  4. empty the capability bounding set (needs CAP_SETPCAP), then switch to
  *     its own uid and gid when started as root (--uid/--gid, else nobody),
  *     then clear every capability;
- *  5. load the seccomp allow-list (a NIC's adds Internet sockets);
+ *  5. load the seccomp allow-list: the calls of the serving loop, and the
+ *     union of what the process's devices add (a disk's io_uring, a NIC's
+ *     polling, a slirp stack's Internet sockets: the profile's flags);
  *     anything else kills the whole process with SIGSYS
  *     (SCMP_ACT_KILL_PROCESS), so its supervisor sees it die.
  *
@@ -235,14 +238,14 @@ static const char *sandbox__write_resolv_conf(const char *buf, ssize_t len)
  * under it and the lazy unmount drops the old root, so no path leads back
  * to the host's files.  chroot is the fallback where pivot_root is refused.
  */
-static const char *sandbox__empty_root(enum sandbox_profile profile)
+static const char *sandbox__empty_root(unsigned int profile)
 {
 	const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
 	char resolv[SANDBOX_RESOLV_MAX];
 	ssize_t resolv_len = -1;
 	const char *why;
 
-	if (profile == SANDBOX_NET)
+	if (profile & SANDBOX_NET)
 		resolv_len = sandbox__read_resolv_conf(resolv, sizeof(resolv));
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		return "cannot make the mounts private";
@@ -276,9 +279,9 @@ static const char *sandbox__empty_root(enum sandbox_profile profile)
  * the hostfwd ports there), which a new, empty namespace would not reach.
  */
 /* true once the process's root is the new tmpfs (see above). */
-static bool sandbox__namespaces(enum sandbox_profile profile)
+static bool sandbox__namespaces(unsigned int profile)
 {
-	const int ns = CLONE_NEWNS | CLONE_NEWIPC | (profile == SANDBOX_NET ? 0 : CLONE_NEWNET);
+	const int ns = CLONE_NEWNS | CLONE_NEWIPC | (profile & SANDBOX_NET ? 0 : CLONE_NEWNET);
 	const char *why;
 
 	if (geteuid() == 0) {
@@ -308,7 +311,7 @@ static bool sandbox__namespaces(enum sandbox_profile profile)
 		return false;
 	}
 	pr_debug("sandbox: root is an empty read-only tmpfs in new mount%s and IPC namespaces",
-		 profile == SANDBOX_NET ? "" : ", network");
+		 profile & SANDBOX_NET ? "" : ", network");
 	return true;
 }
 
@@ -598,7 +601,7 @@ static int sandbox__add_net(scmp_filter_ctx ctx, bool private_root)
 	return err;
 }
 
-static int sandbox__seccomp(enum sandbox_profile profile, bool private_root, bool log_only)
+static int sandbox__seccomp(unsigned int profile, bool private_root, bool log_only)
 {
 	scmp_filter_ctx ctx = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	int err;
@@ -610,10 +613,12 @@ static int sandbox__seccomp(enum sandbox_profile profile, bool private_root, boo
 	err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_allowed, ARRAY_LEN(sandbox_allowed));
 	if (!err)
 		err = sandbox__add_narrow(ctx);
-	if (!err && profile != SANDBOX_BLK)
+	/* A slirp stack polls its sockets as a NIC's thread polls its
+	 * netstack's: NET needs NIC's calls too. */
+	if (!err && profile & (SANDBOX_NIC | SANDBOX_NET))
 		err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_nic_allowed,
 					ARRAY_LEN(sandbox_nic_allowed));
-	if (!err && profile == SANDBOX_NET)
+	if (!err && profile & SANDBOX_NET)
 		err = sandbox__add_net(ctx, private_root);
 #ifdef SANDBOX_SANITIZERS
 	if (!err)
@@ -622,7 +627,7 @@ static int sandbox__seccomp(enum sandbox_profile profile, bool private_root, boo
 	if (!err)
 		err = sandbox__add_list(ctx, SCMP_ACT_ERRNO(EPERM), sandbox_sanitizer_refused,
 					ARRAY_LEN(sandbox_sanitizer_refused));
-	if (!err && !(profile == SANDBOX_NET && private_root))
+	if (!err && !(profile & SANDBOX_NET && private_root))
 		err = sandbox__add_list(ctx, SCMP_ACT_ERRNO(EPERM), sandbox_file_calls,
 					ARRAY_LEN(sandbox_file_calls));
 #endif

@@ -11,15 +11,19 @@
  * given: nobody.  A supervisor should pass one uid per VM instead. */
 #define SANDBOX_DEFAULT_ID 65534
 
-/* What the process serves decides what it keeps (see sandbox.c). */
+/* What the process serves decides what it keeps (see sandbox.c).  One
+ * paravisor serves all of a VM's devices, so a profile is the union of
+ * theirs: these are flags, or'ed together. */
 enum sandbox_profile {
-	SANDBOX_BLK, /* a disk: no network at all */
-	SANDBOX_NET, /* a slirp NIC or netstack: Internet sockets in the host's network */
-	SANDBOX_NIC, /* a NIC whose stack is a netstack: no network at all */
+	SANDBOX_BLK = 1 << 0, /* a disk: its io_uring; no network */
+	SANDBOX_NIC = 1 << 1, /* a NIC whose stack is a netstack: no network */
+	SANDBOX_NET = 1 << 2, /* a slirp stack here (a slirp NIC, or the netstack
+			       * itself): a NIC's calls and Internet sockets in the
+			       * host's network */
 };
 
 struct sandbox_opts {
-	enum sandbox_profile profile;
+	unsigned int profile; /* SANDBOX_* flags */
 	bool off;	     /* --no-sandbox: for debugging */
 	bool seccomp_log;    /* --seccomp-log: log syscalls outside the list, do not kill */
 	bool forbidden_hook; /* --test-forbidden-syscall: for the test, see sandbox.c */
