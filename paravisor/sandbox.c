@@ -394,7 +394,6 @@ static int sandbox__drop_caps(void)
  *    clone below, set_robust_list, rseq, rt_sigprocmask, futex, madvise and
  *    munmap (its stack), mprotect (its guard page), exit, epoll_create1,
  *    epoll_ctl, epoll_wait;
- *  - the io_uring backend: io_uring_enter (submit and wait);
  *  - malloc: brk, mmap, munmap, madvise, mprotect, mremap (realloc);
  *  - rt_sigaction below, rt_sigreturn (returning from any signal handler),
  *    exit_group;
@@ -402,19 +401,21 @@ static int sandbox__drop_caps(void)
  *    memfd_create and ftruncate of that one memfd, then mmap.
  */
 static const int sandbox_allowed[] = {
-    SCMP_SYS(read),	     SCMP_SYS(write),
-    SCMP_SYS(recvmsg),	     SCMP_SYS(recvfrom),
-    SCMP_SYS(sendmsg),	     SCMP_SYS(close),
-    SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl),
-    SCMP_SYS(epoll_wait),    SCMP_SYS(io_uring_enter),
-    SCMP_SYS(munmap),	     SCMP_SYS(madvise),
-    SCMP_SYS(mremap),	     SCMP_SYS(brk),
-    SCMP_SYS(futex),	     SCMP_SYS(set_robust_list),
-    SCMP_SYS(rseq),	     SCMP_SYS(rt_sigprocmask),
-    SCMP_SYS(rt_sigreturn),  SCMP_SYS(exit),
-    SCMP_SYS(exit_group),    SCMP_SYS(memfd_create),
-    SCMP_SYS(ftruncate),     SCMP_SYS(getpid),
-    SCMP_SYS(clock_gettime),
+    SCMP_SYS(read),	     SCMP_SYS(write),	       SCMP_SYS(recvmsg),
+    SCMP_SYS(recvfrom),	     SCMP_SYS(sendmsg),	       SCMP_SYS(close),
+    SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl),      SCMP_SYS(epoll_wait),
+    SCMP_SYS(munmap),	     SCMP_SYS(madvise),	       SCMP_SYS(mremap),
+    SCMP_SYS(brk),	     SCMP_SYS(futex),	       SCMP_SYS(set_robust_list),
+    SCMP_SYS(rseq),	     SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(exit),	     SCMP_SYS(exit_group),     SCMP_SYS(memfd_create),
+    SCMP_SYS(ftruncate),     SCMP_SYS(getpid),	       SCMP_SYS(clock_gettime),
+};
+
+/* A disk's: its io_uring backend submits and waits (io_uring_enter); the
+ * ring itself was set up before the sandbox.  A process without a disk has
+ * no ring to enter. */
+static const int sandbox_blk_allowed[] = {
+    SCMP_SYS(io_uring_enter),
 };
 
 /* The calls that open and stat files by path: refused (EPERM, so a caller
@@ -613,6 +614,9 @@ static int sandbox__seccomp(unsigned int profile, bool private_root, bool log_on
 	err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_allowed, ARRAY_LEN(sandbox_allowed));
 	if (!err)
 		err = sandbox__add_narrow(ctx);
+	if (!err && profile & SANDBOX_BLK)
+		err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_blk_allowed,
+					ARRAY_LEN(sandbox_blk_allowed));
 	/* A slirp stack polls its sockets as a NIC's thread polls its
 	 * netstack's: NET needs NIC's calls too. */
 	if (!err && profile & (SANDBOX_NIC | SANDBOX_NET))

@@ -24,10 +24,10 @@ enum sandbox_profile {
 
 struct sandbox_opts {
 	unsigned int profile; /* SANDBOX_* flags */
-	bool off;	     /* --no-sandbox: for debugging */
-	bool seccomp_log;    /* --seccomp-log: log syscalls outside the list, do not kill */
-	bool forbidden_hook; /* --test-forbidden-syscall: for the test, see sandbox.c */
-	long uid, gid;	     /* --uid, --gid; -1: the default */
+	bool off;	      /* --no-sandbox: for debugging */
+	bool seccomp_log;     /* --seccomp-log: log syscalls outside the list, do not kill */
+	bool forbidden_hook;  /* --test-forbidden-syscall: for the test, see sandbox.c */
+	long uid, gid;	      /* --uid, --gid; -1: the default */
 };
 
 #define SANDBOX_OPTS_INIT                                                                          \

@@ -17,15 +17,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
-enum child_act { ACT_SERVE, ACT_SOCKET, ACT_FORK, ACT_EXEC_MEM, ACT_WAIT };
+enum child_act {
+	ACT_SERVE,
+	ACT_SOCKET,
+	ACT_FORK,
+	ACT_EXEC_MEM,
+	ACT_WAIT,
+	ACT_IO_URING,
+	ACT_DEVICES,
+};
 
 /* The fds a child gets: sync pipes (close-on-exec, so its own), one
  * inherited fd it keeps and one it does not. */
@@ -74,6 +85,29 @@ static int child_act(enum child_act act, struct kid *k)
 		if (write(k->ready[1], &c, 1) != 1 || read(k->go[0], &c, 1) != 1)
 			return 13;
 		return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 14;
+	case ACT_IO_URING:
+		/* No ring: EBADF when the call is allowed. */
+		return syscall(SYS_io_uring_enter, -1, 0, 0, 0, NULL, 0) < 0 && errno == EBADF ? 0
+											       : 15;
+	case ACT_DEVICES: {
+		/* A disk's io_uring and a NIC's thread (its stop eventfd,
+		 * polled), tell the parent, then an Internet socket. */
+		int efd;
+		struct pollfd p;
+
+		if (child_act(ACT_IO_URING, k))
+			return 16;
+		efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (efd < 0)
+			return 17;
+		p = (struct pollfd){.fd = efd, .events = POLLIN};
+		if (poll(&p, 1, 0) < 0)
+			return 18;
+		close(efd);
+		if (write(k->ready[1], &c, 1) != 1)
+			return 19;
+		return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 20;
+	}
 	}
 	return 99;
 }
@@ -264,6 +298,54 @@ static void test_sandbox_test_hook_dies_by_sigsys_on_sigusr1(void **state)
 	assert_killed_by_sigsys(kid_wait(&k));
 }
 
+/* One paravisor serves all of a VM's devices: its profile is the union of
+ * theirs.  A disk's io_uring is a disk's only. */
+static void test_sandbox_gives_io_uring_to_a_disk_only(void **state)
+{
+	struct sandbox_opts o = SANDBOX_OPTS_INIT;
+	struct kid k;
+	int st;
+
+	o.profile = SANDBOX_BLK;
+	kid_start(&k, &o, ACT_IO_URING);
+	st = kid_wait(&k);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	o.profile = SANDBOX_NIC;
+	kid_start(&k, &o, ACT_IO_URING);
+	assert_killed_by_sigsys(kid_wait(&k));
+}
+
+/* A disk and a NIC whose stack is a netstack: both devices' calls, and
+ * still no network. */
+static void test_sandbox_disk_and_nic_combine_without_network(void **state)
+{
+	struct sandbox_opts o = SANDBOX_OPTS_INIT;
+	struct kid k;
+	char c;
+
+	o.profile = SANDBOX_BLK | SANDBOX_NIC;
+	kid_start(&k, &o, ACT_DEVICES);
+	assert_int_equal(read(k.ready[0], &c, 1), 1); /* the devices' calls came through */
+	assert_killed_by_sigsys(kid_wait(&k));	      /* the socket did not */
+}
+
+/* A slirp stack in the same process adds the host's network. */
+static void test_sandbox_a_slirp_nic_adds_internet_sockets(void **state)
+{
+	struct sandbox_opts o = SANDBOX_OPTS_INIT;
+	struct kid k;
+	char c;
+	int st;
+
+	o.profile = SANDBOX_BLK | SANDBOX_NIC | SANDBOX_NET;
+	kid_start(&k, &o, ACT_DEVICES);
+	assert_int_equal(read(k.ready[0], &c, 1), 1);
+	st = kid_wait(&k);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_sandbox_rejects_a_bad_uid(void **state)
 {
 	struct sandbox_opts o = SANDBOX_OPTS_INIT;
@@ -286,6 +368,9 @@ int main(void)
 	    cmocka_unit_test(test_sandbox_as_seen_from_outside),
 	    cmocka_unit_test(test_sandbox_off_leaves_the_process_alone),
 	    cmocka_unit_test(test_sandbox_test_hook_dies_by_sigsys_on_sigusr1),
+	    cmocka_unit_test(test_sandbox_gives_io_uring_to_a_disk_only),
+	    cmocka_unit_test(test_sandbox_disk_and_nic_combine_without_network),
+	    cmocka_unit_test(test_sandbox_a_slirp_nic_adds_internet_sockets),
 	    cmocka_unit_test(test_sandbox_rejects_a_bad_uid),
 	};
 
