@@ -61,10 +61,11 @@ struct vu_state_dev {
 	struct vu_blk_info image;   /* a disk's */
 	uint8_t mac[6];		    /* a NIC's */
 	char net_backend[16];	    /* a NIC's: "socket" or "slirp" */
-	bool has_servicings; /* the next build's field, as last loaded */
+	bool has_servicings;	    /* the next build's field, as last loaded */
 	uint32_t servicings;
 	/* Test hooks (tests/integration/paravisor-service.sh): */
-	bool fail_restore; /* --test-fail-restore: refuse every state */
+	bool fail_restore; /* --test-fail-restore, or --test-fail-restore-id
+			    * naming this device: refuse every state */
 	bool too_new_once; /* --test-state-too-new: the first state saved
 			    * claims a reader version no build has */
 };
