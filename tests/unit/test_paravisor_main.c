@@ -1,0 +1,761 @@
+/* tests/unit/test_paravisor_main.c — the paravisor command as vmm runs it:
+ * a real paravisor/paravisor process, sandboxed, serving several devices of
+ * one VM, each on its own socketpair, with vmm's vhost-user front-end model
+ * (virtio/vhost_user_front.c) on the other ends playing vmm and the test
+ * playing the guest: rings in a memfd the process maps, real reads from
+ * each disk's image, a real frame out of a NIC.  No KVM is needed. */
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/vhost_user_front.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define RAM_SIZE (1u << 20)
+#define QSIZE	 16
+/* Queue q's ring and buffers in guest RAM, at q * QUEUE_SPAN. */
+#define QUEUE_SPAN 0x8000u
+#define DESC_OFF   0x0000u
+#define AVAIL_OFF  0x1000u
+#define USED_OFF   0x2000u
+#define BUF_OFF	   0x3000u
+
+#define F_NEXT	1
+#define F_WRITE 2
+
+#define MAX_ARGS 80
+
+/* A paravisor process; its stdout and stderr go to log. */
+struct pv {
+	pid_t pid;
+	char log[300];
+	int status; /* once reaped */
+	bool reaped;
+};
+
+/* One device's front-end: vmm's model of it and the guest's RAM. */
+struct fe {
+	int memfd;
+	uint8_t *ram;
+	struct guest_mem gm;
+	struct virtio_device *vdev;
+	int kick[2], call[2];
+};
+
+static char tmpdir[256];
+static int nr_started; /* names each process's log */
+
+static void path_of(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+/* An image of 1 MiB whose sector 3 holds seed's pattern (see read_sector3). */
+static void make_image(const char *name, uint8_t seed)
+{
+	uint8_t sector[512];
+	char path[300];
+	int fd;
+
+	path_of(path, sizeof(path), name);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	for (int i = 0; i < 512; i++)
+		sector[i] = (uint8_t)(i * 5 + seed);
+	assert_int_equal(pwrite(fd, sector, sizeof(sector), (off_t)3 * 512), 512);
+	close(fd);
+}
+
+/* --- the process --- */
+
+/*
+ * Starts the paravisor with args (NULL-terminated; "@NAME" in one is the
+ * path of NAME in the test's directory); fds[i] is its descriptor 3 + i.
+ */
+static void pv_start(struct pv *p, const int *fds, int nr_fds, const char *const *args)
+{
+	const char *dir = getenv("VMMD_BUILDDIR");
+	char bin[300], paths[MAX_ARGS][300];
+	char *argv[MAX_ARGS + 2];
+	int n = 0;
+
+	snprintf(bin, sizeof(bin), "%s/paravisor/paravisor", dir ? dir : ".");
+	if (access(bin, X_OK))
+		fail_msg("%s: not built (make)", bin);
+	argv[n++] = bin;
+	for (int i = 0; args[i]; i++) {
+		assert_true(n < MAX_ARGS);
+		const char *name = strchr(args[i], '@');
+
+		if (name) {
+			snprintf(paths[i], sizeof(paths[i]), "%.*s%s/%s", (int)(name - args[i]),
+				 args[i], tmpdir, name + 1);
+			argv[n++] = paths[i];
+		} else {
+			argv[n++] = (char *)args[i];
+		}
+	}
+	argv[n] = NULL;
+	memset(p, 0, sizeof(*p));
+	snprintf(p->log, sizeof(p->log), "%s/paravisor.%d.log", tmpdir, ++nr_started);
+	fflush(NULL);
+	p->pid = fork();
+	assert_true(p->pid >= 0);
+	if (!p->pid) {
+		int log = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644), high[16];
+
+		if (log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+			_exit(125);
+		/* Out of the way first: a target number may be a source. */
+		for (int i = 0; i < nr_fds; i++)
+			high[i] = fcntl(fds[i], F_DUPFD, 100);
+		for (int i = 0; i < nr_fds; i++)
+			if (high[i] < 0 || dup2(high[i], 3 + i) < 0)
+				_exit(126);
+		/* Only 3 + i hold them: a connection ends when the paravisor
+		 * closes it. */
+		for (int i = 0; i < nr_fds; i++)
+			close(high[i]);
+		execv(bin, argv);
+		_exit(127);
+	}
+}
+
+static bool pv_alive(struct pv *p)
+{
+	if (p->reaped)
+		return false;
+	if (waitpid(p->pid, &p->status, WNOHANG) == p->pid)
+		p->reaped = true;
+	return !p->reaped;
+}
+
+/* Its log so far, in buf. */
+static const char *pv_log(const struct pv *p, char *buf, size_t len)
+{
+	int fd = open(p->log, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+
+	buf[n > 0 ? n : 0] = 0;
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+static void pv_log_has(const struct pv *p, const char *want)
+{
+	static char buf[65536];
+
+	if (!strstr(pv_log(p, buf, sizeof(buf)), want))
+		fail_msg("the paravisor's log lacks \"%s\":\n%s", want, buf);
+}
+
+/* Waits up to 10 s for a line the process writes as it goes. */
+static void pv_log_wait(const struct pv *p, const char *want)
+{
+	char buf[16384];
+
+	for (int i = 0; i < 1000 && !strstr(pv_log(p, buf, sizeof(buf)), want); i++)
+		usleep(10000);
+	pv_log_has(p, want);
+}
+
+/* Its exit status (killed after secs: a failure). */
+static int pv_exit(struct pv *p, int secs)
+{
+	static char buf[65536];
+
+	for (int i = 0; i < secs * 100 && pv_alive(p); i++)
+		usleep(10000);
+	if (pv_alive(p)) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, &p->status, 0);
+		p->reaped = true;
+		fail_msg("the paravisor did not exit within %d s:\n%s", secs,
+			 pv_log(p, buf, sizeof(buf)));
+	}
+	if (!WIFEXITED(p->status))
+		fail_msg("the paravisor died by signal %d:\n%s", WTERMSIG(p->status),
+			 pv_log(p, buf, sizeof(buf)));
+	return WEXITSTATUS(p->status);
+}
+
+/* A command line that must be refused: exit 2, want in the log. */
+static void pv_refused(const int *fds, int nr_fds, const char *const *args, const char *want)
+{
+	struct pv p;
+
+	pv_start(&p, fds, nr_fds, args);
+	assert_int_equal(pv_exit(&p, 20), 2);
+	pv_log_has(&p, want);
+}
+
+/* --- the front-ends --- */
+
+static uint8_t *at(struct fe *f, unsigned int q, uint32_t off)
+{
+	return f->ram + (size_t)q * QUEUE_SPAN + off;
+}
+
+static void desc(struct fe *f, unsigned int q, uint16_t i, uint32_t off, uint32_t len,
+		 uint16_t flags, uint16_t next)
+{
+	uint8_t *d = at(f, q, DESC_OFF) + (size_t)16 * i;
+	uint64_t gpa = (uint64_t)q * QUEUE_SPAN + off;
+
+	memcpy(d, &gpa, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next, 2);
+}
+
+static struct vhost_user_front_cfg fe_cfg(const char *id, bool net)
+{
+	return (struct vhost_user_front_cfg){
+	    .id = id,
+	    .type = net ? "virtio-net" : "virtio-blk",
+	    .device_id = net ? VIRTIO_ID_NET : VIRTIO_ID_BLOCK,
+	    .config_size =
+		net ? sizeof(struct virtio_net_config) : sizeof(struct virtio_blk_config),
+	    .queue_size = net ? VIRTIO_NET_QUEUE_SIZE : VIRTIO_BLK_QUEUE_SIZE,
+	    .nr_queues = net ? 2 : 1,
+	    .timeout_ms = 5000,
+	};
+}
+
+/* vmm's model of device id on sock, with guest RAM of its own. */
+static void fe_open(struct fe *f, int sock, const char *id, bool net)
+{
+	struct vhost_user_front_cfg cfg = fe_cfg(id, net);
+	char why[256] = "";
+
+	memset(f, 0, sizeof(*f));
+	f->memfd = memfd_create("guest-ram", MFD_CLOEXEC);
+	assert_true(f->memfd >= 0);
+	assert_int_equal(ftruncate(f->memfd, RAM_SIZE), 0);
+	f->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+	assert_true(f->ram != MAP_FAILED);
+	f->gm.nr = 1;
+	f->gm.r[0] = (struct guest_mem_region){0, RAM_SIZE, f->ram};
+	cfg.mem_fd = f->memfd;
+	cfg.mem_base = f->ram;
+	f->vdev = vhost_user_front__create(sock, &cfg, why, sizeof(why));
+	if (!f->vdev)
+		fail_msg("%s: front-end set-up: %s", id, why);
+	f->vdev->mem = &f->gm;
+	f->vdev->config_call_fd = -1;
+	for (unsigned int q = 0; q < f->vdev->nr_queues && q < 2; q++) {
+		f->kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		f->call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		assert_true(f->kick[q] >= 0 && f->call[q] >= 0);
+		f->vdev->kick_fd[q] = f->kick[q];
+		f->vdev->call_fd[q] = f->call[q];
+	}
+}
+
+/* The connection closes: the paravisor's device sees its front-end go. */
+static void fe_close(struct fe *f)
+{
+	if (f->vdev)
+		f->vdev->ops->destroy(f->vdev);
+	f->vdev = NULL;
+	for (unsigned int q = 0; q < 2; q++) {
+		if (f->kick[q] > 0)
+			close(f->kick[q]);
+		if (f->call[q] > 0)
+			close(f->call[q]);
+		f->kick[q] = f->call[q] = 0;
+	}
+	if (f->ram)
+		munmap(f->ram, RAM_SIZE);
+	f->ram = NULL;
+	if (f->memfd > 0)
+		close(f->memfd);
+	f->memfd = 0;
+}
+
+/* The transport's part of DRIVER_OK: every queue, VIRTIO_F_VERSION_1. */
+static void fe_start(struct fe *f)
+{
+	char why[128];
+
+	f->vdev->driver_features = 1ULL << VIRTIO_F_VERSION_1;
+	for (unsigned int q = 0; q < f->vdev->nr_queues && q < 2; q++) {
+		struct virtq *vq = &f->vdev->vqs[q];
+
+		vq->size = QSIZE;
+		vq->desc_gpa = q * QUEUE_SPAN + DESC_OFF;
+		vq->avail_gpa = q * QUEUE_SPAN + AVAIL_OFF;
+		vq->used_gpa = q * QUEUE_SPAN + USED_OFF;
+		vq->mem = &f->gm;
+		assert_int_equal(virtq__enable(vq, why, sizeof(why)), 0);
+	}
+	assert_int_equal(f->vdev->ops->start(f->vdev), 0);
+}
+
+/* Offers chain head 0 at avail slot idx of queue q, kicks, and waits for
+ * the used index to pass it. */
+static void fe_submit(struct fe *f, unsigned int q, uint16_t idx)
+{
+	struct pollfd p = {f->call[q], POLLIN, 0};
+	uint64_t v = 1;
+
+	if (read(f->call[q], &v, 8) < 0)
+		assert_int_equal(errno, EAGAIN);
+	v = 1;
+	*(uint16_t *)(at(f, q, AVAIL_OFF) + 4 + (size_t)2 * (idx % QSIZE)) = 0;
+	__atomic_store_n((uint16_t *)(at(f, q, AVAIL_OFF) + 2), (uint16_t)(idx + 1),
+			 __ATOMIC_RELEASE);
+	assert_int_equal(write(f->kick[q], &v, 8), 8);
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	assert_int_equal(read(f->call[q], &v, 8), 8);
+	assert_int_equal(__atomic_load_n((uint16_t *)(at(f, q, USED_OFF) + 2), __ATOMIC_ACQUIRE),
+			 idx + 1);
+}
+
+/* Reads sector 3 at avail slot idx; it must hold seed's pattern. */
+static void read_sector3(struct fe *f, uint16_t idx, uint8_t seed)
+{
+	uint32_t hdr[4] = {0 /* VIRTIO_BLK_T_IN */, 0, 3 /* sector */, 0};
+	uint8_t want[512];
+
+	memcpy(at(f, 0, BUF_OFF), hdr, 16);
+	memset(at(f, 0, BUF_OFF + 0x100), 0, 512);
+	*at(f, 0, BUF_OFF + 0x400) = 0xff;
+	desc(f, 0, 0, BUF_OFF, 16, F_NEXT, 1);
+	desc(f, 0, 1, BUF_OFF + 0x100, 512, F_NEXT | F_WRITE, 2);
+	desc(f, 0, 2, BUF_OFF + 0x400, 1, F_WRITE, 0);
+	fe_submit(f, 0, idx);
+	assert_int_equal(*at(f, 0, BUF_OFF + 0x400), 0); /* VIRTIO_BLK_S_OK */
+	for (int i = 0; i < 512; i++)
+		want[i] = (uint8_t)(i * 5 + seed);
+	assert_memory_equal(at(f, 0, BUF_OFF + 0x100), want, 512);
+}
+
+/* Sends a frame on the NIC's transmit queue (1) at avail slot idx; the
+ * netstack's end of its socket (stack) must receive it. */
+static void send_frame(struct fe *f, uint16_t idx, int stack)
+{
+	uint8_t frame[64], got[128];
+	ssize_t n;
+
+	for (unsigned int i = 0; i < sizeof(frame); i++)
+		frame[i] = (uint8_t)(0xa0 + i + idx);
+	memset(at(f, 1, BUF_OFF), 0, NET_VNET_HDR_LEN);
+	memcpy(at(f, 1, BUF_OFF + NET_VNET_HDR_LEN), frame, sizeof(frame));
+	desc(f, 1, 0, BUF_OFF, NET_VNET_HDR_LEN + sizeof(frame), 0, 0);
+	fe_submit(f, 1, idx);
+	n = recv(stack, got, sizeof(got), MSG_DONTWAIT);
+	assert_int_equal(n, sizeof(frame));
+	assert_memory_equal(got, frame, sizeof(frame));
+}
+
+/* /proc/PID/ns/WHICH's target, in buf (64 bytes). */
+static const char *ns_of(pid_t pid, const char *which, char *buf)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, which);
+	n = readlink(path, buf, 63);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+static void pair(int sv[2], int type)
+{
+	assert_int_equal(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+/* --- several devices in one process --- */
+
+/* Two disks on two images, one process: each front-end negotiates and
+ * reads its own image; one connection ending leaves the other served, and
+ * the process exits 0 once both front-ends closed. */
+static void test_paravisor_serves_two_disks_on_their_own_connections(void **state)
+{
+	const char *const args[] = {"--fd", "3", "--disk", "path=@a.img,id=d0",
+				    "--fd", "4", "--disk", "path=@b.img,id=d1",
+				    NULL};
+	int s0[2], s1[2], fds[2];
+	struct fe f0, f1;
+	struct pv p;
+
+	make_image("a.img", 1);
+	make_image("b.img", 77);
+	pair(s0, SOCK_STREAM);
+	pair(s1, SOCK_STREAM);
+	fds[0] = s0[1];
+	fds[1] = s1[1];
+	pv_start(&p, fds, 2, args);
+	close(s0[1]);
+	close(s1[1]);
+	fe_open(&f0, s0[0], "d0", false);
+	fe_open(&f1, s1[0], "d1", false);
+	fe_start(&f0);
+	fe_start(&f1);
+	read_sector3(&f0, 0, 1);
+	read_sector3(&f1, 0, 77);
+	read_sector3(&f0, 1, 1);
+
+	fe_close(&f0);
+	read_sector3(&f1, 1, 77); /* still served, by the same process */
+	pv_log_wait(&p, "d0: done (front-end gone); 1 device(s) still served");
+	read_sector3(&f1, 2, 77);
+	assert_true(pv_alive(&p));
+	fe_close(&f1);
+	assert_int_equal(pv_exit(&p, 20), 0);
+	pv_log_has(&p, "d0: the front-end closed the connection");
+	pv_log_has(&p, "d1: done (front-end gone); 0 device(s) still served");
+	pv_log_has(&p, "sandbox entered");
+}
+
+/* A disk and a NIC whose stack is a netstack, in one sandbox: the union of
+ * both devices' calls (the NIC's thread polls, which a disk's list lacks:
+ * SIGSYS otherwise) and still no network of the host's. */
+static void test_paravisor_serves_a_disk_and_a_socket_nic_in_one_sandbox(void **state)
+{
+	const char *const args[] = {
+	    "--fd", "3", "--disk", "path=@a.img,id=d0",
+	    "--fd", "4", "--net",  "socket,fd=5,mac=52:54:00:12:34:99,id=n0",
+	    NULL};
+	int s0[2], s1[2], stack[2], fds[3];
+	char mine[64], its[64];
+	uint8_t mac[6];
+	struct fe f0, f1;
+	struct pv p;
+
+	make_image("a.img", 9);
+	pair(s0, SOCK_STREAM);
+	pair(s1, SOCK_STREAM);
+	pair(stack, SOCK_SEQPACKET);
+	fds[0] = s0[1];
+	fds[1] = s1[1];
+	fds[2] = stack[1];
+	pv_start(&p, fds, 3, args);
+	close(s0[1]);
+	close(s1[1]);
+	close(stack[1]);
+	fe_open(&f0, s0[0], "d0", false);
+	fe_open(&f1, s1[0], "n0", true);
+	f1.vdev->ops->config_read(f1.vdev, 0, mac, sizeof(mac));
+	assert_memory_equal(mac, ((uint8_t[]){0x52, 0x54, 0x00, 0x12, 0x34, 0x99}), 6);
+	fe_start(&f0);
+	fe_start(&f1);
+	read_sector3(&f0, 0, 9);
+	send_frame(&f1, 0, stack[0]);
+	/* Where the host let it have namespaces, a network of its own. */
+	if (strcmp(ns_of(getpid(), "mnt", mine), ns_of(p.pid, "mnt", its)))
+		assert_string_not_equal(ns_of(getpid(), "net", mine), ns_of(p.pid, "net", its));
+
+	fe_close(&f1); /* the NIC goes; the disk serves on */
+	pv_log_wait(&p, "n0: done (front-end gone); 1 device(s) still served");
+	read_sector3(&f0, 1, 9);
+	assert_true(pv_alive(&p));
+	fe_close(&f0);
+	assert_int_equal(pv_exit(&p, 20), 0);
+	close(stack[0]);
+}
+
+/* A front-end that breaks the protocol ends its own device only; the
+ * process ends 1, naming it, once the others are gone too. */
+static void test_paravisor_exits_1_naming_the_device_whose_front_end_broke(void **state)
+{
+	const char *const args[] = {"--fd", "3", "--disk", "path=@a.img,id=d0",
+				    "--fd", "4", "--disk", "path=@b.img,id=d1",
+				    NULL};
+	/* A request header of protocol version 0. */
+	const uint32_t bad[3] = {1 /* GET_FEATURES */, 0, 0};
+	int s0[2], s1[2], fds[2];
+	struct fe f0;
+	struct pv p;
+
+	make_image("a.img", 3);
+	make_image("b.img", 4);
+	pair(s0, SOCK_STREAM);
+	pair(s1, SOCK_STREAM);
+	fds[0] = s0[1];
+	fds[1] = s1[1];
+	pv_start(&p, fds, 2, args);
+	close(s0[1]);
+	close(s1[1]);
+	fe_open(&f0, s0[0], "d0", false);
+	fe_start(&f0);
+	read_sector3(&f0, 0, 3);
+	assert_int_equal(write(s1[0], bad, sizeof(bad)), sizeof(bad));
+	/* d1's end closes: its connection is over. */
+	{
+		struct pollfd pf = {s1[0], POLLIN, 0};
+		char c;
+
+		assert_int_equal(poll(&pf, 1, 10000), 1);
+		assert_int_equal(read(s1[0], &c, 1), 0);
+	}
+	close(s1[0]);
+	pv_log_wait(&p, "d1: done (the front-end broke the protocol); 1 device(s) still served");
+	read_sector3(&f0, 1, 3);
+	assert_true(pv_alive(&p));
+	fe_close(&f0);
+	assert_int_equal(pv_exit(&p, 20), 1);
+	pv_log_has(&p, "d1: malformed message from the front-end");
+	pv_log_has(&p, "exiting: the connection of d1 ended on an error");
+}
+
+/* --test-fail-restore-id: a servicing of a VM's two disks onto a new
+ * process whose second disk refuses its state.  The first moves; the
+ * second rolls back to the old process, which serves it on. */
+static void test_paravisor_fail_restore_id_refuses_one_device_only(void **state)
+{
+	const char *const old_args[] = {"--fd", "3", "--disk", "path=@a.img,id=d0",
+					"--fd", "4", "--disk", "path=@b.img,id=d1",
+					NULL};
+	const char *const new_args[] = {"--fd",
+					"3",
+					"--disk",
+					"path=@a.img,id=d0",
+					"--fd",
+					"4",
+					"--disk",
+					"path=@b.img,id=d1",
+					"--test-fail-restore-id",
+					"d1",
+					NULL};
+	struct vhost_user_front_cfg cfg;
+	struct vhost_user_front_swap res;
+	struct virtio_device *n0, *n1;
+	int s0[2], s1[2], t0[2], t1[2], fds[2];
+	char why[256] = "";
+	struct fe f0, f1;
+	struct pv old, new;
+
+	make_image("a.img", 5);
+	make_image("b.img", 6);
+	pair(s0, SOCK_STREAM);
+	pair(s1, SOCK_STREAM);
+	fds[0] = s0[1];
+	fds[1] = s1[1];
+	pv_start(&old, fds, 2, old_args);
+	close(s0[1]);
+	close(s1[1]);
+	fe_open(&f0, s0[0], "d0", false);
+	fe_open(&f1, s1[0], "d1", false);
+	fe_start(&f0);
+	fe_start(&f1);
+	read_sector3(&f0, 0, 5);
+	read_sector3(&f1, 0, 6);
+
+	pair(t0, SOCK_STREAM);
+	pair(t1, SOCK_STREAM);
+	fds[0] = t0[1];
+	fds[1] = t1[1];
+	pv_start(&new, fds, 2, new_args);
+	close(t0[1]);
+	close(t1[1]);
+	cfg = fe_cfg("d0", false);
+	cfg.mem_fd = f0.memfd;
+	cfg.mem_base = f0.ram;
+	n0 = vhost_user_front__create(t0[0], &cfg, why, sizeof(why));
+	if (!n0)
+		fail_msg("d0 on the new paravisor: %s", why);
+	cfg = fe_cfg("d1", false);
+	cfg.mem_fd = f1.memfd;
+	cfg.mem_base = f1.ram;
+	n1 = vhost_user_front__create(t1[0], &cfg, why, sizeof(why));
+	if (!n1)
+		fail_msg("d1 on the new paravisor: %s", why);
+
+	if (vhost_user_front__replace(f0.vdev, n0, &res, why, sizeof(why)))
+		fail_msg("servicing d0: %s", why);
+	assert_true(res.state_us > 0); /* the state moved */
+	read_sector3(&f0, 1, 5);       /* on the new process */
+	assert_true(vhost_user_front__replace(f1.vdev, n1, &res, why, sizeof(why)) < 0);
+	if (!strstr(why, "--test-fail-restore"))
+		fail_msg("servicing d1 failed, but not by the test hook: %s", why);
+	assert_true(res.old_running);
+	read_sector3(&f1, 1, 6); /* on the old one */
+	assert_true(pv_alive(&old));
+	assert_true(pv_alive(&new));
+	pv_log_has(&new, "d1: test hook: refuses any device state offered to it");
+	pv_log_has(&new, "d1: device state refused: test hook --test-fail-restore");
+	pv_log_has(&new, "d0: pid");
+	pv_log_wait(&old, "d0: done (front-end gone); 1 device(s) still served");
+
+	fe_close(&f0);
+	fe_close(&f1);
+	assert_int_equal(pv_exit(&old, 20), 0);
+	assert_int_equal(pv_exit(&new, 20), 0);
+}
+
+/* The single-device forms: one disk on its --fd, also after it, as ever. */
+static void test_paravisor_still_serves_one_device(void **state)
+{
+	const char *const before[] = {"--fd", "3", "--disk", "path=@a.img", NULL};
+	const char *const after[] = {"--disk", "path=@a.img", "--fd", "3", NULL};
+	const char *const *forms[] = {before, after};
+
+	make_image("a.img", 11);
+	for (int i = 0; i < 2; i++) {
+		struct fe f;
+		struct pv p;
+		int s[2];
+
+		pair(s, SOCK_STREAM);
+		pv_start(&p, &s[1], 1, forms[i]);
+		close(s[1]);
+		fe_open(&f, s[0], "disk0", false);
+		fe_start(&f);
+		read_sector3(&f, 0, 11);
+		fe_close(&f);
+		assert_int_equal(pv_exit(&p, 20), 0);
+	}
+}
+
+/* --- the command line --- */
+
+static void test_paravisor_refuses_an_fd_without_a_device(void **state)
+{
+	make_image("a.img", 1);
+	pv_refused(NULL, 0, (const char *const[]){"--fd", "3", NULL},
+		   "--fd 3: no --disk or --net follows it");
+	pv_refused(
+	    NULL, 0,
+	    (const char *const[]){"--fd", "3", "--disk", "path=@a.img,id=d0", "--fd", "4", NULL},
+	    "--fd 4: no --disk or --net follows it");
+	pv_refused(NULL, 0,
+		   (const char *const[]){"--fd", "3", "--fd", "4", "--disk", "path=@a.img", NULL},
+		   "--fd 3: followed by --fd 4");
+}
+
+static void test_paravisor_refuses_a_device_without_an_fd(void **state)
+{
+	make_image("a.img", 1);
+	make_image("b.img", 2);
+	pv_refused(NULL, 0,
+		   (const char *const[]){"--fd", "3", "--disk", "path=@a.img,id=d0", "--disk",
+					 "path=@b.img,id=d1", NULL},
+		   "no --fd before it names the socket of its front-end");
+	pv_refused(NULL, 0,
+		   (const char *const[]){"--fd", "3", "--disk", "path=@a.img,id=d0", "--fd", "3",
+					 "--disk", "path=@b.img,id=d1", NULL},
+		   "--fd 3: given to two devices");
+}
+
+static void test_paravisor_refuses_two_devices_with_one_id(void **state)
+{
+	int s0[2], s1[2], fds[2];
+
+	make_image("a.img", 1);
+	make_image("b.img", 2);
+	pair(s0, SOCK_STREAM);
+	pair(s1, SOCK_STREAM);
+	fds[0] = s0[1];
+	fds[1] = s1[1];
+	pv_refused(fds, 2,
+		   (const char *const[]){"--fd", "3", "--disk", "path=@a.img,id=d0", "--fd", "4",
+					 "--disk", "path=@b.img,id=d0", NULL},
+		   "id \"d0\" is taken by --disk");
+	/* Without id=, both would be "disk0". */
+	pv_refused(fds, 2,
+		   (const char *const[]){"--fd", "3", "--disk", "path=@a.img", "--fd", "4",
+					 "--disk", "path=@b.img", NULL},
+		   "id \"disk0\" is taken by --disk");
+	pv_refused(fds, 2,
+		   (const char *const[]){"--fd", "3", "--disk", "path=@a.img,id=d0", "--fd", "4",
+					 "--disk", "path=@b.img,id=d1", "--test-fail-restore-id",
+					 "d2", NULL},
+		   "--test-fail-restore-id d2: no device has that id");
+	close(s0[0]);
+	close(s0[1]);
+	close(s1[0]);
+	close(s1[1]);
+}
+
+static void test_paravisor_refuses_socket_with_two_devices(void **state)
+{
+	make_image("a.img", 1);
+	make_image("b.img", 2);
+	pv_refused(NULL, 0,
+		   (const char *const[]){"--socket", "@x.sock", "--disk", "path=@a.img,id=d0",
+					 "--disk", "path=@b.img,id=d1", NULL},
+		   "serves one device, not 2");
+	pv_refused(NULL, 0,
+		   (const char *const[]){"--netstack", "--fd", "3", "--net", "slirp", "--fd", "4",
+					 "--net", "slirp,id=n1", NULL},
+		   "--netstack runs the stack of one --net");
+}
+
+static void test_paravisor_refuses_more_than_16_devices(void **state)
+{
+	static const char *const fdn[] = {"3",	"4",  "5",  "6",  "7",	"8",  "9",  "10", "11",
+					  "12", "13", "14", "15", "16", "17", "18", "19"};
+	const char *args[MAX_ARGS];
+	char opt[17][64];
+	int n = 0;
+
+	make_image("a.img", 1);
+	for (int i = 0; i < 17; i++) {
+		snprintf(opt[i], sizeof(opt[i]), "path=@a.img,id=d%d", i);
+		args[n++] = "--fd";
+		args[n++] = fdn[i];
+		args[n++] = "--disk";
+		args[n++] = opt[i];
+	}
+	args[n] = NULL;
+	pv_refused(NULL, 0, args, "more than 16 devices in one paravisor");
+}
+
+static int setup(void **state)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_paravisor_main.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	/* The sandboxed paravisor (nobody, when started as root) reads its
+	 * images only before it is confined; it writes its log to an fd. */
+	chmod(tmpdir, 0755);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) ? -1 : 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_paravisor_serves_two_disks_on_their_own_connections),
+	    cmocka_unit_test(test_paravisor_serves_a_disk_and_a_socket_nic_in_one_sandbox),
+	    cmocka_unit_test(test_paravisor_exits_1_naming_the_device_whose_front_end_broke),
+	    cmocka_unit_test(test_paravisor_fail_restore_id_refuses_one_device_only),
+	    cmocka_unit_test(test_paravisor_still_serves_one_device),
+	    cmocka_unit_test(test_paravisor_refuses_an_fd_without_a_device),
+	    cmocka_unit_test(test_paravisor_refuses_a_device_without_an_fd),
+	    cmocka_unit_test(test_paravisor_refuses_two_devices_with_one_id),
+	    cmocka_unit_test(test_paravisor_refuses_socket_with_two_devices),
+	    cmocka_unit_test(test_paravisor_refuses_more_than_16_devices),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
