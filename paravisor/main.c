@@ -72,6 +72,7 @@ struct pv_cmdline {
 	bool fail_restore, too_new;
 	const char *fail_ids[PARAVISOR_MAX_DEVICES]; /* --test-fail-restore-id */
 	unsigned int nr_fail_ids;
+	const char *too_new_id; /* --test-state-too-new-id */
 	struct sandbox_opts sb;
 	unsigned int nr;
 	struct pv_device dev[PARAVISOR_MAX_DEVICES];
@@ -101,7 +102,7 @@ static void usage(FILE *f)
 		"Tests only: [--test-fail-restore] (every device refuses any device state\n"
 		"offered to it) [--test-fail-restore-id ID] (only device ID does)\n"
 		"[--test-state-too-new] (the first state each device saves claims to need\n"
-		"a newer reader)\n",
+		"a newer reader) [--test-state-too-new-id ID] (only device ID's does)\n",
 		PARAVISOR_MAX_DEVICES, VU_STATE_FORMAT);
 	sandbox__usage(f);
 }
@@ -286,6 +287,7 @@ static int main__parse(int argc, char **argv, struct pv_cmdline *c)
 	    {"test-fail-restore", no_argument, NULL, 'R'},
 	    {"test-fail-restore-id", required_argument, NULL, 'I'},
 	    {"test-state-too-new", no_argument, NULL, 'N'},
+	    {"test-state-too-new-id", required_argument, NULL, 'T'},
 	    SANDBOX_LONG_OPTIONS,
 	    {0},
 	};
@@ -332,6 +334,7 @@ static int main__parse(int argc, char **argv, struct pv_cmdline *c)
 			c->fail_ids[c->nr_fail_ids++] = optarg;
 			break;
 		case 'N': c->too_new = true; break;
+		case 'T': c->too_new_id = optarg; break;
 		default:
 			if (sandbox__is_opt(o)) {
 				if (sandbox__opt(&c->sb, o, optarg))
@@ -412,7 +415,9 @@ static int main__create(struct pv_cmdline *c, struct pv_device *d)
 	return 0;
 }
 
-/* --test-fail-restore-id: each names a device that refuses any state. */
+/* --test-fail-restore-id: each names a device that refuses any state;
+ * --test-state-too-new-id: the device whose first saved state claims to
+ * need a newer reader. */
 static int main__fail_ids(struct pv_cmdline *c)
 {
 	for (unsigned int i = 0; i < c->nr_fail_ids; i++) {
@@ -424,6 +429,15 @@ static int main__fail_ids(struct pv_cmdline *c)
 		}
 		d->st.fail_restore = true;
 		pr_info("%s: test hook: refuses any device state offered to it", d->id);
+	}
+	if (c->too_new_id) {
+		struct pv_device *d = main__find(c, c->too_new_id);
+
+		if (!d) {
+			pr_err("--test-state-too-new-id %s: no device has that id", c->too_new_id);
+			return -EINVAL;
+		}
+		d->st.too_new_once = true;
 	}
 	return 0;
 }
