@@ -62,6 +62,10 @@ struct vhost_user_front {
 	 * later one (servicing, restart); -1 without it. */
 	int inflight_fd;
 	struct vhost_user_inflight inflight;
+	/* A back-end that served the device before (replace_keep's old one):
+	 * its rings are stopped but still enabled, so staging them again
+	 * would start them; they are disabled first. */
+	bool served_before;
 };
 
 static struct vhost_user_front *to_front(struct virtio_device *vdev)
@@ -755,7 +759,11 @@ static int front__prestage(struct vhost_user_front *f, struct vhost_user_front *
 	memcpy(vdev->vqs, f->vdev.vqs, sizeof(vdev->vqs));
 	memcpy(vdev->kick_fd, f->vdev.kick_fd, sizeof(vdev->kick_fd));
 	memcpy(vdev->call_fd, f->vdev.call_fd, sizeof(vdev->call_fd));
-	err = front__stage_device(n, why, whylen);
+	err = 0;
+	for (unsigned int q = 0; !err && n->served_before && q < vdev->nr_queues; q++)
+		err = front__set_state(n, VHOST_USER_SET_VRING_ENABLE, q, 0, why, whylen);
+	if (!err)
+		err = front__stage_device(n, why, whylen);
 	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++)
 		if (vdev->vqs[q].enabled)
 			err = front__stage_ring(n, q, why, whylen);
@@ -836,8 +844,9 @@ static int front__stop_and_move(struct vhost_user_front *f, struct vhost_user_fr
 	return 0;
 }
 
-int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *next,
-			      struct vhost_user_front_swap *res, char *why, size_t whylen)
+int vhost_user_front__replace_keep(struct virtio_device *vdev, struct virtio_device *next,
+				   struct virtio_device **old, struct vhost_user_front_swap *res,
+				   char *why, size_t whylen)
 {
 	struct vhost_user_front *f = to_front(vdev), *n = to_front(next);
 	struct front_service sv = {
@@ -928,8 +937,13 @@ out_unlock:
 	if (sv.state_wfd >= 0)
 		close(sv.state_wfd);
 	/* n holds the connection that is no longer used: the old one after a
-	 * switch, the new one otherwise.  Closing it lets that back-end go. */
-	next->ops->destroy(next);
+	 * switch, the new one otherwise.  Closing it lets that back-end go;
+	 * after a switch the caller may keep it, to switch back. */
+	if (old)
+		*old = err ? NULL : next;
+	n->served_before = true;
+	if (err || !old)
+		next->ops->destroy(next);
 	if (!err && res->blackout_us)
 		pr_info("%s: queue(s) moved to the new vhost-user back-end: blackout %llu us (old "
 			"one stopped %llu, device state moved %llu, new one enabled %llu); staged "
@@ -941,6 +955,12 @@ out_unlock:
 	else if (!err && size)
 		pr_info("%s: device state moved to the new back-end (%zu bytes)", vdev->id, size);
 	return err;
+}
+
+int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *next,
+			      struct vhost_user_front_swap *res, char *why, size_t whylen)
+{
+	return vhost_user_front__replace_keep(vdev, next, NULL, res, why, whylen);
 }
 
 /*
@@ -1102,38 +1122,29 @@ static int front__negotiate(struct vhost_user_front *f, char *why, size_t whylen
 	return 0;
 }
 
-struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user_front_cfg *cfg,
-					       char *why, size_t whylen)
+struct virtio_device *vhost_user_front__alloc(const struct vhost_user_front_cfg *cfg, char *why,
+					      size_t whylen)
 {
-	struct timeval tv = {cfg->timeout_ms / 1000, (cfg->timeout_ms % 1000) * 1000};
 	struct vhost_user_front *f;
-	int err;
 
 	if (!cfg->nr_queues || cfg->nr_queues > VIRTIO_MAX_QUEUES ||
 	    cfg->config_size > VHOST_USER_MAX_CONFIG_SIZE || !cfg->queue_size) {
-		close(sock);
 		errno = EINVAL;
 		why__set(why, whylen, 0, "bad front-end parameters");
 		return NULL;
 	}
 	f = calloc(1, sizeof(*f));
 	if (!f) {
-		close(sock);
 		why__set(why, whylen, 0, "out of memory");
 		return NULL;
 	}
-	f->sock = sock;
+	f->sock = -1;
 	f->inflight_fd = -1;
 	f->log_fd = -1;
 	f->cfg = *cfg;
 	pthread_mutex_init(&f->lock, NULL);
 	snprintf(f->type, sizeof(f->type), "%s", cfg->type);
 	snprintf(f->vdev.id, sizeof(f->vdev.id), "%s", cfg->id);
-	/* A hung back-end must not hold a vCPU forever. */
-	if (cfg->timeout_ms) {
-		setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
 	f->ops = (struct virtio_device_ops){
 	    .type = f->type,
 	    .device_id = cfg->device_id,
@@ -1149,15 +1160,57 @@ struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user
 	f->vdev.ops = &f->ops;
 	f->vdev.priv = f;
 	f->vdev.nr_queues = cfg->nr_queues;
+	return &f->vdev;
+}
+
+int vhost_user_front__connect(struct virtio_device *vdev, int sock, char *why, size_t whylen)
+{
+	struct vhost_user_front *f = to_front(vdev);
+	struct timeval tv = {f->cfg.timeout_ms / 1000, (f->cfg.timeout_ms % 1000) * 1000};
+	int err;
+
+	if (f->sock >= 0) {
+		close(sock);
+		return why__set(why, whylen, -EISCONN, "already connected to a back-end");
+	}
+	/* A hung back-end must not hold a vCPU forever. */
+	if (f->cfg.timeout_ms) {
+		setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	pthread_mutex_lock(&f->lock);
+	f->sock = sock;
 	err = front__negotiate(f, why, whylen);
+	if (err) {
+		close(f->sock);
+		f->sock = -1;
+		if (f->inflight_fd >= 0)
+			close(f->inflight_fd);
+		f->inflight_fd = -1;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
+struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user_front_cfg *cfg,
+					       char *why, size_t whylen)
+{
+	struct virtio_device *vdev = vhost_user_front__alloc(cfg, why, whylen);
+	int err;
+
+	if (!vdev) {
+		close(sock);
+		return NULL;
+	}
+	err = vhost_user_front__connect(vdev, sock, why, whylen);
 	if (err) {
 		/* Not handed to a transport yet: no fail hook, and the
 		 * caller says what went wrong. */
-		f->dead = 1;
-		f->cfg.release = NULL;
-		front__destroy(&f->vdev);
+		to_front(vdev)->dead = 1;
+		to_front(vdev)->cfg.release = NULL;
+		front__destroy(vdev);
 		errno = -err;
 		return NULL;
 	}
-	return &f->vdev;
+	return vdev;
 }

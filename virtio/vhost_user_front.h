@@ -52,6 +52,18 @@ struct vhost_user_front_cfg {
 struct virtio_device *vhost_user_front__create(int sock, const struct vhost_user_front_cfg *cfg,
 					       char *why, size_t whylen);
 
+/*
+ * The same in two steps, for a back-end process that starts after the
+ * transport took the model (vmm starts one paravisor for all of a VM's
+ * devices once every device exists): alloc() makes the model with no
+ * back-end (features 0, config zeros: connect before the transport reads
+ * them), connect() negotiates as create() does.  connect() owns sock, also
+ * on failure; 0 or negative errno with why.
+ */
+struct virtio_device *vhost_user_front__alloc(const struct vhost_user_front_cfg *cfg, char *why,
+					      size_t whylen);
+int vhost_user_front__connect(struct virtio_device *vdev, int sock, char *why, size_t whylen);
+
 /* The back-end is gone (its process exited): fails the device with why,
  * sends nothing more and answers the rings with errors.  Callable from any
  * thread. */
@@ -120,5 +132,16 @@ struct vhost_user_front_swap {
  */
 int vhost_user_front__replace(struct virtio_device *vdev, struct virtio_device *next,
 			      struct vhost_user_front_swap *res, char *why, size_t whylen);
+/*
+ * The same, but after a switch the old connection is not closed: *old is a
+ * model on it (as next was), which a later replace(vdev, *old) moves vdev
+ * back onto (the old back-end takes the rings and the device state again),
+ * so servicing several devices of one paravisor process can undo the ones
+ * done when a later one fails.  Destroying *old closes it.  *old is NULL
+ * on failure (next consumed, as above).
+ */
+int vhost_user_front__replace_keep(struct virtio_device *vdev, struct virtio_device *next,
+				   struct virtio_device **old, struct vhost_user_front_swap *res,
+				   char *why, size_t whylen);
 
 #endif

@@ -1,20 +1,25 @@
 /*
- * vmm/dev_vhost_user.c — a device with backend=paravisor: one paravisor
- * process per such device serves it over vhost-user, vmm keeps only the PCI
- * transport (virtio/vhost_user_front.c is the model it drives).  So the
+ * vmm/dev_vhost_user.c — devices with backend=paravisor: one paravisor
+ * process per VM serves all of them, each over a vhost-user connection of
+ * its own; vmm keeps only the PCI transports (virtio/vhost_user_front.c is
+ * the model it drives).  So the
  * device's data path (virtqueues, io_uring, slirp) runs in the paravisor:
  * guest kicks reach it through KVM ioeventfds, its completions reach the
  * guest through KVM irqfds, and vmm is not on the way.
  *
- * One process per device rather than per VM for now: the paravisor serves
- * one device per connection.
+ * One process per VM, as DESIGN.md has it: the VM's device layer is one
+ * isolated thing, servicing starts one new binary for the VM (not one per
+ * device), and a host with many VMs runs one paravisor each.  The process
+ * can only start once every device exists (it is sandboxed with what it was
+ * handed), so each device's PCI function is added first with a model not
+ * yet connected, and an init hook after the devices' starts the process and
+ * negotiates with each device (its features go to the transport then).
  *
- * If the paravisor dies, its pidfd wakes the event loop, which restarts it
- * (vmm/paravisor_restart.c) unless restart is off or it keeps dying; then
- * the device fails (NEEDS_RESET, with the exit reason in the log), its
- * requests are answered with the kind's error (fc.refuse) from then on, so
- * the guest's I/O on it fails rather than hangs, and the rest of the VM runs
- * on.
+ * If the paravisor dies, its pidfd wakes the event loop, which starts a new
+ * one for the devices that may restart (vmm/paravisor_restart.c); a device
+ * with restart off, or whose paravisor keeps dying, fails (NEEDS_RESET, with the exit reason in the
+ * log), its requests are answered with the kind's error (fc.refuse) from then on, so the guest's
+ * I/O on it fails rather than hangs, and the rest of the VM runs on.
  *
  * Snapshots need nothing here: the transport's save stops the model (the
  * paravisor finishes what it took and gives the ring indexes back) and its
@@ -29,6 +34,7 @@
 #include "common/log.h"
 #include "common/why.h"
 #include "net/socket.h"
+#include "vmm/device.h"
 #include "vmm/vhost_log.h"
 #include "vmm/virtio_pci.h"
 #include "vmm/vm.h"
@@ -46,50 +52,71 @@
 #define PV_TIMEOUT_MS 10000
 
 static struct pv_dev *pv_devs;
+static struct pv_host *pv_hosts;
+static pthread_mutex_t pv_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-/* The event loop: the paravisor's pidfd is readable, it exited. */
-static void pv_dev__exited(int fd, uint32_t events, void *opaque)
+void pv__lock(void)
 {
-	struct pv_dev *d = opaque;
-	char how[128], why[1024], rwhy[640];
+	pthread_mutex_lock(&pv_mutex);
+}
+
+void pv__unlock(void)
+{
+	pthread_mutex_unlock(&pv_mutex);
+}
+
+/* The event loop: a paravisor's pidfd is readable, it exited. */
+static void pv_host__exited(int fd, uint32_t events, void *opaque)
+{
+	struct pv_host *h = opaque;
+	char how[128];
 	pid_t pid;
 
-	pthread_mutex_lock(&d->lock);
-	if (!d->vdev || !d->watched)
+	pv__lock();
+	if (!h->watched)
 		goto out_unlock;
-	evloop__del(&d->vm->loop, fd);
-	d->watched = false;
-	pid = d->proc.pid;
-	if (!paravisor_proc__wait(&d->proc, 1000, how, sizeof(how)))
+	evloop__del(&h->vm->loop, fd);
+	h->watched = false;
+	pid = h->proc.pid;
+	if (!paravisor_proc__wait(&h->proc, 1000, how, sizeof(how)))
 		snprintf(how, sizeof(how), "its process ended");
-	snprintf(why, sizeof(why), "(pid %d) %s", (int)pid, how);
-	if (!pv_dev__restart(d, why, rwhy, sizeof(rwhy)))
-		goto out_unlock;
-	snprintf(why, sizeof(why),
-		 "its paravisor (pid %d) died: %s; not restarted: %s; the %s's I/O fails from "
-		 "now on (the rest of the VM runs on)",
-		 (int)pid, how, rwhy, d->noun);
-	snprintf(d->failed, sizeof(d->failed), "%s", why);
-	vhost_user_front__gone(d->vdev, why);
+	pv_host__restart(h, pid, how);
 out_unlock:
-	pthread_mutex_unlock(&d->lock);
+	pv__unlock();
 }
 
-void pv_dev__watch(struct pv_dev *d)
+void pv_host__watch(struct pv_host *h)
 {
-	d->watched = d->proc.pidfd >= 0 &&
-		     !evloop__add(&d->vm->loop, d->proc.pidfd, EPOLLIN, pv_dev__exited, d);
-	if (!d->watched)
-		pr_warn("%s \"%s\": cannot watch the paravisor's process; its death shows only "
-			"as failed requests",
-			d->noun, d->id);
+	if (h->watched)
+		return;
+	h->watched = h->proc.pidfd >= 0 &&
+		     !evloop__add(&h->vm->loop, h->proc.pidfd, EPOLLIN, pv_host__exited, h);
+	if (!h->watched)
+		pr_warn("paravisor (pid %d): cannot watch its process; its death shows only as "
+			"failed requests",
+			(int)h->proc.pid);
 }
 
-void pv_dev__unwatch(struct pv_dev *d)
+void pv_host__unwatch(struct pv_host *h)
 {
-	if (d->watched)
-		evloop__del(&d->vm->loop, d->proc.pidfd);
-	d->watched = false;
+	if (h->watched)
+		evloop__del(&h->vm->loop, h->proc.pidfd);
+	h->watched = false;
+}
+
+void pv_host__drop(struct pv_host *h, int grace_ms)
+{
+	struct pv_host **p;
+
+	pv_host__unwatch(h);
+	paravisor_proc__stop(&h->proc, grace_ms);
+	for (p = &pv_hosts; *p; p = &(*p)->next) {
+		if (*p == h) {
+			*p = h->next;
+			free(h);
+			return;
+		}
+	}
 }
 
 static bool pv_dev__listed(const struct pv_dev *d, const struct vm *vm, bool nic)
@@ -116,71 +143,115 @@ struct pv_dev *pv_dev__next(struct vm *vm, struct pv_dev *prev)
 
 static void pv_dev__stop_netstack(struct pv_dev *d);
 
-/* The model is being destroyed (its socket just closed): reap the child. */
+/* The model is being destroyed (its socket just closed): the process goes
+ * with the VM's last device. */
 static void pv_dev__release(void *opaque)
 {
 	struct pv_dev *d = opaque;
+	struct pv_host *h;
 
-	pthread_mutex_lock(&d->lock);
+	pv__lock();
 	if (d->vdev)
 		vhost_log__unregister(d->vm, d->vdev);
 	d->vdev = NULL;
-	pv_dev__unwatch(d);
-	paravisor_proc__stop(&d->proc, PV_EXIT_GRACE_MS);
+	h = d->host;
+	d->host = NULL;
+	if (h && !--h->users) {
+		pv_host__unwatch(h);
+		paravisor_proc__stop(&h->proc, PV_EXIT_GRACE_MS);
+	}
 	if (d->extra_fd >= 0)
 		close(d->extra_fd);
 	d->extra_fd = -1;
 	pv_dev__stop_netstack(d);
-	pthread_mutex_unlock(&d->lock);
+	pv__unlock();
 }
 
-/* Starts path as `paravisor [lead] --fd 3 flag opt [-v] [--uid N --gid N]`
- * with sock as its descriptor 3 and extra (if >= 0) as 4. */
-static int pv_dev__exec(struct pv_dev *d, struct paravisor_proc *p, const char *lead,
-			const char *flag, const char *opt, int sock, int extra, char *why,
-			size_t whylen)
+/* The VM's options every paravisor process it starts gets. */
+static int pv__common_args(struct vm *vm, char **argv, int n, char *uid, size_t uidlen)
 {
-	char fdnum[8], uid[24];
-	char *argv[12] = {p->path};
-	int n = 1;
-
-	if (lead)
-		argv[n++] = (char *)lead;
-	snprintf(fdnum, sizeof(fdnum), "%d", PARAVISOR_PROC_FD);
-	argv[n++] = "--fd";
-	argv[n++] = fdnum;
-	argv[n++] = (char *)flag;
-	argv[n++] = (char *)opt;
-	if (d->vm->cfg->verbose)
+	if (vm->cfg->verbose)
 		argv[n++] = "-v";
-	if (d->vm->cfg->paravisor_uid > 0) {
-		snprintf(uid, sizeof(uid), "%ld", d->vm->cfg->paravisor_uid);
+	if (vm->cfg->paravisor_uid > 0) {
+		snprintf(uid, uidlen, "%ld", vm->cfg->paravisor_uid);
 		argv[n++] = "--uid";
 		argv[n++] = uid;
 		argv[n++] = "--gid";
 		argv[n++] = uid;
 	}
-	return paravisor_proc__spawn2(p, argv, sock, extra, why, whylen);
+	return n;
 }
 
-int pv_dev__spawn(struct pv_dev *d, struct paravisor_proc *p, const char *path, int *sock,
-		  char *why, size_t whylen)
+struct pv_host *pv_host__spawn(struct vm *vm, struct pv_dev *const d[], unsigned int nr,
+			       const char *path, int socks[], char *why, size_t whylen)
 {
-	int sv[2], err;
+	char fdnum[PV_MAX_DEVS][8], opt[PV_MAX_DEVS][4300], uid[24];
+	char *argv[4 * PV_MAX_DEVS + 8];
+	int fds[PARAVISOR_PROC_MAX_FDS], child[PV_MAX_DEVS];
+	unsigned int nfds = 0, i;
+	struct pv_host *h;
+	int n = 1, err;
 
-	err = paravisor_proc__find(p, path, why, whylen);
-	if (err)
-		return err;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		return why__set(why, whylen, -errno, "socketpair: %s", strerror(errno));
-	err = pv_dev__exec(d, p, NULL, d->flag, d->opt, sv[1], d->extra_fd, why, whylen);
-	close(sv[1]);
-	if (err) {
-		close(sv[0]);
-		return err;
+	if (!nr || nr > PV_MAX_DEVS) {
+		why__set(why, whylen, 0, "%u paravisor devices (at most %d per VM)", nr,
+			 PV_MAX_DEVS);
+		return NULL;
 	}
-	*sock = sv[0];
-	return 0;
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		why__set(why, whylen, 0, "out of memory");
+		return NULL;
+	}
+	h->vm = vm;
+	err = paravisor_proc__find(&h->proc, path ? path : vm->cfg->paravisor, why, whylen);
+	if (err)
+		goto out_free;
+	argv[0] = h->proc.path;
+	for (i = 0; i < nr; i++) {
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+			why__set(why, whylen, 0, "socketpair: %s", strerror(errno));
+			goto out_close;
+		}
+		socks[i] = sv[0];
+		child[i] = sv[1];
+		snprintf(fdnum[i], sizeof(fdnum[i]), "%u", PARAVISOR_PROC_FD + nfds);
+		fds[nfds++] = sv[1];
+		if (d[i]->extra_fd >= 0) {
+			snprintf(opt[i], sizeof(opt[i]), "%sfd=%u,%s", d[i]->opt_head,
+				 PARAVISOR_PROC_FD + nfds, d[i]->opt);
+			fds[nfds++] = d[i]->extra_fd;
+		} else {
+			snprintf(opt[i], sizeof(opt[i]), "%s%s", d[i]->opt_head, d[i]->opt);
+		}
+		argv[n++] = "--fd";
+		argv[n++] = fdnum[i];
+		argv[n++] = (char *)d[i]->flag;
+		argv[n++] = opt[i];
+	}
+	n = pv__common_args(vm, argv, n, uid, sizeof(uid));
+	argv[n] = NULL;
+	err = paravisor_proc__spawn_fds(&h->proc, argv, fds, nfds, why, whylen);
+	for (unsigned int k = 0; k < nr; k++)
+		close(child[k]);
+	if (err) {
+		for (unsigned int k = 0; k < nr; k++)
+			close(socks[k]);
+		goto out_free;
+	}
+	h->next = pv_hosts;
+	pv_hosts = h;
+	return h;
+
+out_close:
+	for (unsigned int k = 0; k < i; k++) {
+		close(socks[k]);
+		close(child[k]);
+	}
+out_free:
+	free(h);
+	return NULL;
 }
 
 /* The event loop: the netstack exited.  Its NAT is gone with it; the NIC's
@@ -191,10 +262,10 @@ static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque)
 	char how[128];
 	pid_t pid;
 
-	pthread_mutex_lock(&d->lock);
+	pv__lock();
 	/* Stopped meanwhile by the device's release: nothing to report. */
 	if (!d->netstack_watched) {
-		pthread_mutex_unlock(&d->lock);
+		pv__unlock();
 		return;
 	}
 	evloop__del(&d->vm->loop, fd);
@@ -206,7 +277,7 @@ static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque)
 	pr_err("%s \"%s\": its netstack %s; the NIC is cut off from the network (the rest "
 	       "of the VM runs on)",
 	       d->noun, d->id, d->netstack_died);
-	pthread_mutex_unlock(&d->lock);
+	pv__unlock();
 }
 
 /* Waits for the netstack's first message: it is up, or it ended (its own
@@ -235,13 +306,14 @@ static int pv_dev__netstack_ready(struct pv_dev *d)
 /*
  * The NIC's slirp in a process of its own (paravisor/netstack.c), which no
  * servicing or restart replaces: its end of a SOCK_SEQPACKET pair is its
- * descriptor 3, ours becomes the device's extra_fd, handed to each of the
- * NIC's paravisors as descriptor 4.
+ * descriptor 3, ours becomes the device's extra_fd, handed to each
+ * paravisor after the NIC's socket.
  */
 static int pv_dev__start_netstack(struct pv_dev *d, const char *opt)
 {
-	char why[512];
-	int sv[2], err;
+	char why[512], uid[24], fdnum[8];
+	char *argv[12];
+	int sv[2], err, n = 0;
 
 	err = paravisor_proc__find(&d->netstack, d->vm->cfg->paravisor, why, sizeof(why));
 	if (err) {
@@ -253,8 +325,16 @@ static int pv_dev__start_netstack(struct pv_dev *d, const char *opt)
 		pr_err("%s \"%s\": socketpair: %s", d->noun, d->id, strerror(errno));
 		return err;
 	}
-	err = pv_dev__exec(d, &d->netstack, "--netstack", "--net", opt, sv[1], -1, why,
-			   sizeof(why));
+	snprintf(fdnum, sizeof(fdnum), "%d", PARAVISOR_PROC_FD);
+	argv[n++] = d->netstack.path;
+	argv[n++] = "--netstack";
+	argv[n++] = "--fd";
+	argv[n++] = fdnum;
+	argv[n++] = "--net";
+	argv[n++] = (char *)opt;
+	n = pv__common_args(d->vm, argv, n, uid, sizeof(uid));
+	argv[n] = NULL;
+	err = paravisor_proc__spawn(&d->netstack, argv, sv[1], why, sizeof(why));
 	close(sv[1]);
 	if (err) {
 		close(sv[0]);
@@ -287,37 +367,6 @@ static void pv_dev__stop_netstack(struct pv_dev *d)
 	d->has_netstack = false;
 }
 
-static int pv_dev__start(struct pv_dev *d, int *sock)
-{
-	char why[512];
-	int err;
-
-	err = pv_dev__spawn(d, &d->proc, d->vm->cfg->paravisor, sock, why, sizeof(why));
-	if (err) {
-		pr_err("%s \"%s\": cannot start the paravisor: %s", d->noun, d->id, why);
-		return -EINVAL;
-	}
-	pr_info("%s \"%s\": served by the paravisor %s, pid %d", d->noun, d->id, d->proc.path,
-		(int)d->proc.pid);
-	return 0;
-}
-
-/* Negotiation failed: say whether the paravisor died (it said why itself). */
-static void pv_dev__start_failed(struct pv_dev *d, const char *why)
-{
-	char how[128];
-	pid_t pid = d->proc.pid;
-
-	if (paravisor_proc__wait(&d->proc, PV_EXIT_GRACE_MS, how, sizeof(how)))
-		pr_err("%s \"%s\": the paravisor (pid %d) did not start: it %s (its own "
-		       "message, if any, is above)",
-		       d->noun, d->id, (int)pid, how);
-	else
-		pr_err("%s \"%s\": the paravisor (pid %d) did not start: %s", d->noun, d->id,
-		       (int)pid, why);
-	paravisor_proc__stop(&d->proc, 0);
-}
-
 /* A lazy restore maps the snapshot privately over guest RAM, so the memfd
  * the paravisor maps would not hold the guest's memory; an incoming
  * migration needs a device that migrates. */
@@ -347,14 +396,28 @@ static void pv_dev__keep(struct pv_dev *d)
 	*p = d;
 }
 
+static unsigned int pv_dev__count(const struct vm *vm)
+{
+	unsigned int n = 0;
+
+	for (const struct pv_dev *d = pv_devs; d; d = d->next)
+		n += d->vm == vm && d->vdev;
+	return n;
+}
+
 int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 {
 	struct virtio_device *vdev;
 	struct pv_dev *d;
 	char why[512];
-	int sock, err;
+	int err;
 
 	err = pv_dev__check_vm(vm, desc);
+	if (!err && pv_dev__count(vm) >= PV_MAX_DEVS) {
+		pr_err("%s \"%s\": more than %d devices with backend=paravisor in one VM",
+		       desc->noun, desc->fc.id, PV_MAX_DEVS);
+		err = -E2BIG;
+	}
 	if (err)
 		goto out_close;
 	d = calloc(1, sizeof(*d));
@@ -364,9 +427,9 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 	}
 	d->vm = vm;
 	d->extra_fd = desc->extra_fd;
-	pthread_mutex_init(&d->lock, NULL);
 	d->noun = desc->noun;
 	d->flag = desc->flag;
+	d->opt_head = desc->opt_head;
 	d->serviceable = desc->serviceable;
 	d->restart = desc->restart;
 	snprintf(d->id, sizeof(d->id), "%s", desc->fc.id);
@@ -383,30 +446,26 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 		if (err)
 			goto out_free;
 	}
-	err = pv_dev__start(d, &sock);
-	if (err)
-		goto out_netstack;
-	vdev = vhost_user_front__create(sock, &d->fc, why, sizeof(why));
+	vdev = vhost_user_front__alloc(&d->fc, why, sizeof(why));
 	if (!vdev) {
-		pv_dev__start_failed(d, why);
+		pr_err("%s \"%s\": %s", d->noun, d->id, why);
 		err = -EINVAL;
 		goto out_netstack;
 	}
+	pv__lock();
 	d->vdev = vdev;
 	pv_dev__keep(d);
+	if (d->has_netstack && d->netstack.pidfd >= 0)
+		d->netstack_watched =
+		    !evloop__add(&vm->loop, d->netstack.pidfd, EPOLLIN, pv_dev__netstack_exited, d);
+	pv__unlock();
 	err = virtio_pci__register(vm, vdev);
 	if (err < 0) {
 		pr_err("%s \"%s\": cannot add the PCI device: %s", d->noun, d->id, strerror(-err));
-		vdev->ops->destroy(vdev); /* reaps the paravisor */
+		vdev->ops->destroy(vdev); /* releases d */
 		return err;
 	}
 	*id = vdev->id;
-	pthread_mutex_lock(&d->lock);
-	pv_dev__watch(d);
-	if (d->has_netstack && d->netstack.pidfd >= 0)
-		d->netstack_watched = !evloop__add(&vm->loop, d->netstack.pidfd, EPOLLIN,
-						   pv_dev__netstack_exited, d);
-	pthread_mutex_unlock(&d->lock);
 	if (desc->migration_blocker) {
 		snprintf(vm->migration_blocker, sizeof(vm->migration_blocker), "%s %s: %s", d->noun,
 			 d->id, desc->migration_blocker);
@@ -423,10 +482,82 @@ out_netstack:
 		pv_dev__stop_netstack(d);
 	}
 out_free:
-	pthread_mutex_destroy(&d->lock);
 	free(d);
 out_close:
 	if (desc->extra_fd >= 0)
 		close(desc->extra_fd);
 	return err;
 }
+
+/* Negotiation failed: say whether the paravisor died (it said why itself). */
+static void pv_host__start_failed(struct pv_host *h, const struct pv_dev *d, const char *why)
+{
+	char how[128];
+	pid_t pid = h->proc.pid;
+
+	if (paravisor_proc__wait(&h->proc, PV_EXIT_GRACE_MS, how, sizeof(how)))
+		pr_err("%s \"%s\": the paravisor (pid %d) did not start: it %s (its own "
+		       "message, if any, is above)",
+		       d->noun, d->id, (int)pid, how);
+	else
+		pr_err("%s \"%s\": the paravisor (pid %d) did not start: %s", d->noun, d->id,
+		       (int)pid, why);
+}
+
+/*
+ * After every device's init: one paravisor for all of the VM's paravisor
+ * devices, negotiated with device by device (each transport learns its
+ * device's features now, before any guest code runs).
+ */
+static int pv__init(struct vm *vm)
+{
+	struct pv_dev *devs[PV_MAX_DEVS];
+	int socks[PV_MAX_DEVS];
+	unsigned int nr = 0, i;
+	struct pv_host *h;
+	char why[512];
+	int err = 0;
+
+	pv__lock();
+	for (struct pv_dev *d = pv_devs; d; d = d->next)
+		if (d->vm == vm && d->vdev && !d->host && nr < PV_MAX_DEVS)
+			devs[nr++] = d;
+	if (!nr)
+		goto out_unlock;
+	h = pv_host__spawn(vm, devs, nr, NULL, socks, why, sizeof(why));
+	if (!h) {
+		pr_err("%s \"%s\": cannot start the paravisor: %s", devs[0]->noun, devs[0]->id,
+		       why);
+		err = -EINVAL;
+		goto out_unlock;
+	}
+	for (i = 0; i < nr; i++) {
+		devs[i]->host = h;
+		h->users++;
+	}
+	for (i = 0; i < nr && !err; i++) {
+		err = vhost_user_front__connect(devs[i]->vdev, socks[i], why, sizeof(why));
+		if (err)
+			pv_host__start_failed(h, devs[i], why);
+		else
+			virtio_pci__refresh_features(devs[i]->vdev);
+	}
+	for (; i < nr; i++)
+		close(socks[i]);
+	if (err) {
+		/* Teardown destroys the models, whose release reaps it. */
+		paravisor_proc__stop(&h->proc, 0);
+		err = -EINVAL;
+		goto out_unlock;
+	}
+	pv_host__watch(h);
+	pr_info("paravisor %s, pid %d, serves %u device(s) of this VM:", h->proc.path,
+		(int)h->proc.pid, nr);
+	for (i = 0; i < nr; i++)
+		pr_info("%s \"%s\": served by the paravisor %s, pid %d", devs[i]->noun, devs[i]->id,
+			h->proc.path, (int)h->proc.pid);
+out_unlock:
+	pv__unlock();
+	return err;
+}
+backend_init(pv__init, NULL);

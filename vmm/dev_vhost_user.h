@@ -1,6 +1,6 @@
 /* vmm/dev_vhost_user.h — devices served by a paravisor process (disks with
  * backend=paravisor, NICs likewise): the model vmm drives is
- * virtio/vhost_user_front.c, the process is one paravisor per device.  The
+ * virtio/vhost_user_front.c, the process is one paravisor per VM.  The
  * kind-specific files (dev_vhost_user_blk.c, dev_vhost_user_net.c) only say
  * what the device is and which option the paravisor gets. */
 #ifndef VMMD_VMM_DEV_VHOST_USER_H
@@ -24,18 +24,28 @@ struct vm;
 #define PV_RESTART_BURST     5
 #define PV_RESTART_WINDOW_MS 60000
 
+/* A paravisor process and the devices whose connection is to it: normally
+ * one for all of a VM's paravisor devices (the VM's device layer, as
+ * DESIGN.md has it).  Kept on a list, freed only on the event loop when
+ * servicing or a restart left it without devices and reaped it. */
+struct pv_host {
+	struct pv_host *next;
+	struct vm *vm;
+	struct paravisor_proc proc;
+	bool watched;	    /* its pidfd is on the event loop */
+	unsigned int users; /* devices connected to it */
+};
+
 /* Never freed: the event loop may still hold it when the VM goes away, so
  * they stay on a list (which also tells leak checkers they are kept). */
 struct pv_dev {
 	struct pv_dev *next;
 	struct vm *vm;
-	pthread_mutex_t lock;	    /* vdev and proc, between the loop and teardown */
 	struct virtio_device *vdev; /* NULL once the model is destroyed */
-	struct paravisor_proc proc;
-	/* Handed to every paravisor of the device as its descriptor
-	 * PARAVISOR_PROC_FD2 (a disk's image, opened by vmm); -1: none. */
+	struct pv_host *host;	    /* NULL until connected, and once released */
+	/* Handed to every paravisor of the device after its socket (a disk's
+	 * image, opened by vmm; a NIC's socket to its netstack); -1: none. */
 	int extra_fd;
-	bool watched;
 	/* Servicing may replace its process. */
 	bool serviceable;
 	/* A NIC's slirp runs in a netstack process of its own, which outlives
@@ -45,11 +55,12 @@ struct pv_dev {
 	char netstack_died[256]; /* how it ended; "" while it runs */
 	const char *noun; /* "disk", "NIC": for messages */
 	const char *flag; /* the paravisor's option for it: "--disk", "--net" */
+	const char *opt_head; /* that option's value: head, fd=N (extra_fd), opt */
 	char id[32];
-	char opt[4200];			/* that option's value */
+	char opt[4200];
 	struct vhost_user_front_cfg fc; /* how the model was made */
-	/* Restarts (vmm/paravisor_restart.c), under lock. */
-	bool restart;			      /* restart=on (never for a NIC yet) */
+	/* Restarts (vmm/paravisor_restart.c). */
+	bool restart;			      /* restart=on */
 	unsigned int restarts;		      /* so far */
 	int64_t restart_ms[PV_RESTART_BURST]; /* when the last ones were, a ring */
 	char last_death[256];		      /* how the last paravisor ended */
@@ -58,7 +69,7 @@ struct pv_dev {
 
 /* What a kind of device tells pv_dev__add. */
 struct pv_dev_desc {
-	const char *noun, *flag, *opt;
+	const char *noun, *flag, *opt_head, *opt;
 	bool serviceable;
 	bool restart; /* restart its paravisor when it dies */
 	int extra_fd; /* see struct pv_dev; pv_dev__add owns it, also on failure */
@@ -73,34 +84,47 @@ struct pv_dev_desc {
 	struct vhost_user_front_cfg fc;
 };
 
+/* At most this many paravisor devices per VM (each takes one or two of
+ * the process's PARAVISOR_PROC_MAX_FDS descriptors). */
+#define PV_MAX_DEVS 16
+
 /*
- * Starts a paravisor for the device, negotiates with it and adds the PCI
- * function.  0 and *id (the model's), or negative errno after one error
- * line naming the device.
+ * Adds the PCI function of a device a paravisor will serve; the VM's one
+ * paravisor process starts once every device exists (an init hook after
+ * the devices'), and negotiates with each then.  0 and *id (the model's),
+ * or negative errno after one error line naming the device.
  */
 int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id);
+
+/* Everything here (devices, hosts) is under this lock: the event loop
+ * (deaths, servicing, restarts, status) and teardown (release). */
+void pv__lock(void);
+void pv__unlock(void);
 
 /* The VM's devices servicing may replace that have a model: disks first,
  * then NICs, each in the order they were added; NULL at the end. */
 struct pv_dev *pv_dev__next(struct vm *vm, struct pv_dev *prev);
 /*
  * Starts the paravisor at path (NULL: --paravisor or the one next to vmm)
- * for d's device into p, with a new socketpair: *sock is vmm's end.  0 or
- * negative errno with why.
+ * serving the nr devices d[] (each on a new socketpair: socks[i] is vmm's
+ * end for d[i]).  The new host has no users and is not watched yet.  NULL
+ * with why.
  */
-int pv_dev__spawn(struct pv_dev *d, struct paravisor_proc *p, const char *path, int *sock,
-		  char *why, size_t whylen);
-/* Watches d->proc's pidfd on the event loop (its death fails the device),
- * or stops watching it.  d->lock held. */
-void pv_dev__watch(struct pv_dev *d);
-void pv_dev__unwatch(struct pv_dev *d);
+struct pv_host *pv_host__spawn(struct vm *vm, struct pv_dev *const d[], unsigned int nr,
+			       const char *path, int socks[], char *why, size_t whylen);
+/* Watches h's pidfd on the event loop (its death restarts or fails its
+ * devices), or stops watching it. */
+void pv_host__watch(struct pv_host *h);
+void pv_host__unwatch(struct pv_host *h);
+/* h has no users left: unwatched, stopped (grace_ms to exit on its own
+ * once its sockets closed, then SIGKILL), reaped and freed. */
+void pv_host__drop(struct pv_host *h, int grace_ms);
 /*
- * d's paravisor died (how: "killed by signal 9 (Killed)"): starts another
- * one that takes over the device's rings and re-submits what was in flight.
- * 0: it runs (and is watched); negative errno with why (restart=off, too
- * many restarts, or the new one failed): the caller fails the device.
- * d->lock held, the dead process reaped.
+ * h's process pid died (how: "killed by signal 9 (Killed)"): starts
+ * one new paravisor for those of its devices that may restart, which take
+ * over their rings and re-submit what was in flight; the others fail with
+ * the reason.  Under pv__lock, on the event loop, h reaped.
  */
-int pv_dev__restart(struct pv_dev *d, const char *how, char *why, size_t whylen);
+void pv_host__restart(struct pv_host *h, pid_t pid, const char *how);
 
 #endif

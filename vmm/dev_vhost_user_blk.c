@@ -58,6 +58,7 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	struct pv_dev_desc desc = {
 	    .noun = "disk",
 	    .flag = "--disk",
+	    .opt_head = "",
 	    .serviceable = true,
 	    .restart = o->restart,
 	    .fc =
@@ -77,11 +78,11 @@ int vhost_user_blk__add(struct vm *vm, const struct blk_opts *o, const char **id
 	if (desc.extra_fd < 0)
 		return desc.extra_fd;
 	/* The paravisor's --disk: the same keys, already checked by vmm; the
-	 * image is the descriptor it is handed (path= only names it in
-	 * messages). */
-	snprintf(opt, sizeof(opt), "fd=%d,path=%s,readonly=%s,cache=%s,queues=%u,id=%s",
-		 PARAVISOR_PROC_FD2, o->path, o->readonly ? "on" : "off",
-		 o->cache == BLK_CACHE_NONE ? "none" : "writeback", o->queues, o->id);
+	 * image is the descriptor it is handed (fd=, which vmm adds; path=
+	 * only names it in messages). */
+	snprintf(opt, sizeof(opt), "path=%s,readonly=%s,cache=%s,queues=%u,id=%s", o->path,
+		 o->readonly ? "on" : "off", o->cache == BLK_CACHE_NONE ? "none" : "writeback",
+		 o->queues, o->id);
 	desc.opt = opt;
 	return pv_dev__add(vm, &desc, id);
 }

@@ -21,6 +21,7 @@ int vhost_user_net__add(struct vm *vm, const char *id, const char *stack_opt, co
 	const struct pv_dev_desc desc = {
 	    .noun = "NIC",
 	    .flag = "--net",
+	    .opt_head = "socket,",
 	    .opt = nic_opt,
 	    .netstack_opt = stack_opt,
 	    .extra_fd = -1,

@@ -99,7 +99,7 @@ static int net__parse(const struct kv_opt *o, int i, struct net_nic *n)
 }
 
 /* The netstack's --net (slirp and the hostfwd rules) and the paravisor's
- * (the socket to the netstack, the MAC made explicit). */
+ * (the socket to the netstack, whose fd= vmm adds, the MAC made explicit). */
 static int net__paravisor(struct vm *vm, const struct net_nic *n, const char *id)
 {
 	char stack[1024], nic[128], mac[NET_MAC_STRLEN];
@@ -111,7 +111,7 @@ static int net__paravisor(struct vm *vm, const struct net_nic *n, const char *id
 	for (int k = 0; k < n->nr_fwd && len < sizeof(stack); k++)
 		len += (size_t)snprintf(stack + len, sizeof(stack) - len, ",hostfwd=%s",
 					n->fwd_str[k]);
-	snprintf(nic, sizeof(nic), "socket,fd=%d,mac=%s,id=%s", PARAVISOR_PROC_FD2, mac, id);
+	snprintf(nic, sizeof(nic), "mac=%s,id=%s", mac, id);
 	return vhost_user_net__add(vm, id, stack, nic, n->restart, &pci_id);
 }
 

@@ -9,10 +9,11 @@
 struct vm;
 
 enum init_prio {
-	INIT_PRIO_CORE = 0,   /* irqchip, clock */
-	INIT_PRIO_BUS = 1,    /* PCI host bridge */
-	INIT_PRIO_DEVICE = 2, /* platform and PCI devices */
-	INIT_PRIO_FIRMWARE = 3, /* ACPI tables: after every device exists */
+	INIT_PRIO_CORE = 0,	/* irqchip, clock */
+	INIT_PRIO_BUS = 1,	/* PCI host bridge */
+	INIT_PRIO_DEVICE = 2,	/* platform and PCI devices */
+	INIT_PRIO_BACKEND = 3,	/* processes serving several devices: after them */
+	INIT_PRIO_FIRMWARE = 4, /* ACPI tables: after every device exists */
 };
 
 struct init_hook {
@@ -41,6 +42,7 @@ void init_hooks__exit(struct vm *vm);
 #define core_init(fn, exitfn) __vmm_init(fn, exitfn, INIT_PRIO_CORE)
 #define bus_init(fn, exitfn) __vmm_init(fn, exitfn, INIT_PRIO_BUS)
 #define device_init(fn, exitfn) __vmm_init(fn, exitfn, INIT_PRIO_DEVICE)
+#define backend_init(fn, exitfn)  __vmm_init(fn, exitfn, INIT_PRIO_BACKEND)
 #define firmware_init(fn, exitfn) __vmm_init(fn, exitfn, INIT_PRIO_FIRMWARE)
 
 /*

@@ -67,23 +67,26 @@ int paravisor_proc__find(struct paravisor_proc *p, const char *override, char *w
 }
 
 /* In the child: only async-signal-safe calls, then exec or _exit. */
-static void proc__child(const struct paravisor_proc *p, char *const argv[], int sock, int extra,
-			int null)
+static void proc__child(const struct paravisor_proc *p, char *const argv[], const int *fds,
+			unsigned int nr, int null)
 {
 	static const char msg[] = "paravisor: error: cannot execute the binary\n";
-	int last = extra >= 0 ? PARAVISOR_PROC_FD2 : PARAVISOR_PROC_FD;
+	int moved[PARAVISOR_PROC_MAX_FDS];
+	int last = PARAVISOR_PROC_FD + (int)nr - 1;
 	sigset_t none;
 
 	/* Above every target first, so no dup2 below overwrites a source. */
-	sock = fcntl(sock, F_DUPFD, 64);
-	if (extra >= 0)
-		extra = fcntl(extra, F_DUPFD, 64);
-	if (sock < 0 || (last == PARAVISOR_PROC_FD2 && extra < 0))
+	for (unsigned int i = 0; i < nr; i++) {
+		moved[i] = fcntl(fds[i], F_DUPFD, 64);
+		if (moved[i] < 0)
+			_exit(127);
+	}
+	if (dup2(null, 0) < 0 || dup2(2, 1) < 0)
 		_exit(127);
-	if (dup2(null, 0) < 0 || dup2(2, 1) < 0 || dup2(sock, PARAVISOR_PROC_FD) < 0 ||
-	    (extra >= 0 && dup2(extra, PARAVISOR_PROC_FD2) < 0))
-		_exit(127);
-	/* Everything above the handed descriptors goes, CLOEXEC or not. */
+	for (unsigned int i = 0; i < nr; i++)
+		if (dup2(moved[i], PARAVISOR_PROC_FD + (int)i) < 0)
+			_exit(127);
+			/* Everything above the handed descriptors goes, CLOEXEC or not. */
 #ifdef SYS_close_range
 	if (syscall(SYS_close_range, last + 1, ~0U, 0))
 #endif
@@ -98,12 +101,16 @@ static void proc__child(const struct paravisor_proc *p, char *const argv[], int 
 	_exit(127);
 }
 
-int paravisor_proc__spawn2(struct paravisor_proc *p, char *const argv[], int sock, int extra,
-			   char *why, size_t whylen)
+int paravisor_proc__spawn_fds(struct paravisor_proc *p, char *const argv[], const int *fds,
+			      unsigned int nr, char *why, size_t whylen)
 {
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int null;
 	pid_t pid;
 
+	if (!nr || nr > PARAVISOR_PROC_MAX_FDS)
+		return why__set(why, whylen, -E2BIG, "%u descriptors to hand over (1..%d)", nr,
+				PARAVISOR_PROC_MAX_FDS);
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null < 0)
 		return why__set(why, whylen, -errno, "/dev/null: %s", strerror(errno));
 	pid = fork();
@@ -114,7 +121,7 @@ int paravisor_proc__spawn2(struct paravisor_proc *p, char *const argv[], int soc
 		return why__set(why, whylen, err, "fork: %s", strerror(-err));
 	}
 	if (!pid)
-		proc__child(p, argv, sock, extra, null);
+		proc__child(p, argv, fds, nr, null);
 	close(null);
 	p->pid = pid;
 	p->pidfd = -1;
@@ -129,7 +136,7 @@ int paravisor_proc__spawn2(struct paravisor_proc *p, char *const argv[], int soc
 int paravisor_proc__spawn(struct paravisor_proc *p, char *const argv[], int sock, char *why,
 			  size_t whylen)
 {
-	return paravisor_proc__spawn2(p, argv, sock, -1, why, whylen);
+	return paravisor_proc__spawn_fds(p, argv, &sock, 1, why, whylen);
 }
 
 static void proc__describe(int status, char *why, size_t whylen)

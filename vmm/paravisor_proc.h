@@ -7,10 +7,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* The descriptor the child finds its vhost-user socket on (--fd), and the
- * first of the ones it is handed besides (the disk image: --disk fd=4). */
-#define PARAVISOR_PROC_FD  3
-#define PARAVISOR_PROC_FD2 4
+/* The first descriptor the child finds what it is handed on (its first
+ * vhost-user socket: --fd 3); the rest follow in order. */
+#define PARAVISOR_PROC_FD      3
+#define PARAVISOR_PROC_MAX_FDS 48
 
 struct paravisor_proc {
 	pid_t pid; /* -1 once reaped */
@@ -33,9 +33,9 @@ int paravisor_proc__find(struct paravisor_proc *p, const char *override, char *w
  */
 int paravisor_proc__spawn(struct paravisor_proc *p, char *const argv[], int sock, char *why,
 			  size_t whylen);
-/* The same, and extra (if >= 0) as its descriptor PARAVISOR_PROC_FD2. */
-int paravisor_proc__spawn2(struct paravisor_proc *p, char *const argv[], int sock, int extra,
-			   char *why, size_t whylen);
+/* The same with nr descriptors: fds[i] becomes PARAVISOR_PROC_FD + i. */
+int paravisor_proc__spawn_fds(struct paravisor_proc *p, char *const argv[], const int *fds,
+			      unsigned int nr, char *why, size_t whylen);
 /* Waits up to ms for it to exit and reaps it: 1 with why saying how it
  * ended ("exited with status 2", "killed by signal 9 (Killed)"), 0 if it
  * still runs. */

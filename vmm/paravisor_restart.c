@@ -1,6 +1,8 @@
 /*
  * vmm/paravisor_restart.c — a paravisor that died is replaced by a new one
- * from the disk's last good state, so the guest sees a pause, not an error.
+ * from its devices' last good state, so the guest sees a pause, not an
+ * error.  The VM's one paravisor serves all its devices, so its death is
+ * every device's: one new process takes over all that may restart.
  *
  * That state is what survives the process: the rings in guest RAM (the used
  * index says what it finished) and the inflight region the first paravisor
@@ -12,9 +14,9 @@
  * meanwhile wait in the avail ring: nothing answers them with an error.
  *
  * Runs on the event loop (the pidfd woke it), which is also where servicing
- * runs, so the two never race for a disk.  restart=off, or a paravisor that
- * died PV_RESTART_BURST times within PV_RESTART_WINDOW_MS, keeps today's
- * behaviour: the disk fails with the reason and the VM runs on.
+ * runs, so the two never race for a device.  A device with restart=off, or
+ * whose paravisor died PV_RESTART_BURST times within PV_RESTART_WINDOW_MS,
+ * fails with the reason (its requests get errors) and the VM runs on.
  *
  * {"cmd":"paravisor-status"} on the control socket reports per disk (and
  * per NIC, with its netstack) the paravisor's pid, the restarts, how the
@@ -51,53 +53,93 @@ static bool restart__too_many(const struct pv_dev *d, int64_t now)
 	return now - oldest < PV_RESTART_WINDOW_MS;
 }
 
-int pv_dev__restart(struct pv_dev *d, const char *how, char *why, size_t whylen)
+/* d cannot go on: it fails for good with why. */
+static void restart__fail(struct pv_dev *d, pid_t pid, const char *died, const char *rwhy)
 {
-	struct vhost_user_front_cfg fc = d->fc;
-	struct paravisor_proc np;
-	struct virtio_device *next;
-	int64_t t0 = restart__now_ms();
-	char nwhy[512], how_np[128];
-	int sock, err;
+	snprintf(d->failed, sizeof(d->failed),
+		 "its paravisor (pid %d) died: %s; not restarted: %s; the %s's I/O fails from "
+		 "now on (the rest of the VM runs on)",
+		 (int)pid, died, rwhy, d->noun);
+	pr_err("%s \"%s\": %s", d->noun, d->id, d->failed);
+	vhost_user_front__gone(d->vdev, d->failed);
+}
 
-	snprintf(d->last_death, sizeof(d->last_death), "%s", how);
-	if (!d->restart)
-		return why__set(why, whylen, -EPERM, "restart=off");
-	if (restart__too_many(d, t0))
-		return why__set(why, whylen, -EBUSY,
-				"it died %d times within %d s; not restarting it again",
-				PV_RESTART_BURST + 1, PV_RESTART_WINDOW_MS / 1000);
-	err = pv_dev__spawn(d, &np, d->proc.path, &sock, nwhy, sizeof(nwhy));
-	if (err)
-		return why__set(why, whylen, err, "cannot start a new paravisor: %s", nwhy);
-	fc.refuse = NULL;
-	fc.release = NULL;
-	fc.opaque = NULL;
-	next = vhost_user_front__create(sock, &fc, nwhy, sizeof(nwhy));
-	if (!next) {
-		if (paravisor_proc__wait(&np, 200, how_np, sizeof(how_np)))
-			snprintf(nwhy, sizeof(nwhy), "it %s", how_np);
-		err = why__set(why, whylen, -EIO, "the new paravisor (pid %d) did not start: %s",
-			       (int)np.pid, nwhy);
-		paravisor_proc__stop(&np, 0);
-		return err;
+void pv_host__restart(struct pv_host *h, pid_t pid, const char *died)
+{
+	struct pv_dev *devs[PV_MAX_DEVS], *d;
+	struct pv_host *nh = NULL;
+	int socks[PV_MAX_DEVS];
+	unsigned int nr = 0, i;
+	int64_t t0 = restart__now_ms();
+	char nwhy[512], how_np[128], too_many[96], how[160];
+
+	snprintf(how, sizeof(how), "(pid %d) %s", (int)pid, died);
+	snprintf(too_many, sizeof(too_many),
+		 "it died %d times within %d s; not restarting it again", PV_RESTART_BURST + 1,
+		 PV_RESTART_WINDOW_MS / 1000);
+	for (d = pv_dev__next(h->vm, NULL); d; d = pv_dev__next(h->vm, d)) {
+		if (d->host != h)
+			continue;
+		snprintf(d->last_death, sizeof(d->last_death), "%s", how);
+		d->host = NULL;
+		h->users--;
+		if (!d->restart)
+			restart__fail(d, pid, died, "restart=off");
+		else if (restart__too_many(d, t0))
+			restart__fail(d, pid, died, too_many);
+		else
+			devs[nr++] = d;
 	}
-	err = vhost_user_front__reconnect(d->vdev, next, nwhy, sizeof(nwhy));
-	if (err) {
-		why__set(why, whylen, err, "the new paravisor (pid %d) did not take over: %s",
-			 (int)np.pid, nwhy);
-		paravisor_proc__stop(&np, 0);
-		return err;
+	pv_host__drop(h, 0); /* reaped already: closes its pidfd, frees it */
+	if (!nr)
+		return;
+	nh = pv_host__spawn(devs[0]->vm, devs, nr, NULL, socks, nwhy, sizeof(nwhy));
+	if (!nh) {
+		for (i = 0; i < nr; i++)
+			restart__fail(devs[i], pid, died, nwhy);
+		return;
 	}
-	paravisor_proc__stop(&d->proc, 0); /* reaped already: closes its pidfd */
-	d->proc = np;
-	pv_dev__watch(d);
-	d->restart_ms[d->restarts % PV_RESTART_BURST] = t0;
-	d->restarts++;
-	pr_warn("%s \"%s\": its paravisor %s; restarted it (pid %d, restart %u) in %lld ms, "
-		"the guest's I/O goes on",
-		d->noun, d->id, how, (int)np.pid, d->restarts, (long long)(restart__now_ms() - t0));
-	return 0;
+	for (i = 0; i < nr; i++) {
+		struct vhost_user_front_cfg fc = devs[i]->fc;
+		struct virtio_device *next;
+		char why[640];
+		int err;
+
+		fc.refuse = NULL;
+		fc.release = NULL;
+		fc.opaque = NULL;
+		d = devs[i];
+		next = vhost_user_front__create(socks[i], &fc, nwhy, sizeof(nwhy));
+		if (!next) {
+			if (paravisor_proc__wait(&nh->proc, 200, how_np, sizeof(how_np)))
+				snprintf(nwhy, sizeof(nwhy), "it %s", how_np);
+			snprintf(why, sizeof(why), "the new paravisor (pid %d) did not start: %s",
+				 (int)nh->proc.pid, nwhy);
+			restart__fail(d, pid, died, why);
+			continue;
+		}
+		err = vhost_user_front__reconnect(d->vdev, next, nwhy, sizeof(nwhy));
+		if (err) {
+			snprintf(why, sizeof(why),
+				 "the new paravisor (pid %d) did not take over: %s",
+				 (int)nh->proc.pid, nwhy);
+			restart__fail(d, pid, died, why);
+			continue;
+		}
+		d->host = nh;
+		nh->users++;
+		d->restart_ms[d->restarts % PV_RESTART_BURST] = t0;
+		d->restarts++;
+		pr_warn(
+		    "%s \"%s\": its paravisor %s; restarted it (pid %d, restart %u) in %lld ms, "
+		    "the guest's I/O goes on",
+		    d->noun, d->id, how, (int)nh->proc.pid, d->restarts,
+		    (long long)(restart__now_ms() - t0));
+	}
+	if (nh->users)
+		pv_host__watch(nh);
+	else
+		pv_host__drop(nh, 0);
 }
 
 static json_t *restart__status(struct vm *vm, json_t *req)
@@ -105,22 +147,22 @@ static json_t *restart__status(struct vm *vm, json_t *req)
 	json_t *disks = json_array(), *nics = json_array();
 
 	(void)req;
+	pv__lock();
 	for (struct pv_dev *d = pv_dev__next(vm, NULL); d; d = pv_dev__next(vm, d)) {
 		json_t *o;
 
-		pthread_mutex_lock(&d->lock);
 		o = json_pack("{s:s, s:i, s:b, s:I, s:s, s:s}", "id", d->id, "pid",
-			      (int)d->proc.pid, "restart", d->restart, "restarts",
-			      (json_int_t)d->restarts, "last_death", d->last_death, "failed",
-			      d->failed);
+			      d->host ? (int)d->host->proc.pid : -1, "restart", d->restart,
+			      "restarts", (json_int_t)d->restarts, "last_death", d->last_death,
+			      "failed", d->failed);
 		if (d->has_netstack || *d->netstack_died)
 			json_object_update_new(
 			    o, json_pack("{s:i, s:s}", "netstack_pid",
 					 d->has_netstack ? (int)d->netstack.pid : -1,
 					 "netstack_died", d->netstack_died));
 		json_array_append_new(strcmp(d->noun, "NIC") ? disks : nics, o);
-		pthread_mutex_unlock(&d->lock);
 	}
+	pv__unlock();
 	return json_pack("{s:b, s:o, s:o}", "ok", 1, "disks", disks, "nics", nics);
 }
 control_command("paravisor-status", restart__status);

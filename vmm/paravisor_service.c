@@ -1,31 +1,31 @@
 /*
  * vmm/paravisor_service.c — live servicing: the control command
- * {"cmd":"service","paravisor":PATH,"timeout_ms":N} replaces the paravisor
- * process of every paravisor-backed disk and NIC with a new one (PATH, or the
- * binary each runs now) while the guest runs.
+ * {"cmd":"service","paravisor":PATH,"timeout_ms":N} replaces the VM's
+ * paravisor process (all of its disks and NICs) with a new one (PATH, or the
+ * binary it runs now) while the guest runs.
  *
- * Per disk, the new process is started and negotiated with (features,
- * protocol features, config) before the old one is touched, so a binary
- * that does not start costs the guest nothing.  The new one also gets the
- * memory table, the ring addresses and the same kick and call eventfds with
- * its rings disabled while the old one serves; then the old one's rings
- * stop (it finishes the requests it took), the old paravisor's device state
- * (paravisor/state.proto: counters, the image's identity, ring indexes)
- * goes to the new one over DEVICE_STATE, and the new one gets the indexes
- * and enables (virtio/vhost_user_front.c: replace); only then is the old
- * connection closed and the old process reaped.  A new paravisor that
- * refuses the state (a state for newer readers, another image) fails the
- * servicing, which rolls back.  The config comes from the back-end and is
- * checked to be the same.
+ * The new process is started with every device and negotiated with
+ * (features, protocol features, config) before the old one is touched, so a
+ * binary that does not start costs the guest nothing.  Then device by
+ * device: the new one gets the memory table, the ring addresses and the same
+ * kick and call eventfds with its rings disabled while the old one serves;
+ * the old one's rings stop (it finishes the requests it took), its device
+ * state (paravisor/state.proto: counters, the image's identity, ring
+ * indexes) goes to the new one over DEVICE_STATE, and the new one gets the
+ * indexes and enables (virtio/vhost_user_front.c: replace).  The old
+ * connections stay open until every device has moved: then they close and
+ * the old process, left with none, exits and is reaped.
+ *
+ * A device that fails to move (its new paravisor refuses the state, does
+ * not answer in time, ...) stays on the old process, and so do the ones
+ * moved before it: they are moved back, rings and state, over the
+ * connections kept open for that; the new process is stopped.  The
+ * servicing fails with the reason and the VM runs on the old paravisor.
  *
  * The command runs on the VM's event loop thread and blocks it for the
- * servicing: the vCPUs run on (only the disk's I/O waits, between the two
- * rings), and the loop is also what watches the paravisors' pidfds, so no
- * death notice can interleave with the switch of a disk's process.
- *
- * A failure stops at that disk: it stays on (or goes back to) its running
- * paravisor.  Disks serviced before it keep their new one and are named in
- * the error.
+ * servicing: the vCPUs run on (only each device's I/O waits, between the
+ * two rings), and the loop is also what watches the paravisors' pidfds, so
+ * no death notice can interleave with the switch.
  */
 #include "common/log.h"
 #include "common/why.h"
@@ -43,13 +43,9 @@
 #define SERVICE_TIMEOUT_MS 10000
 
 struct service_result {
-	char path[4096]; /* the binary the disk runs now */
 	uint64_t blackout_us, stop_us;
-	pid_t old_pid, new_pid;
-	bool rolled_back; /* on failure: the old paravisor serves the disk */
-	/* Where the time went, ms: the new process started and negotiated
-	 * with, the rings moved (the blackout is inside), the old one reaped. */
-	int64_t start_ms, switch_ms, reap_ms;
+	int64_t switch_ms;	   /* the rings moved (the blackout is inside) */
+	struct virtio_device *old; /* the old connection, kept until all moved */
 };
 
 static int64_t service__now_ms(void)
@@ -61,138 +57,229 @@ static int64_t service__now_ms(void)
 }
 
 /* The new paravisor did not negotiate: did its process end, and how? */
-static void service__explain(struct paravisor_proc *np, const char *why, char *out, size_t len)
+static void service__explain(struct paravisor_proc *np, const struct pv_dev *d, const char *why,
+			     char *out, size_t len)
 {
 	char how[128];
 	pid_t pid = np->pid;
 
 	if (paravisor_proc__wait(np, 200, how, sizeof(how)))
-		why__set(out, len, 0, "the new paravisor %s (pid %d) did not start: it %s",
-			 np->path, (int)pid, how);
+		why__set(out, len, 0, "%s %s: the new paravisor %s (pid %d) did not start: it %s",
+			 d->noun, d->id, np->path, (int)pid, how);
 	else
-		why__set(out, len, 0, "the new paravisor %s (pid %d) did not start: %s", np->path,
-			 (int)pid, why);
+		why__set(out, len, 0, "%s %s: the new paravisor %s (pid %d) did not start: %s",
+			 d->noun, d->id, np->path, (int)pid, why);
 }
 
-static int service__disk(struct pv_dev *d, const char *path, unsigned int timeout_ms,
-			 struct service_result *res, char *why, size_t whylen)
+/* Every device's model of the new process, negotiated; 0, or negative
+ * errno with why (the new process is then stopped). */
+static int service__connect(struct pv_dev *const devs[], unsigned int nr, struct pv_host *nh,
+			    int socks[], unsigned int timeout_ms, struct virtio_device *next[],
+			    char *why, size_t whylen)
 {
-	struct vhost_user_front_cfg fc = d->fc;
-	struct vhost_user_front_swap swap;
-	struct paravisor_proc np, old;
-	struct virtio_device *next;
 	char nwhy[512];
-	int sock, err;
-	int64_t t = service__now_ms();
+	unsigned int i;
 
-	res->old_pid = d->proc.pid;
-	res->rolled_back = true; /* until the old one is touched, it simply runs on */
-	err = pv_dev__spawn(d, &np, path ? path : d->proc.path, &sock, nwhy, sizeof(nwhy));
-	if (err)
-		return why__set(why, whylen, err, "cannot start the new paravisor: %s", nwhy);
-	res->new_pid = np.pid;
-	/* The new connection answers within the servicing's deadline; no
-	 * hooks: a failure of it must not touch the device. */
-	fc.timeout_ms = timeout_ms;
-	fc.refuse = NULL;
-	fc.release = NULL;
-	fc.opaque = NULL;
-	next = vhost_user_front__create(sock, &fc, nwhy, sizeof(nwhy));
-	if (!next) {
-		service__explain(&np, nwhy, why, whylen);
-		paravisor_proc__stop(&np, 0);
-		return -EIO;
+	for (i = 0; i < nr; i++) {
+		/* The new connection answers within the servicing's deadline;
+		 * no hooks: a failure of it must not touch the device. */
+		struct vhost_user_front_cfg fc = devs[i]->fc;
+
+		fc.timeout_ms = timeout_ms;
+		fc.refuse = NULL;
+		fc.release = NULL;
+		fc.opaque = NULL;
+		next[i] = vhost_user_front__create(socks[i], &fc, nwhy, sizeof(nwhy));
+		if (!next[i])
+			break;
 	}
-	res->start_ms = service__now_ms() - t;
-	t += res->start_ms;
-	err = vhost_user_front__replace(d->vdev, next, &swap, nwhy, sizeof(nwhy));
-	res->switch_ms = service__now_ms() - t;
-	t += res->switch_ms;
-	if (err) {
-		res->rolled_back = swap.old_running;
-		why__set(why, whylen, err, "the new paravisor %s (pid %d) did not take over: %s",
-			 np.path, (int)np.pid, nwhy);
-		paravisor_proc__stop(&np, 0);
-		return err;
+	if (i == nr)
+		return 0;
+	service__explain(&nh->proc, devs[i], nwhy, why, whylen);
+	for (unsigned int k = i + 1; k < nr; k++)
+		close(socks[k]);
+	while (i--)
+		next[i]->ops->destroy(next[i]);
+	pv_host__drop(nh, 0);
+	return -EIO;
+}
+
+/* Devices [0, done) moved to the new process: back onto the old one.  The
+ * ones that cannot go back stay on the new process; their count. */
+static unsigned int service__undo(struct pv_dev *const devs[], unsigned int done,
+				  struct service_result res[], struct pv_host *nh, char *why,
+				  size_t whylen)
+{
+	unsigned int stuck = 0;
+
+	while (done--) {
+		struct pv_dev *d = devs[done];
+		struct vhost_user_front_swap swap;
+		char bwhy[512];
+
+		if (!vhost_user_front__replace(d->vdev, res[done].old, &swap, bwhy, sizeof(bwhy))) {
+			pr_info("%s \"%s\": back on the running paravisor (blackout %llu us)",
+				d->noun, d->id, (unsigned long long)swap.blackout_us);
+			snprintf(why + strlen(why), whylen - strlen(why), "; %s %s moved back",
+				 d->noun, d->id);
+			continue;
+		}
+		pr_err("%s \"%s\": cannot go back to the running paravisor: %s", d->noun, d->id,
+		       bwhy);
+		d->host->users--;
+		d->host = nh;
+		nh->users++;
+		snprintf(why + strlen(why), whylen - strlen(why),
+			 "; %s %s could not go back and stays on the new paravisor (%s)", d->noun,
+			 d->id, bwhy);
+		stuck++;
 	}
-	/* The old connection is closed: the old process exits on its own. */
-	old = d->proc;
-	pv_dev__unwatch(d);
-	d->proc = np;
-	pv_dev__watch(d);
-	paravisor_proc__stop(&old, PV_EXIT_GRACE_MS);
-	res->reap_ms = service__now_ms() - t;
-	res->blackout_us = swap.blackout_us;
-	res->stop_us = swap.stop_us;
-	snprintf(res->path, sizeof(res->path), "%s", np.path);
-	return 0;
+	return stuck;
+}
+
+static json_t *service__fail(const char *msg, bool rolled_back)
+{
+	pr_err("service: %s", msg);
+	return json_pack("{s:b, s:s, s:b}", "ok", 0, "error", msg, "rolled_back", rolled_back);
+}
+
+static json_t *service__run(struct vm *vm, const char *path, unsigned int timeout_ms,
+			    struct pv_dev *const devs[], unsigned int nr)
+{
+	struct virtio_device *next[PV_MAX_DEVS];
+	struct service_result res[PV_MAX_DEVS];
+	struct pv_host *oh = devs[0]->host, *nh;
+	int socks[PV_MAX_DEVS];
+	int64_t t0 = service__now_ms(), start_ms, reap_ms, t;
+	pid_t old_pid = oh ? oh->proc.pid : -1;
+	char why[8192], nwhy[512];
+	json_t *devices;
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		if (devs[i]->host != oh)
+			return service__fail("the VM's devices are on more than one paravisor "
+					     "(an earlier servicing could not move one back); "
+					     "restart the VM",
+					     true);
+	if (!oh)
+		return service__fail("the VM's paravisor is gone", false);
+	nh = pv_host__spawn(vm, devs, nr, path ? path : oh->proc.path, socks, nwhy, sizeof(nwhy));
+	if (!nh) {
+		snprintf(why, sizeof(why),
+			 "%s %s: cannot start the new paravisor: %s; rolled back to the running "
+			 "paravisor (pid %d)",
+			 devs[0]->noun, devs[0]->id, nwhy, (int)old_pid);
+		return service__fail(why, true);
+	}
+	if (service__connect(devs, nr, nh, socks, timeout_ms, next, nwhy, sizeof(nwhy))) {
+		snprintf(why, sizeof(why), "%s; rolled back to the running paravisor (pid %d)",
+			 nwhy, (int)old_pid);
+		return service__fail(why, true);
+	}
+	start_ms = service__now_ms() - t0;
+	memset(res, 0, sizeof(res));
+	for (i = 0; i < nr; i++) {
+		struct vhost_user_front_swap swap;
+		int err;
+
+		t = service__now_ms();
+		err = vhost_user_front__replace_keep(devs[i]->vdev, next[i], &res[i].old, &swap,
+						     nwhy, sizeof(nwhy));
+
+		res[i].switch_ms = service__now_ms() - t;
+		if (err) {
+			bool back = swap.old_running;
+			unsigned int stuck;
+
+			snprintf(why, sizeof(why),
+				 "%s %s: the new paravisor %s (pid %d) did not take over: %s",
+				 devs[i]->noun, devs[i]->id, nh->proc.path, (int)nh->proc.pid,
+				 nwhy);
+			if (!back)
+				snprintf(why + strlen(why), sizeof(why) - strlen(why),
+					 "; the running paravisor (pid %d) failed too: the %s's "
+					 "I/O fails",
+					 (int)old_pid, devs[i]->noun);
+			stuck = service__undo(devs, i, res, nh, why, sizeof(why));
+			for (unsigned int k = i + 1; k < nr; k++)
+				next[k]->ops->destroy(next[k]);
+			if (stuck) {
+				/* Those devices are the new process's now. */
+				pv_host__watch(nh);
+			} else {
+				pv_host__drop(nh, PV_EXIT_GRACE_MS);
+				if (back)
+					snprintf(why + strlen(why), sizeof(why) - strlen(why),
+						 "; rolled back to the running paravisor (pid %d)",
+						 (int)old_pid);
+			}
+			return service__fail(why, back && !stuck);
+		}
+		res[i].blackout_us = swap.blackout_us;
+		res[i].stop_us = swap.stop_us;
+	}
+	/* All moved: the old connections close, the old process exits. */
+	for (i = 0; i < nr; i++) {
+		res[i].old->ops->destroy(res[i].old);
+		devs[i]->host = nh;
+	}
+	nh->users = nr;
+	oh->users = oh->users > nr ? oh->users - nr : 0;
+	pv_host__watch(nh);
+	t = service__now_ms();
+	if (!oh->users)
+		pv_host__drop(oh, PV_EXIT_GRACE_MS);
+	reap_ms = service__now_ms() - t;
+	devices = json_array();
+	for (i = 0; i < nr; i++) {
+		struct pv_dev *d = devs[i];
+
+		pr_info("%s \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms "
+			"(old rings stopped in %llu us; new one started in %lld ms, rings moved "
+			"in %lld ms, old one reaped in %lld ms)",
+			d->noun, d->id, nh->proc.path, (int)old_pid, (int)nh->proc.pid,
+			(unsigned long long)(res[i].blackout_us / 1000),
+			(unsigned long long)(res[i].blackout_us % 1000),
+			(unsigned long long)res[i].stop_us, (long long)start_ms,
+			(long long)res[i].switch_ms, (long long)reap_ms);
+		json_array_append_new(
+		    devices,
+		    json_pack("{s:s, s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:I}", "id", d->id,
+			      "blackout_ms", (json_int_t)(res[i].blackout_us / 1000), "blackout_us",
+			      (json_int_t)res[i].blackout_us, "stop_us", (json_int_t)res[i].stop_us,
+			      "old_pid", (int)old_pid, "new_pid", (int)nh->proc.pid, "start_ms",
+			      (json_int_t)start_ms, "switch_ms", (json_int_t)res[i].switch_ms,
+			      "reap_ms", (json_int_t)reap_ms));
+	}
+	return json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "paravisor", nh->proc.path,
+			 "duration_ms", (json_int_t)(service__now_ms() - t0), "devices", devices);
 }
 
 static json_t *service__control(struct vm *vm, json_t *req)
 {
 	const char *path = NULL;
 	json_int_t timeout_ms = SERVICE_TIMEOUT_MS;
-	struct service_result res;
-	char why[1024], done[256] = "";
-	json_t *devices;
-	struct pv_dev *d;
-	int64_t t0 = service__now_ms();
+	struct pv_dev *devs[PV_MAX_DEVS];
+	unsigned int nr = 0;
+	json_t *r;
 
 	if (json_unpack(req, "{s?s, s?I}", "paravisor", &path, "timeout_ms", &timeout_ms) ||
 	    (path && !*path) || timeout_ms <= 0 || timeout_ms > 600000)
 		return control__fail("service: optional \"paravisor\" (a path) and "
 				     "\"timeout_ms\" (1..600000)");
-	if (!pv_dev__next(vm, NULL))
-		return json_pack("{s:b, s:s, s:b}", "ok", 0, "error",
-				 "no device of this VM is served by a paravisor", "rolled_back", 0);
-	devices = json_array();
-	for (d = pv_dev__next(vm, NULL); d; d = pv_dev__next(vm, d)) {
-		int err;
-
-		memset(&res, 0, sizeof(res));
-		pthread_mutex_lock(&d->lock);
-		err = d->vdev
-			  ? service__disk(d, path, (unsigned int)timeout_ms, &res, why, sizeof(why))
-			  : 0;
-		pthread_mutex_unlock(&d->lock);
-		if (err) {
-			char msg[1536];
-
-			json_decref(devices);
-			if (res.rolled_back)
-				snprintf(msg, sizeof(msg),
-					 "%s %s: %s; rolled back to the running paravisor (pid "
-					 "%d)%s%s",
-					 d->noun, d->id, why, (int)res.old_pid, done, *done ? ")" : "");
-			else
-				snprintf(msg, sizeof(msg),
-					 "%s %s: %s; the running paravisor (pid %d) failed too: "
-					 "the %s's I/O fails%s%s",
-					 d->noun, d->id, why, (int)res.old_pid, d->noun, done, *done ? ")" : "");
-			pr_err("service: %s", msg);
-			return json_pack("{s:b, s:s, s:b}", "ok", 0, "error", msg, "rolled_back",
-					 res.rolled_back);
-		}
-		pr_info(
-		    "%s \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms "
-		    "(old rings stopped in %llu us; new one started in %lld ms, rings moved in "
-		    "%lld ms, old one reaped in %lld ms)",
-		    d->noun, d->id, res.path, (int)res.old_pid, (int)res.new_pid,
-		    (unsigned long long)(res.blackout_us / 1000),
-		    (unsigned long long)(res.blackout_us % 1000), (unsigned long long)res.stop_us,
-		    (long long)res.start_ms, (long long)res.switch_ms, (long long)res.reap_ms);
-		json_array_append_new(
-		    devices,
-		    json_pack("{s:s, s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:I}", "id", d->id,
-			      "blackout_ms", (json_int_t)(res.blackout_us / 1000), "blackout_us",
-			      (json_int_t)res.blackout_us, "stop_us", (json_int_t)res.stop_us,
-			      "old_pid", (int)res.old_pid, "new_pid", (int)res.new_pid, "start_ms",
-			      (json_int_t)res.start_ms, "switch_ms", (json_int_t)res.switch_ms,
-			      "reap_ms", (json_int_t)res.reap_ms));
-		snprintf(done + strlen(done), sizeof(done) - strlen(done), "%s%s",
-			 *done ? ", " : " (already on the new paravisor: ", d->id);
-	}
-	return json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "paravisor", path ? path : res.path,
-			 "duration_ms", (json_int_t)(service__now_ms() - t0), "devices", devices);
+	pv__lock();
+	/* A device that failed for good has no paravisor left to replace. */
+	for (struct pv_dev *d = pv_dev__next(vm, NULL); d && nr < PV_MAX_DEVS;
+	     d = pv_dev__next(vm, d))
+		if (d->host)
+			devs[nr++] = d;
+	if (!nr)
+		r = json_pack("{s:b, s:s, s:b}", "ok", 0, "error",
+			      "no device of this VM is served by a paravisor", "rolled_back", 0);
+	else
+		r = service__run(vm, path, (unsigned int)timeout_ms, devs, nr);
+	pv__unlock();
+	return r;
 }
 control_command("service", service__control);

@@ -629,6 +629,23 @@ static int virtio_pci__add_vcap(struct virtio_pci *vp, uint8_t type, uint32_t of
 	return pci_device__add_cap(&vp->pci, PCI_CAP_ID_VNDR, body, notify ? 18 : 14);
 }
 
+static uint64_t virtio_pci__device_features(struct virtio_device *vdev)
+{
+	const struct virtio_device_ops *ops = vdev->ops;
+
+	return (ops->features ? ops->features(vdev) : 0) | 1ULL << VIRTIO_F_VERSION_1 |
+	       1ULL << VIRTIO_F_INDIRECT_DESC | 1ULL << VIRTIO_F_EVENT_IDX;
+}
+
+void virtio_pci__refresh_features(struct virtio_device *vdev)
+{
+	struct virtio_pci *vp = vdev->transport;
+
+	pthread_mutex_lock(&vp->lock);
+	vp->device_features = virtio_pci__device_features(vdev);
+	pthread_mutex_unlock(&vp->lock);
+}
+
 int virtio_pci__init(struct virtio_pci *vp, struct virtio_device *vdev,
 		     const struct virtio_pci_hw *hw, void *hw_ctx)
 {
@@ -646,9 +663,7 @@ int virtio_pci__init(struct virtio_pci *vp, struct virtio_device *vdev,
 	vp->hw = hw;
 	vp->hw_ctx = hw_ctx;
 	vp->nr_vectors = (uint16_t)(vdev->nr_queues + 1);
-	vp->device_features = (ops->features ? ops->features(vdev) : 0) |
-			      1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC |
-			      1ULL << VIRTIO_F_EVENT_IDX;
+	vp->device_features = virtio_pci__device_features(vdev);
 	/* fail() must be callable from the start: it is lock-free. */
 	vdev->fail = virtio_pci__fail;
 	vdev->transport = vp;

@@ -46,6 +46,10 @@
 struct vm;
 
 int virtio_pci__register(struct vm *vm, struct virtio_device *vdev);
+/* vdev's model learned its features after register() (a vhost-user model
+ * whose back-end started later): the transport offers them from now on.
+ * Before the guest runs only. */
+void virtio_pci__refresh_features(struct virtio_device *vdev);
 
 /* --- the layout, exposed for tests --- */
 #define VIRTIO_PCI_VENDOR	  0x1af4

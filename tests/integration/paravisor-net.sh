@@ -73,7 +73,7 @@ result "tiny guest: DHCP DISCOVER out, slirp's OFFER back through the paravisor"
 	"tiny: virtio-net rx from 52:55:0a:00:02:02 type 0x0800 udp 67->68" \
 	'NIC "net0": served by the paravisor' "paravisor: info: net0: queue 1 started" \
 	"paravisor: info: sandbox entered: seccomp allow-list" \
-	"paravisor: info: exiting (front-end gone)" \
+	"paravisor: info: exiting: every front-end gone" \
 	'NIC "net0": its slirp runs in the netstack .* --netstack, pid' \
 	"netstack: info: sandbox entered: seccomp allow-list" \
 	"netstack: info: NIC \"net0\": netstack: every NIC end closed; exiting"
@@ -82,9 +82,10 @@ ns=$(ns_pid "$WORK/tiny")
 check "no paravisor or netstack process is left after vmm exits" \
 	sh -c "[ -n '$pv' ] && [ -n '$ns' ] && ! kill -0 '$pv' 2>/dev/null && ! kill -0 '$ns' 2>/dev/null"
 
-# --- 3. Servicing replaces the disk's and the NIC's paravisors; the NIC's
-# netstack (its slirp, its hostfwd socket) runs on.  A killed NIC paravisor
-# is restarted; a killed netstack is reported.  Live migration is refused
+# --- 3. One paravisor process serves the VM's disk and NIC; servicing
+# replaces it (and rolls every device back when the new one fails on one);
+# the NIC's netstack (its slirp, its hostfwd socket) runs on.  A killed
+# paravisor is restarted with both devices; a killed netstack is reported.  Live migration is refused
 # naming the NIC.
 resolv_wrapper
 # Here a resolv.conf of 50 100-byte lines: the netstack's copy keeps the
@@ -106,7 +107,15 @@ vmm_start "$WORK/svc" --kernel "$TINY" --cmdline "heartbeat=5" \
 VMM=$real_vmm
 sleep 3
 nic_pv=$(sed -n 's/.*NIC "net0": served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$WORK/svc")
+disk_pv=$(pv_pid "$WORK/svc")
 ns=$(ns_pid "$WORK/svc")
+# One paravisor per VM: the disk's and the NIC's are one process, given
+# both devices (each on its own socket, the disk image and the netstack's
+# socket after them).
+pv_args=$(tr '\0' ' ' <"/proc/$nic_pv/cmdline" 2>/dev/null)
+check "one paravisor process (pid $nic_pv) serves the VM's disk and NIC: $pv_args" sh -c \
+	"[ -n '$nic_pv' ] && [ '$disk_pv' = '$nic_pv' ] &&
+	printf '%s' '$pv_args' | grep -q -- '--fd 3 --disk fd=4,.*id=disk0 --fd 5 --net socket,fd=6,.*id=net0'"
 head -n 40 "$WORK/big-resolv.conf" >"$WORK/resolv-40"
 check "the netstack's root holds the host's resolv.conf cut to whole lines (4000 of 5000 bytes)" \
 	sh -c "cmp '/proc/$ns/root/etc/resolv.conf' '$WORK/resolv-40' &&
@@ -124,11 +133,39 @@ fi
 check "the new NIC paravisor loaded the old one's device state" grep -q \
 	'net0: pid [0-9]* loaded device state format 1 from paravisor (state format 1): rx [0-9]* frames' \
 	"$WORK/svc"
+disk_new=$(printf '%s' "$r" | sed -n 's/.*{"id":"disk0"[^}]*"new_pid":\([0-9]*\).*/\1/p')
+check "the servicing moved the disk and the NIC to one new process ($disk_new, $nic_new)" \
+	sh -c "[ -n '$disk_new' ] && [ '$disk_new' = '$nic_new' ]"
+# A new paravisor that takes the disk but refuses the NIC's state: the disk,
+# already moved, goes back to the running process with the NIC, the new
+# process goes, and both devices serve on from the old one.
+printf '#!/bin/sh\nexec "%s" --test-fail-restore-id net0 "$@"\n' "$VMMD_BUILDDIR/paravisor/paravisor" \
+	>"$WORK/pv-fail-nic"
+chmod +x "$WORK/pv-fail-nic"
+r=$(ctl "{\"cmd\":\"service\",\"paravisor\":\"$WORK/pv-fail-nic\"}")
+sleep 0.5
+st=$(ctl '{"cmd":"paravisor-status"}')
+on_old=$(printf '%s' "$st" | grep -o "\"pid\":$nic_new," | wc -l)
+left=$(pgrep -f -- "$WORK/pv-fail-nic" | wc -l)
+check "a new paravisor refusing the NIC's state: the disk moves back, both serve on from pid $nic_new ($r)" \
+	sh -c "printf '%s' '$r' | grep -q '\"ok\":false' && printf '%s' '$r' | grep -q '\"rolled_back\":true' &&
+	printf '%s' '$r' | grep -q 'NIC net0: the new paravisor .* did not take over: .*test-fail-restore.*; disk disk0 moved back; rolled back to the running paravisor (pid $nic_new)' &&
+	grep -q 'disk \"disk0\": back on the running paravisor' '$WORK/svc' &&
+	[ '$on_old' -eq 2 ] && kill -0 '$nic_new' && [ '$left' -eq 0 ]"
+r=$(ctl '{"cmd":"service"}')
+check "after the rollback a servicing succeeds again ($r)" sh -c \
+	"printf '%s' '$r' | grep -q '\"ok\":true,.*{\"id\":\"net0\",[^}]*\"old_pid\":$nic_new,'"
+nic_new=$(printf '%s' "$r" | sed -n 's/.*{"id":"net0"[^}]*"new_pid":\([0-9]*\).*/\1/p')
 kill -KILL "$nic_new" 2>/dev/null
 wait_for "$WORK/svc" 'NIC "net0": its paravisor (pid [0-9]*) killed by signal 9 (Killed); restarted it' 10
 st=$(ctl '{"cmd":"paravisor-status"}')
 check "a killed NIC paravisor is restarted, the netstack runs on ($st)" sh -c \
 	"printf '%s' '$st' | grep -q '\"nics\":\[{\"id\":\"net0\",\"pid\":[0-9]*,\"restart\":true,\"restarts\":1,.*\"netstack_pid\":$ns,'"
+d_pid=$(printf '%s' "$st" | sed -n 's/.*"disks":\[{"id":"disk0","pid":\([0-9]*\),.*/\1/p')
+n_pid=$(printf '%s' "$st" | sed -n 's/.*"nics":\[{"id":"net0","pid":\([0-9]*\),.*/\1/p')
+check "the one paravisor's death restarts the disk too, both in one new process ($d_pid, $n_pid)" \
+	sh -c "[ -n '$d_pid' ] && [ '$d_pid' = '$n_pid' ] && [ '$d_pid' != '$nic_new' ] && kill -0 '$d_pid' &&
+	grep -q 'disk \"disk0\": its paravisor (pid $nic_new) killed by signal 9 (Killed); restarted it' '$WORK/svc'"
 r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:1"}')
 check "migrate is refused naming the NIC ($r)" \
 	sh -c "printf '%s' '$r' | grep -q 'migrate: NIC net0: served by the paravisor'"

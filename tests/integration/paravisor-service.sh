@@ -4,8 +4,9 @@
 # read-back / compare loop with O_DIRECT (so every pass reaches the
 # paravisor), and echoes a TCP stream from a host client through slirp
 # hostfwd on a `backend=paravisor` NIC, while vmm's control command
-# {"cmd":"service"} replaces both paravisor processes 20 times in a row:
-# every reply is ok with new pids and a blackout, the NIC's netstack (its
+# {"cmd":"service"} replaces the VM's one paravisor process (disk and NIC)
+# 20 times in a row: every reply is ok with a new pid, the same for both
+# devices, and a blackout each, the NIC's netstack (its
 # slirp) stays the same process, the guest's loop sees no I/O error and
 # keeps counting, the TCP connection stays open and every line comes back
 # in order, its boot_id does not change and its uptime goes on, and after
@@ -13,7 +14,8 @@
 # once, one that rejects its options, one that starts but serves another
 # disk (a different config space): each is refused with the reason and
 # rolled back, the old paravisor (same pid) serves on and the guest's I/O
-# goes on.  Then version skew: servicings between two builds whose device
+# goes on; so is one that takes the disk but refuses the NIC's state (the
+# disk moves back, rings and state, to the running paravisor).  Then version skew: servicings between two builds whose device
 # state formats differ (paravisor, paravisor-next) carry the state both
 # ways; a state written for newer readers and a build that fails to load
 # any state are refused with the reason and rolled back.  A VM without a
@@ -116,6 +118,8 @@ pv=$(pv_pid "$WORK/run")
 nic_prev=$(sed -n 's/.*NIC "net0": served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$WORK/run" | head -n 1)
 check "the guest's write/verify loop runs on the paravisor's disk (pid ${pv:-?})" \
 	sh -c "[ -n '$pv' ] && kill -0 '$pv' && grep -q 'LOOPOK 3' '$WORK/run'"
+check "one paravisor process serves the disk and the NIC (pid ${pv:-?}, ${nic_prev:-?})" \
+	[ -n "$pv" -a "$pv" = "$nic_prev" ]
 
 before=$(loops)
 prev=$pv
@@ -134,7 +138,7 @@ while [ $n -lt $SERVICES ]; do
 	if says "$r" '^{"ok":true,"paravisor":"[^"]*","duration_ms":[0-9]*,"devices":\[{"id":"data","blackout_ms":[0-9]*' &&
 		[ "$old" = "$prev" ] && [ -n "$new" ] && ! says "$pids" " $new " &&
 		kill -0 "$new" 2>/dev/null && ! kill -0 "$old" 2>/dev/null &&
-		[ "$nic_old" = "$nic_prev" ] && [ -n "$nic_new" ] && ! says "$pids" " $nic_new " &&
+		[ "$nic_old" = "$nic_prev" ] && [ "$nic_new" = "$new" ] && ! says "$pids" " $nic_new " &&
 		kill -0 "$nic_new" 2>/dev/null && ! kill -0 "$nic_old" 2>/dev/null; then
 		good=$((good + 1))
 	else
@@ -156,7 +160,7 @@ while [ $n -lt $SERVICES ]; do
 	# Let the guest do some I/O on each new paravisor.
 	sleep 0.3
 done
-check "$SERVICES servicings in a row: each ok, new pids for the disk and the NIC, the old ones gone ($good/$SERVICES)" \
+check "$SERVICES servicings in a row: each ok, one new pid for the disk and the NIC, the old one gone ($good/$SERVICES)" \
 	[ "$good" -eq "$SERVICES" ]
 check "the NIC's netstack is the same process throughout (pid ${ns:-?})" \
 	sh -c "[ -n '$ns' ] && [ '$(netstack_pid)' = '$ns' ] && kill -0 '$ns'"
@@ -177,12 +181,12 @@ check "the guest's loop kept counting through the servicings ($before then $afte
 pv=$prev
 
 # --- 3. Servicings that fail roll back to the running paravisor.
-rollback() { # NAME PATH WANT-IN-ERROR
+rollback() { # NAME PATH WANT-IN-ERROR [DEVICE]
 	b=$(loops)
 	r=$(ctl "{\"cmd\":\"service\",\"paravisor\":\"$2\",\"timeout_ms\":5000}")
 	diag "$1: $r"
 	check "$1: refused with the reason, rolled back to pid $pv" sh -c \
-		"printf '%s' '$r' | grep -q '^{\"ok\":false,\"error\":\"disk data: .*$3.*; rolled back to the running paravisor (pid $pv)\",\"rolled_back\":true}'"
+		"printf '%s' '$r' | grep -q '^{\"ok\":false,\"error\":\"${4:-disk data}: .*$3.*; rolled back to the running paravisor (pid $pv)\",\"rolled_back\":true}'"
 	wait_for "$WORK/run" "LOOPOK $(($(field "$WORK/run" LOOPOK) + 2))" 60
 	check "$1: the old paravisor serves on, the guest's I/O goes on ($b then $(loops) passes)" \
 		sh -c "kill -0 $pv && [ $(loops) -gt $b ]"
@@ -195,8 +199,19 @@ rollback "a paravisor that rejects its options" "$badopt" "did not start: it exi
 other=$WORK/other.img
 truncate -s 8M "$other"
 otherdisk=$WORK/pv-otherdisk
-# Starts and negotiates, but serves an 8 MiB disk: not what the guest sees.
-printf '#!/bin/sh\nexec %s --fd 3 --disk path=%s,id=data\n' "$PARAVISOR" "$other" >"$otherdisk"
+# Starts and negotiates, but serves an 8 MiB disk: not what the guest sees
+# (its own command line, with the disk's option swapped).
+cat >"$otherdisk" <<EOF
+#!/bin/sh
+prev=
+for a do
+	shift
+	[ "\$prev" = --disk ] && a=path=$other,id=data
+	set -- "\$@" "\$a"
+	prev=\$a
+done
+exec $PARAVISOR "\$@"
+EOF
 chmod +x "$otherdisk"
 rollback "a paravisor that starts but serves another disk" "$otherdisk" \
 	"did not take over: the new back-end presents a different config space"
@@ -211,7 +226,7 @@ reqs=0
 skew() { # NAME BINARY PATTERN-OF-THE-NEW-PID'S-LOAD-LINE
 	r=$(ctl "{\"cmd\":\"service\",\"paravisor\":\"$2\"}")
 	new=$(num "$r" new_pid)
-	line=$(grep "pid ${new:-none} loaded device state" "$WORK/run" | tr -d '\r' | tail -n 1)
+	line=$(grep "data: pid ${new:-none} loaded device state" "$WORK/run" | tr -d '\r' | tail -n 1)
 	req=$(printf '%s' "$line" | sed -n 's/.*requests \([0-9]*\),.*/\1/p')
 	diag "$1: $r"
 	diag "$1: ${line#*info: }"
@@ -236,9 +251,8 @@ wait_for "$WORK/run" "LOOPOK $(($(field "$WORK/run" LOOPOK) + 2))" 60
 
 # --- 5. A device state the new paravisor does not load: rolled back.
 toonew=$WORK/pv-too-new
-# Only the disk's state claims it (the NIC's paravisor runs the plain build).
-printf '#!/bin/sh\ncase "$*" in *--disk*) exec %s --test-state-too-new "$@" ;; esac\nexec %s "$@"\n' \
-	"$PARAVISOR" "$PARAVISOR" >"$toonew"
+# Only the disk's first saved state claims it.
+printf '#!/bin/sh\nexec %s --test-state-too-new-id data "$@"\n' "$PARAVISOR" >"$toonew"
 chmod +x "$toonew"
 skew "to a build whose first saved state claims a newer reader" "$toonew" "format 1 from paravisor "
 rollback "a state written for newer readers only" "$PARAVISOR" \
@@ -252,6 +266,17 @@ chmod +x "$failrestore"
 rollback "a paravisor that fails to restore" "$failrestore" \
 	"did not take over: the new back-end did not load the device state: the test hook --test-fail-restore refused it"
 skew "servicing after the refused states" "$PARAVISOR" "format 1 from paravisor (state format 1): "
+# One paravisor for the VM: the disk moves to the new one first, then the
+# NIC's state is refused, and the disk (its ring running under the guest's
+# loop) moves back to the running paravisor with its state.
+failnic=$WORK/pv-fail-nic
+printf '#!/bin/sh\nexec %s --test-fail-restore-id net0 "$@"\n' "$NEXT" >"$failnic"
+chmod +x "$failnic"
+rollback "a paravisor that takes the disk but refuses the NIC's state" "$failnic" \
+	"did not take over: the new back-end did not load the device state: the test hook --test-fail-restore refused it; disk data moved back" \
+	"NIC net0"
+check "the disk went back to the running paravisor with its rings" \
+	grep -q 'disk "data": back on the running paravisor (blackout [0-9]* us)' "$WORK/run"
 
 # A last good servicing after the failures, then the end of the loop.
 r=$(ctl '{"cmd":"service"}')

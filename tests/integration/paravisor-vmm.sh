@@ -50,7 +50,7 @@ result "the paravisor ran the queue with the memory table and features vmm gave 
 	"paravisor: info: disk0: queue 0 started: size [0-9]*" \
 	"vmm: info: disk0: 1 queue(s) handed to the vhost-user back-end"
 result "the paravisor exits 0 when vmm closes the connection" boot 0 \
-	"paravisor: info: exiting (front-end gone)"
+	"paravisor: info: exiting: every front-end gone"
 grep -E 'paravisor|handed' "$WORK/boot" | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
 pv=$(pv_pid "$WORK/boot")
 check "no paravisor process is left after vmm exits" sh -c "[ -n '$pv' ] && ! kill -0 '$pv' 2>/dev/null"

@@ -633,6 +633,41 @@ static void test_vhost_user_front_replace_moves_the_device_state(void **state)
 	next_back_end_done();
 }
 
+/* Servicing several devices of one paravisor process: a device switched to
+ * the new back-end goes back to the old one (whose connection was kept)
+ * when a later device fails, and the old one takes the rings and the state
+ * the new one built meanwhile. */
+static void test_vhost_user_front_replace_keep_switches_back(void **state)
+{
+	struct virtio_blk_counters c;
+	struct vhost_user_front_swap res;
+	struct virtio_device *old = NULL;
+	char why[256] = "";
+
+	driver_ok(1ULL << VIRTIO_F_VERSION_1);
+	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
+	read_sector3(0);
+	if (vhost_user_front__replace_keep(g.vdev, next_back_end_on(g.img, 1 << 20, true), &old,
+					   &res, why, sizeof(why)))
+		fail_msg("replace: %s", why);
+	assert_non_null(old);
+	read_sector3(1);
+	virtio_blk__get_counters(g2.be, &c);
+	assert_int_equal(c.requests, 2);
+	if (vhost_user_front__replace(g.vdev, old, &res, why, sizeof(why)))
+		fail_msg("switching back: %s", why);
+	assert_true(res.blackout_us > 0);
+	read_sector3(2);
+	g.vdev->ops->stop(g.vdev);
+	assert_int_equal(g.vdev->vqs[0].last_avail, 3);
+	/* The third request was the old back-end's, on top of the two the
+	 * new one's state carried back. */
+	virtio_blk__get_counters(g.be, &c);
+	assert_int_equal(c.requests, 3);
+	assert_int_equal(g.fails, 0);
+	next_back_end_done();
+}
+
 /* A refused state is a failed servicing: the old back-end serves on. */
 static void replace_refused(struct virtio_device *next, const char *want)
 {
@@ -704,6 +739,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_takes_features_and_config_from_the_back_end, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vhost_user_front_replace_keep_switches_back, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_hands_rings_over_and_gets_the_index_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
