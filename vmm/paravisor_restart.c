@@ -72,6 +72,7 @@ void pv_host__restart(struct pv_host *h, pid_t pid, const char *died)
 	unsigned int nr = 0, i;
 	int64_t t0 = restart__now_ms();
 	char nwhy[512], how_np[128], too_many[96], how[160];
+	char path[sizeof(h->proc.path)];
 
 	snprintf(how, sizeof(how), "(pid %d) %s", (int)pid, died);
 	snprintf(too_many, sizeof(too_many),
@@ -90,10 +91,12 @@ void pv_host__restart(struct pv_host *h, pid_t pid, const char *died)
 		else
 			devs[nr++] = d;
 	}
+	/* The same binary: the one the last servicing installed. */
+	memcpy(path, h->proc.path, sizeof(path));
 	pv_host__drop(h, 0); /* reaped already: closes its pidfd, frees it */
 	if (!nr)
 		return;
-	nh = pv_host__spawn(devs[0]->vm, devs, nr, NULL, socks, nwhy, sizeof(nwhy));
+	nh = pv_host__spawn(devs[0]->vm, devs, nr, path, socks, nwhy, sizeof(nwhy));
 	if (!nh) {
 		for (i = 0; i < nr; i++)
 			restart__fail(devs[i], pid, died, nwhy);

@@ -152,7 +152,10 @@ check "a new paravisor refusing the NIC's state: the disk moves back, both serve
 	printf '%s' '$r' | grep -q 'NIC net0: the new paravisor .* did not take over: .*test-fail-restore.*; disk disk0 moved back; rolled back to the running paravisor (pid $nic_new)' &&
 	grep -q 'disk \"disk0\": back on the running paravisor' '$WORK/svc' &&
 	[ '$on_old' -eq 2 ] && kill -0 '$nic_new' && [ '$left' -eq 0 ]"
-r=$(ctl '{"cmd":"service"}')
+# A copy of the binary, so that the restart below can show it starts the
+# one the last servicing installed.
+cp "$VMMD_BUILDDIR/paravisor/paravisor" "$WORK/paravisor-copy"
+r=$(ctl "{\"cmd\":\"service\",\"paravisor\":\"$WORK/paravisor-copy\"}")
 check "after the rollback a servicing succeeds again ($r)" sh -c \
 	"printf '%s' '$r' | grep -q '\"ok\":true,.*{\"id\":\"net0\",[^}]*\"old_pid\":$nic_new,'"
 nic_new=$(printf '%s' "$r" | sed -n 's/.*{"id":"net0"[^}]*"new_pid":\([0-9]*\).*/\1/p')
@@ -163,8 +166,10 @@ check "a killed NIC paravisor is restarted, the netstack runs on ($st)" sh -c \
 	"printf '%s' '$st' | grep -q '\"nics\":\[{\"id\":\"net0\",\"pid\":[0-9]*,\"restart\":true,\"restarts\":1,.*\"netstack_pid\":$ns,'"
 d_pid=$(printf '%s' "$st" | sed -n 's/.*"disks":\[{"id":"disk0","pid":\([0-9]*\),.*/\1/p')
 n_pid=$(printf '%s' "$st" | sed -n 's/.*"nics":\[{"id":"net0","pid":\([0-9]*\),.*/\1/p')
-check "the one paravisor's death restarts the disk too, both in one new process ($d_pid, $n_pid)" \
+exe=$(readlink "/proc/$n_pid/exe" 2>/dev/null)
+check "the one paravisor's death restarts the disk too, both in one new process ($d_pid, $n_pid) of the binary servicing installed ($exe)" \
 	sh -c "[ -n '$d_pid' ] && [ '$d_pid' = '$n_pid' ] && [ '$d_pid' != '$nic_new' ] && kill -0 '$d_pid' &&
+	[ '$exe' = '$WORK/paravisor-copy' ] &&
 	grep -q 'disk \"disk0\": its paravisor (pid $nic_new) killed by signal 9 (Killed); restarted it' '$WORK/svc'"
 r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:1"}')
 check "migrate is refused naming the NIC ($r)" \
