@@ -384,6 +384,21 @@ static void pair(int sv[2], int type)
 	assert_int_equal(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv), 0);
 }
 
+/* A paravisor serving two devices, one on each new socketpair: s0[0] and
+ * s1[0] are the test's ends, the process's ends are closed here. */
+static void pv_start_two(struct pv *p, const char *const *args, int s0[2], int s1[2])
+{
+	int fds[2];
+
+	pair(s0, SOCK_STREAM);
+	pair(s1, SOCK_STREAM);
+	fds[0] = s0[1];
+	fds[1] = s1[1];
+	pv_start(p, fds, 2, args);
+	close(s0[1]);
+	close(s1[1]);
+}
+
 /* --- several devices in one process --- */
 
 /* Two disks on two images, one process: each front-end negotiates and
@@ -394,19 +409,13 @@ static void test_paravisor_serves_two_disks_on_their_own_connections(void **stat
 	const char *const args[] = {"--fd", "3", "--disk", "path=@a.img,id=d0",
 				    "--fd", "4", "--disk", "path=@b.img,id=d1",
 				    NULL};
-	int s0[2], s1[2], fds[2];
+	int s0[2], s1[2];
 	struct fe f0, f1;
 	struct pv p;
 
 	make_image("a.img", 1);
 	make_image("b.img", 77);
-	pair(s0, SOCK_STREAM);
-	pair(s1, SOCK_STREAM);
-	fds[0] = s0[1];
-	fds[1] = s1[1];
-	pv_start(&p, fds, 2, args);
-	close(s0[1]);
-	close(s1[1]);
+	pv_start_two(&p, args, s0, s1);
 	fe_open(&f0, s0[0], "d0", false);
 	fe_open(&f1, s1[0], "d1", false);
 	fe_start(&f0);
@@ -483,19 +492,13 @@ static void test_paravisor_exits_1_naming_the_device_whose_front_end_broke(void 
 				    NULL};
 	/* A request header of protocol version 0. */
 	const uint32_t bad[3] = {1 /* GET_FEATURES */, 0, 0};
-	int s0[2], s1[2], fds[2];
+	int s0[2], s1[2];
 	struct fe f0;
 	struct pv p;
 
 	make_image("a.img", 3);
 	make_image("b.img", 4);
-	pair(s0, SOCK_STREAM);
-	pair(s1, SOCK_STREAM);
-	fds[0] = s0[1];
-	fds[1] = s1[1];
-	pv_start(&p, fds, 2, args);
-	close(s0[1]);
-	close(s1[1]);
+	pv_start_two(&p, args, s0, s1);
 	fe_open(&f0, s0[0], "d0", false);
 	fe_start(&f0);
 	read_sector3(&f0, 0, 3);
@@ -540,20 +543,14 @@ static void test_paravisor_fail_restore_id_refuses_one_device_only(void **state)
 	struct vhost_user_front_cfg cfg;
 	struct vhost_user_front_swap res;
 	struct virtio_device *n0, *n1;
-	int s0[2], s1[2], t0[2], t1[2], fds[2];
+	int s0[2], s1[2], t0[2], t1[2];
 	char why[256] = "";
 	struct fe f0, f1;
 	struct pv old, new;
 
 	make_image("a.img", 5);
 	make_image("b.img", 6);
-	pair(s0, SOCK_STREAM);
-	pair(s1, SOCK_STREAM);
-	fds[0] = s0[1];
-	fds[1] = s1[1];
-	pv_start(&old, fds, 2, old_args);
-	close(s0[1]);
-	close(s1[1]);
+	pv_start_two(&old, old_args, s0, s1);
 	fe_open(&f0, s0[0], "d0", false);
 	fe_open(&f1, s1[0], "d1", false);
 	fe_start(&f0);
@@ -561,13 +558,7 @@ static void test_paravisor_fail_restore_id_refuses_one_device_only(void **state)
 	read_sector3(&f0, 0, 5);
 	read_sector3(&f1, 0, 6);
 
-	pair(t0, SOCK_STREAM);
-	pair(t1, SOCK_STREAM);
-	fds[0] = t0[1];
-	fds[1] = t1[1];
-	pv_start(&new, fds, 2, new_args);
-	close(t0[1]);
-	close(t1[1]);
+	pv_start_two(&new, new_args, t0, t1);
 	cfg = fe_cfg("d0", false);
 	cfg.mem_fd = f0.memfd;
 	cfg.mem_base = f0.ram;
@@ -659,7 +650,7 @@ static void test_paravisor_refuses_a_device_without_an_fd(void **state)
 
 static void test_paravisor_refuses_two_devices_with_one_id(void **state)
 {
-	int s0[2], s1[2], fds[2];
+	int s0[2], s1[2];
 
 	make_image("a.img", 1);
 	make_image("b.img", 2);
