@@ -650,7 +650,7 @@ static void test_paravisor_refuses_a_device_without_an_fd(void **state)
 
 static void test_paravisor_refuses_two_devices_with_one_id(void **state)
 {
-	int s0[2], s1[2];
+	int s0[2], s1[2], fds[2];
 
 	make_image("a.img", 1);
 	make_image("b.img", 2);
