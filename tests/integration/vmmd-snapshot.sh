@@ -24,7 +24,8 @@ err_is() {
 }
 # continues VM SAVED: the restored VM's console: no boot, beats above SAVED.
 continues() {
-	wait_console "$1" "tiny: heartbeat" 30
+	# 60 s: in a loaded lab (two lanes on one L1) 30 s was once too few.
+	wait_console "$1" "tiny: heartbeat" 60
 	_first=$(first_beat "$WORK/$1.con")
 	diag "$1: heartbeat $2 before the snapshot, first after the restore: ${_first:-none}"
 	[ "${_first:-0}" -gt "$2" ] && ! grep -q 'tiny: hello' "$WORK/$1.con"
@@ -123,7 +124,7 @@ check "r1 has hb's spec under its own name" \
 check "r1 continues from hb's snapshot: no boot, heartbeat above $saved1" continues r1 "$saved1"
 curl -s -m 10 --unix-socket "$S" -H 'Content-Type: application/octet-stream' --data-binary v \
 	"http://v/v1/vms/r1/console:write" >/dev/null
-wait_console r1 "tiny: verify" 30
+wait_console r1 "tiny: verify" 60
 check "r1's RAM holds the pattern written before the snapshot" grep -q "tiny: verify ok" "$WORK/r1.con"
 
 # 6. vmmctl restore, RAM mapped lazily.
