@@ -49,6 +49,14 @@ struct net_backend_ops {
 	void (*rx_ready)(struct net_backend *be);
 	/* The guest's receive offloads (NET_OFFLOAD_*). */
 	int (*set_offload)(struct net_backend *be, unsigned int offloads);
+	/* The model's rings start and stop running (may be NULL).  A backend
+	 * that pulls frames ahead of the guest (tap's posted reads) stops
+	 * pulling while stopped: another process may hold the same host side
+	 * (the next paravisor during a servicing) and must get those frames.
+	 * Frames already pulled are kept for the next start.  Called with the
+	 * device thread parked. */
+	int (*start)(struct net_backend *be);
+	void (*stop)(struct net_backend *be);
 	/* Saved state (may be NULL). */
 	int (*save)(struct net_backend *be, uint8_t **buf, size_t *len);
 	int (*load)(struct net_backend *be, const uint8_t *buf, size_t len);

@@ -1,8 +1,17 @@
 /* net/tap.c — tap backend.  Frames carry the 12-byte virtio-net header both
  * ways, so guest checksum/TSO offloads pass through untouched.  io_uring
  * does the I/O: a batch of TX writev's is submitted at once on flush, and
- * a few readv's stay posted into bounce buffers for RX; the ring signals
- * completions through an eventfd the device thread polls. */
+ * a few readv's stay posted into bounce buffers for RX while the model's
+ * rings run; the ring signals completions through an eventfd the device
+ * thread polls.
+ *
+ * Opening the tap (which needs CAP_NET_ADMIN) and building the backend are
+ * apart, so that vmm opens it and a sandboxed paravisor builds the backend
+ * on the fd it is handed.  Several processes may then hold the same tap:
+ * during a servicing the old paravisor lives on, rings stopped, until every
+ * device moved.  Reads left posted there would take frames the new one
+ * should get, so a stopped backend cancels them and posts none until its
+ * rings start again. */
 #include "net/tap.h"
 
 #include "common/log.h"
@@ -27,6 +36,7 @@
 
 #define TAG_TX	       1ULL
 #define TAG_RX	       2ULL
+#define TAG_CANCEL     3ULL
 #define TAG(kind, idx) ((kind) << 32 | (idx))
 
 enum rx_state { RX_FREE, RX_POSTED, RX_READY };
@@ -49,11 +59,14 @@ struct net_tap {
 	struct tap_rx rx[TAP_RX_BUFS];
 	unsigned int ready[TAP_RX_BUFS]; /* completed buffers in arrival order */
 	unsigned int ready_head, ready_count;
+	bool stopped; /* no reads posted: the model's rings do not run */
 	char ifname[IFNAMSIZ];
 };
 
 static void tap__post_reads(struct net_tap *t)
 {
+	if (t->stopped)
+		return;
 	for (int i = 0; i < TAP_RX_BUFS; i++) {
 		struct io_uring_sqe *sqe;
 
@@ -74,6 +87,8 @@ static void tap__complete(struct net_tap *t, struct io_uring_cqe *cqe)
 	uint64_t tag = io_uring_cqe_get_data64(cqe);
 	unsigned int idx = tag & 0xffffffff;
 
+	if (tag >> 32 == TAG_CANCEL)
+		return; /* the cancelled read completes on its own */
 	if (tag >> 32 == TAG_TX) {
 		t->tx_inflight--;
 		if (cqe->res < 0) {
@@ -226,6 +241,71 @@ static int tap__set_offload(struct net_backend *be, unsigned int offloads)
 	return 0;
 }
 
+static bool tap__reads_posted(const struct net_tap *t)
+{
+	for (int i = 0; i < TAP_RX_BUFS; i++)
+		if (t->rx[i].state == RX_POSTED)
+			return true;
+	return false;
+}
+
+/* The rings run: pull frames again, after offering those read before the
+ * last stop (the device thread's first rx_ready does). */
+static int tap__start(struct net_backend *be)
+{
+	struct net_tap *t = (struct net_tap *)be;
+	int r;
+
+	t->stopped = false;
+	tap__post_reads(t);
+	r = io_uring_submit(&t->ring);
+	return r < 0 ? r : 0;
+}
+
+/* The rings stopped (GET_VRING_BASE, a reset, a servicing): cancel the
+ * posted reads and wait until each has completed, so this process takes no
+ * frame from the tap until it starts again; another process holding the
+ * tap (the next paravisor) gets them.  A read that won the race keeps its
+ * frame, ready for this process's next start (a servicing rolled back). */
+static void tap__stop(struct net_backend *be)
+{
+	struct net_tap *t = (struct net_tap *)be;
+	struct __kernel_timespec ts = {.tv_sec = 1};
+	struct io_uring_cqe *cqe;
+	int r;
+
+	t->stopped = true;
+	for (int i = 0; i < TAP_RX_BUFS; i++) {
+		struct io_uring_sqe *sqe;
+
+		if (t->rx[i].state != RX_POSTED)
+			continue;
+		sqe = io_uring_get_sqe(&t->ring);
+		if (!sqe) {
+			io_uring_submit(&t->ring);
+			sqe = io_uring_get_sqe(&t->ring);
+		}
+		if (!sqe)
+			break;
+		io_uring_prep_cancel64(sqe, TAG(TAG_RX, i), 0);
+		io_uring_sqe_set_data64(sqe, TAG(TAG_CANCEL, i));
+	}
+	io_uring_submit(&t->ring);
+	while (tap__reads_posted(t)) {
+		r = io_uring_wait_cqe_timeout(&t->ring, &cqe, &ts);
+		if (r == -EINTR)
+			continue;
+		if (r < 0) {
+			pr_warn("%s: tap %s: reads still posted after stop: %s", be->name,
+				t->ifname, strerror(-r));
+			break;
+		}
+		tap__complete(t, cqe);
+		io_uring_cqe_seen(&t->ring, cqe);
+	}
+	tap__reap(t); /* the cancellations' own completions */
+}
+
 static void tap__free(struct net_backend *be)
 {
 	struct net_tap *t = (struct net_tap *)be;
@@ -249,14 +329,92 @@ static const struct net_backend_ops tap_ops = {
     .poll_done = tap__poll_done,
     .rx_ready = tap__rx_ready,
     .set_offload = tap__set_offload,
+    .start = tap__start,
+    .stop = tap__stop,
     .free = tap__free,
 };
 
-struct net_backend *net_tap__new(const char *name, const char *ifname, char *err, size_t errlen)
+int net_tap__open(const char *ifname, char *err, size_t errlen)
+{
+	struct ifreq ifr = {0};
+	int fd, hdrsz = NET_VNET_HDR_LEN, r;
+
+	if (!*ifname || strlen(ifname) >= IFNAMSIZ) {
+		snprintf(err, errlen, "interface name '%s' is empty or longer than %d characters",
+			 ifname, IFNAMSIZ - 1);
+		return -EINVAL;
+	}
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open /dev/net/tun: %s", strerror(errno));
+		return r;
+	}
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	memcpy(ifr.ifr_name, ifname, strlen(ifname));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "TUNSETIFF %s: %s", ifname, strerror(errno));
+		goto out_close;
+	}
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "TUNSETVNETHDRSZ: %s", strerror(errno));
+		goto out_close;
+	}
+	/* No receive offloads until the guest's driver accepts them. */
+	if (ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "TUNSETOFFLOAD: %s", strerror(errno));
+		goto out_close;
+	}
+	return fd;
+out_close:
+	close(fd);
+	return r;
+}
+
+/* Is fd a tap as net_tap__open leaves it?  Learns its name into t. */
+static int tap__check_fd(struct net_tap *t, int fd, char *err, size_t errlen)
+{
+	struct ifreq ifr = {0};
+	int hdrsz = 0, fl;
+
+	if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
+		snprintf(err, errlen,
+			 "descriptor %d is not a tap device attached to an interface "
+			 "(TUNGETIFF: %s)",
+			 fd, strerror(errno));
+		return -EINVAL;
+	}
+	memcpy(t->ifname, ifr.ifr_name, IFNAMSIZ - 1);
+	if ((ifr.ifr_flags & (IFF_TUN | IFF_TAP)) != IFF_TAP) {
+		snprintf(err, errlen, "descriptor %d is tun device %s, not a tap (IFF_TAP)", fd,
+			 t->ifname);
+		return -EINVAL;
+	}
+	if (!(ifr.ifr_flags & IFF_VNET_HDR) || !(ifr.ifr_flags & IFF_NO_PI) ||
+	    ioctl(fd, TUNGETVNETHDRSZ, &hdrsz) < 0 || hdrsz != NET_VNET_HDR_LEN) {
+		snprintf(err, errlen,
+			 "tap %s (descriptor %d) was not opened with the %d-byte "
+			 "virtio-net header (IFF_VNET_HDR, IFF_NO_PI)",
+			 t->ifname, fd, NET_VNET_HDR_LEN);
+		return -EINVAL;
+	}
+	/* Writes must never block the device thread: a full tap drops. */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+		snprintf(err, errlen, "tap %s: cannot make descriptor %d non-blocking: %s",
+			 t->ifname, fd, strerror(errno));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct net_backend *net_tap__new_fd(const char *name, int fd, char *err, size_t errlen)
 {
 	struct net_tap *t = calloc(1, sizeof(*t));
-	struct ifreq ifr = {0};
-	int hdrsz = NET_VNET_HDR_LEN, r;
+	int r;
 
 	if (!t) {
 		snprintf(err, errlen, "out of memory");
@@ -265,34 +423,12 @@ struct net_backend *net_tap__new(const char *name, const char *ifname, char *err
 	t->be.ops = &tap_ops;
 	t->be.vnet_hdr = true;
 	t->be.offloads = true;
+	t->stopped = true;
+	t->fd = -1; /* the caller's until we succeed */
 	t->ring_efd = -1;
 	snprintf(t->be.name, sizeof(t->be.name), "%s", name);
-	if (strlen(ifname) >= IFNAMSIZ) {
-		snprintf(err, errlen, "interface name '%s' is longer than %d characters", ifname,
-			 IFNAMSIZ - 1);
-		t->fd = -1;
+	if (tap__check_fd(t, fd, err, errlen))
 		goto fail;
-	}
-	snprintf(t->ifname, sizeof(t->ifname), "%s", ifname);
-	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (t->fd < 0) {
-		snprintf(err, errlen, "cannot open /dev/net/tun: %s", strerror(errno));
-		goto fail;
-	}
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	memcpy(ifr.ifr_name, ifname, strlen(ifname));
-	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
-		snprintf(err, errlen, "TUNSETIFF %s: %s", ifname, strerror(errno));
-		goto fail;
-	}
-	if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdrsz) < 0) {
-		snprintf(err, errlen, "TUNSETVNETHDRSZ: %s", strerror(errno));
-		goto fail;
-	}
-	if (ioctl(t->fd, TUNSETOFFLOAD, 0) < 0) {
-		snprintf(err, errlen, "TUNSETOFFLOAD: %s", strerror(errno));
-		goto fail;
-	}
 	t->ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (t->ring_efd < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
@@ -316,10 +452,22 @@ struct net_backend *net_tap__new(const char *name, const char *ifname, char *err
 			goto fail;
 		}
 	}
-	tap__post_reads(t);
-	io_uring_submit(&t->ring);
+	t->fd = fd;
 	return &t->be;
 fail:
 	tap__free(&t->be);
 	return NULL;
+}
+
+struct net_backend *net_tap__new(const char *name, const char *ifname, char *err, size_t errlen)
+{
+	struct net_backend *be;
+	int fd = net_tap__open(ifname, err, errlen);
+
+	if (fd < 0)
+		return NULL;
+	be = net_tap__new_fd(name, fd, err, errlen);
+	if (!be)
+		close(fd);
+	return be;
 }

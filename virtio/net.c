@@ -456,16 +456,26 @@ static int net__thread_start(struct virtio_net *n)
 	n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (n->stop_fd < 0)
 		return -errno;
+	if (n->be->ops->start) {
+		r = n->be->ops->start(n->be);
+		if (r < 0)
+			goto out_close;
+	}
 	n->tx_more = false;
 	n->running = true;
 	r = pthread_create(&n->thread, NULL, net__thread, n);
 	if (r) {
 		n->running = false;
-		close(n->stop_fd);
-		n->stop_fd = -1;
-		return -r;
+		if (n->be->ops->stop)
+			n->be->ops->stop(n->be);
+		r = -r;
+		goto out_close;
 	}
 	return 0;
+out_close:
+	close(n->stop_fd);
+	n->stop_fd = -1;
+	return r;
 }
 
 static void net__stop(struct virtio_device *vdev)
@@ -479,6 +489,9 @@ static void net__stop(struct virtio_device *vdev)
 		pr_err("%s: cannot stop the device thread: %s", vdev->id, strerror(errno));
 	pthread_join(n->thread, NULL);
 	n->running = false;
+	/* Only now: the backend is the device thread's while it runs. */
+	if (n->be->ops->stop)
+		n->be->ops->stop(n->be);
 	close(n->stop_fd);
 	n->stop_fd = -1;
 }
