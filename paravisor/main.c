@@ -90,6 +90,7 @@ static void usage(FILE *f)
 		"[,id=NAME]\n"
 		"  --net slirp[,hostfwd=RULE]...[,mac=MAC][,id=NAME]\n"
 		"  --net socket,fd=M[,mac=MAC][,id=NAME]\n"
+		"  --net tap,fd=M[,mac=MAC][,id=NAME]\n"
 		"Serves a VM's disks (vhost-user-blk) and NICs (vhost-user-net), at most %d\n"
 		"in one process, each to its own front-end: the one already connected on\n"
 		"the descriptor N of the --fd just before it, or (one device only) the\n"
@@ -98,7 +99,10 @@ static void usage(FILE *f)
 		"protocol, 2 for a bad command line or image.  With --net socket the NIC's\n"
 		"frames go over descriptor M (SOCK_SEQPACKET) to a --netstack process,\n"
 		"which runs the slirp stack apart, so it outlives a servicing of the\n"
-		"paravisor.  A device's state (vhost-user DEVICE_STATE) is format %d.\n"
+		"paravisor.  With --net tap the NIC's frames go to the tap device open on\n"
+		"descriptor M (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR; vmm opens it), read only\n"
+		"while the NIC's rings run, so a servicing can hand it on.  A device's state "
+		"(vhost-user DEVICE_STATE) is format %d.\n"
 		"Tests only: [--test-fail-restore] (every device refuses any device state\n"
 		"offered to it) [--test-fail-restore-id ID] (only device ID does)\n"
 		"[--test-state-too-new] (the first state each device saves claims to need\n"
@@ -404,10 +408,15 @@ static int main__create(struct pv_cmdline *c, struct pv_device *d)
 	if (d->net) {
 		memcpy(d->st.mac, nic.mac, sizeof(d->st.mac));
 		snprintf(d->st.net_backend, sizeof(d->st.net_backend), "%s",
-			 nic.socket ? "socket" : "slirp");
+			 nic.socket ? "socket"
+			 : nic.tap  ? "tap"
+				    : "slirp");
 		/* slirp's sockets are the host's: a slirp NIC keeps its
-		 * network; one whose frames go to a netstack needs none. */
-		c->sb.profile |= nic.socket ? SANDBOX_NIC : SANDBOX_NIC | SANDBOX_NET;
+		 * network; one whose frames go to a netstack or a tap needs
+		 * none (a tap, its io_uring instead). */
+		c->sb.profile |= nic.socket ? SANDBOX_NIC
+				 : nic.tap  ? SANDBOX_NIC | SANDBOX_TAP
+					    : SANDBOX_NIC | SANDBOX_NET;
 	} else {
 		c->sb.profile |= SANDBOX_BLK;
 	}

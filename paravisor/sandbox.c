@@ -20,7 +20,8 @@
  *     then clear every capability;
  *  5. load the seccomp allow-list: the calls of the serving loop, and the
  *     union of what the process's devices add (a disk's io_uring, a NIC's
- *     polling, a slirp stack's Internet sockets: the profile's flags);
+ *     polling, a tap's io_uring and offloads, a slirp stack's Internet
+ *     sockets: the profile's flags);
  *     anything else kills the whole process with SIGSYS
  *     (SCMP_ACT_KILL_PROCESS), so its supervisor sees it die.
  *
@@ -37,6 +38,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/if_tun.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -554,6 +556,16 @@ static const int sandbox_nic_allowed[] = {
     SCMP_SYS(ppoll),
     SCMP_SYS(eventfd2),
 };
+/* A tap NIC's, on top of any NIC's: its io_uring (the ring was set up
+ * before the sandbox; reads and writes, and cancelling the reads when the
+ * rings stop, are io_uring_enter), the synchronous writev of a frame too
+ * long or a batch too full for the ring, and ioctl TUNSETOFFLOAD on the
+ * tap (below), which the guest's driver asks for when the rings start.
+ * No socket: the tap is the NIC's way out. */
+static const int sandbox_tap_allowed[] = {
+    SCMP_SYS(io_uring_enter),
+    SCMP_SYS(writev),
+};
 #ifndef SANDBOX_SANITIZERS /* which refuses the same calls already, with EPERM */
 static const int sandbox_net_refused[] = {
     SCMP_SYS(open),
@@ -602,6 +614,18 @@ static int sandbox__add_net(scmp_filter_ctx ctx, bool private_root)
 	return err;
 }
 
+static int sandbox__add_tap(scmp_filter_ctx ctx)
+{
+	const struct scmp_arg_cmp offload = SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)TUNSETOFFLOAD);
+	int err;
+
+	err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_tap_allowed,
+				ARRAY_LEN(sandbox_tap_allowed));
+	if (!err)
+		err = sandbox__rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &offload);
+	return err;
+}
+
 static int sandbox__seccomp(unsigned int profile, bool private_root, bool log_only)
 {
 	scmp_filter_ctx ctx = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
@@ -619,9 +643,11 @@ static int sandbox__seccomp(unsigned int profile, bool private_root, bool log_on
 					ARRAY_LEN(sandbox_blk_allowed));
 	/* A slirp stack polls its sockets as a NIC's thread polls its
 	 * netstack's: NET needs NIC's calls too. */
-	if (!err && profile & (SANDBOX_NIC | SANDBOX_NET))
+	if (!err && profile & (SANDBOX_NIC | SANDBOX_NET | SANDBOX_TAP))
 		err = sandbox__add_list(ctx, SCMP_ACT_ALLOW, sandbox_nic_allowed,
 					ARRAY_LEN(sandbox_nic_allowed));
+	if (!err && profile & SANDBOX_TAP)
+		err = sandbox__add_tap(ctx);
 	if (!err && profile & SANDBOX_NET)
 		err = sandbox__add_net(ctx, private_root);
 #ifdef SANDBOX_SANITIZERS

@@ -20,6 +20,8 @@ enum sandbox_profile {
 	SANDBOX_NET = 1 << 2, /* a slirp stack here (a slirp NIC, or the netstack
 			       * itself): a NIC's calls and Internet sockets in the
 			       * host's network */
+	SANDBOX_TAP = 1 << 3, /* a tap NIC (with SANDBOX_NIC): its io_uring and
+			       * offload ioctl; no network */
 };
 
 struct sandbox_opts {

@@ -1,6 +1,7 @@
 /* paravisor/vu_net.c — parses --net and builds the virtio-net model on a
- * slirp backend, or on the socket to the netstack process that runs slirp
- * apart (how vmm starts it, so the NAT outlives a servicing).  vmm's parser
+ * slirp backend, on the socket to the netstack process that runs slirp
+ * apart (how vmm starts it, so the NAT outlives a servicing), or on a tap
+ * vmm opened and handed over (the paravisor may not open one).  vmm's parser
  * lives in a layer the paravisor must not include, so the few keys are read
  * here again; the MAC and hostfwd syntaxes are net/'s, shared with vmm. */
 #include "paravisor/vu_net.h"
@@ -8,6 +9,7 @@
 #include "common/log.h"
 #include "net/mac.h"
 #include "net/socket.h"
+#include "net/tap.h"
 #include "virtio/net.h"
 
 #include <errno.h>
@@ -23,7 +25,7 @@ static int vu_net__opt(struct vu_net_opts *o, const char *k, const char *v)
 			pr_err("--net: mac=%s: expected a unicast MAC like 52:54:00:12:34:56", v);
 			return -EINVAL;
 		}
-	} else if (!strcmp(k, "hostfwd") && !o->socket) {
+	} else if (!strcmp(k, "hostfwd") && !o->socket && !o->tap) {
 		if (o->nr_fwd == NET_SLIRP_MAX_FWD) {
 			pr_err("--net: hostfwd=%s: too many hostfwd rules (at most %d)", v,
 			       NET_SLIRP_MAX_FWD);
@@ -36,7 +38,7 @@ static int vu_net__opt(struct vu_net_opts *o, const char *k, const char *v)
 			return -EINVAL;
 		}
 		o->nr_fwd++;
-	} else if (!strcmp(k, "fd") && o->socket) {
+	} else if (!strcmp(k, "fd") && (o->socket || o->tap)) {
 		char *end;
 		long fd = strtol(v, &end, 10);
 
@@ -49,28 +51,35 @@ static int vu_net__opt(struct vu_net_opts *o, const char *k, const char *v)
 		snprintf(o->id, sizeof(o->id), "%s", v);
 	} else {
 		pr_err("--net: %s=%s: unknown key or bad value (%s, mac=MAC, id=NAME)", k, v,
-		       o->socket ? "fd=N" : "hostfwd=RULE");
+		       o->socket || o->tap ? "fd=N" : "hostfwd=RULE");
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static const char *vu_net__kind(const struct vu_net_opts *o)
+{
+	return o->socket ? "socket" : o->tap ? "tap" : "slirp";
 }
 
 static struct virtio_device *vu_net__open(const struct vu_net_opts *o)
 {
 	struct virtio_device *vdev;
 	struct net_backend *be;
-	char why[160];
+	char why[200];
 
 	if (o->socket)
 		be = net_socket__new(o->id, o->fd, why, sizeof(why));
+	else if (o->tap)
+		be = net_tap__new_fd(o->id, o->fd, why, sizeof(why));
 	else
 		be = net_slirp__new(o->id, o->fwd, o->nr_fwd, why, sizeof(why));
 	if (!be) {
-		pr_err("NIC \"%s\": %s: %s", o->id, o->socket ? "socket" : "slirp", why);
+		pr_err("NIC \"%s\": %s: %s", o->id, vu_net__kind(o), why);
 		return NULL;
 	}
 	/* Ours now: the sandbox keeps what is close-on-exec. */
-	if (o->socket)
+	if (o->socket || o->tap)
 		fcntl(o->fd, F_SETFD, FD_CLOEXEC);
 	vdev = virtio_net__new(o->id, o->mac, be);
 	if (!vdev) {
@@ -78,11 +87,11 @@ static struct virtio_device *vu_net__open(const struct vu_net_opts *o)
 		net_backend__free(be);
 		return NULL;
 	}
-	if (o->socket)
-		pr_info("NIC \"%s\": the netstack on descriptor %d, mac "
+	if (o->socket || o->tap)
+		pr_info("NIC \"%s\": %s on descriptor %d, mac "
 			"%02x:%02x:%02x:%02x:%02x:%02x",
-			o->id, o->fd, o->mac[0], o->mac[1], o->mac[2], o->mac[3], o->mac[4],
-			o->mac[5]);
+			o->id, o->socket ? "the netstack" : "the tap", o->fd, o->mac[0], o->mac[1],
+			o->mac[2], o->mac[3], o->mac[4], o->mac[5]);
 	else
 		pr_info("NIC \"%s\": slirp, mac %02x:%02x:%02x:%02x:%02x:%02x, %d hostfwd "
 			"rule(s)",
@@ -107,9 +116,10 @@ int vu_net__parse(const char *opt, struct vu_net_opts *o)
 		return -ENOMEM;
 	tok = strtok_r(dup, ",", &save);
 	o->socket = tok && !strcmp(tok, "socket");
-	if (!tok || (strcmp(tok, "slirp") && !o->socket)) {
-		pr_err("--net %s: expected slirp[,key=value...] or socket,fd=N[,key=value...] "
-		       "(tap is not served by the paravisor yet)",
+	o->tap = tok && !strcmp(tok, "tap");
+	if (!tok || (strcmp(tok, "slirp") && !o->socket && !o->tap)) {
+		pr_err("--net %s: expected slirp[,key=value...], socket,fd=N[,key=value...] or "
+		       "tap,fd=N[,key=value...]",
 		       opt);
 		goto out_free;
 	}
@@ -124,8 +134,9 @@ int vu_net__parse(const char *opt, struct vu_net_opts *o)
 		if (vu_net__opt(o, tok, eq + 1))
 			goto out_free;
 	}
-	if (o->socket && o->fd < 0) {
-		pr_err("--net %s: socket needs fd=N", opt);
+	if ((o->socket || o->tap) && o->fd < 0) {
+		pr_err("--net %s: %s needs fd=N (the paravisor cannot open one itself)", opt,
+		       vu_net__kind(o));
 		goto out_free;
 	}
 	err = 0;

@@ -282,13 +282,14 @@ static int vu_state__match(const struct vu_state_dev *d, const struct vu_state *
 				"%02x:%02x:%02x:%02x:%02x:%02x",
 				s->mac[0], s->mac[1], s->mac[2], s->mac[3], s->mac[4], s->mac[5],
 				d->mac[0], d->mac[1], d->mac[2], d->mac[3], d->mac[4], d->mac[5]);
-	/* Only a netstack's socket is handed on; a stack inside the old
-	 * paravisor ended with it. */
+	/* Only a handed backend fd (a netstack's socket, a tap) goes on to
+	 * the next paravisor; a stack inside the old paravisor ended with it. */
 	if (vu_state__is_net(s) &&
-	    (strcmp(s->net_backend, "socket") || strcmp(d->net_backend, "socket")))
+	    (strcmp(s->net_backend, d->net_backend) ||
+	     (strcmp(s->net_backend, "socket") && strcmp(s->net_backend, "tap"))))
 		return why__set(why, whylen, VHOST_USER_STATE_E_OTHER,
 				"a NIC on backend \"%s\" cannot be serviced onto \"%s\": only a "
-				"netstack's socket outlives its paravisor",
+				"netstack's socket or a tap outlives its paravisor",
 				s->net_backend, d->net_backend);
 	if (!vu_state__is_net(s) && (strcmp(s->image.path, d->image.path) || s->image.size != d->image.size ||
 	    s->image.readonly != d->image.readonly))

@@ -41,7 +41,7 @@ struct vu_state {
 	/* virtio-net */
 	struct virtio_net_stats net_counters;
 	uint8_t mac[6];
-	char net_backend[16]; /* "socket" (a netstack's) or "slirp" */
+	char net_backend[16]; /* "socket" (a netstack's), "tap" or "slirp" */
 	/* Format 2 (the next build): servicings this state went through.
 	 * Decoded only by a build that knows it. */
 	bool has_servicings;
@@ -60,7 +60,7 @@ struct vu_state_dev {
 	struct virtio_device *vdev; /* a virtio-blk or virtio-net model */
 	struct vu_blk_info image;   /* a disk's */
 	uint8_t mac[6];		    /* a NIC's */
-	char net_backend[16];	    /* a NIC's: "socket" or "slirp" */
+	char net_backend[16];	    /* a NIC's: "socket", "tap" or "slirp" */
 	bool has_servicings;	    /* the next build's field, as last loaded */
 	uint32_t servicings;
 	/* Test hooks (tests/integration/paravisor-service.sh): */

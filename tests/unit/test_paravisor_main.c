@@ -4,12 +4,14 @@
  * (virtio/vhost_user_front.c) on the other ends playing vmm and the test
  * playing the guest: rings in a memfd the process maps, real reads from
  * each disk's image, a real frame out of a NIC.  No KVM is needed. */
+#include "net/tap.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/vhost_user_front.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -483,6 +486,87 @@ static void test_paravisor_serves_a_disk_and_a_socket_nic_in_one_sandbox(void **
 	close(stack[0]);
 }
 
+/* An interface's counter from /sys/class/net/IF/statistics. */
+static unsigned long if_stat(const char *ifname, const char *which)
+{
+	char path[128];
+	unsigned long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/statistics/%s", ifname, which);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%lu", &v), 1);
+	fclose(f);
+	return v;
+}
+
+/* A tap NIC on the tap vmm would open and hand over: the sandboxed process
+ * holds the tap, sets its offloads when the rings start (ioctl
+ * TUNSETOFFLOAD: SIGSYS if the profile lacked it) and writes the guest's
+ * frame to it through its io_uring: the interface receives it.  A
+ * descriptor that is not a tap is refused, naming it.  Needs CAP_NET_ADMIN
+ * for the tap; skipped without. */
+static void test_paravisor_serves_a_tap_nic_in_its_sandbox(void **state)
+{
+	const char *const args[] = {"--fd", "3", "--net", "tap,fd=4,mac=52:54:00:12:34:98,id=n0",
+				    NULL};
+	struct ifreq ifr = {0};
+	char err[160], link[64], path[64];
+	unsigned long rx;
+	int s1[2], fds[2], tap, up;
+	struct fe f1;
+	struct pv p;
+	ssize_t n;
+
+	tap = net_tap__open("vmmdpt0", err, sizeof(err));
+	if (tap == -EPERM || tap == -ENOENT || tap == -ENODEV) {
+		print_message("# %s\n", err);
+		skip();
+	}
+	assert_true(tap >= 0);
+	/* A tap refuses writes while its interface is down. */
+	up = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "vmmdpt0");
+	assert_int_equal(ioctl(up, SIOCGIFFLAGS, &ifr), 0);
+	ifr.ifr_flags |= IFF_UP;
+	assert_int_equal(ioctl(up, SIOCSIFFLAGS, &ifr), 0);
+	close(up);
+	rx = if_stat("vmmdpt0", "rx_packets");
+
+	pair(s1, SOCK_STREAM);
+	fds[0] = s1[1];
+	fds[1] = tap;
+	pv_start(&p, fds, 2, args);
+	close(s1[1]);
+	fe_open(&f1, s1[0], "n0", true);
+	fe_start(&f1);
+	memset(at(&f1, 1, BUF_OFF), 0, NET_VNET_HDR_LEN + 64);
+	memset(at(&f1, 1, BUF_OFF + NET_VNET_HDR_LEN), 0xff, 6); /* broadcast */
+	desc(&f1, 1, 0, BUF_OFF, NET_VNET_HDR_LEN + 64, 0, 0);
+	fe_submit(&f1, 1, 0);
+	assert_int_equal(if_stat("vmmdpt0", "rx_packets"), rx + 1);
+	snprintf(path, sizeof(path), "/proc/%d/fd/4", (int)p.pid);
+	n = readlink(path, link, sizeof(link) - 1);
+	assert_true(n > 0);
+	link[n] = 0;
+	assert_string_equal(link, "/dev/net/tun");
+	assert_true(pv_alive(&p));
+	pv_log_has(&p, "n0\": the tap on descriptor 4");
+	fe_close(&f1);
+	assert_int_equal(pv_exit(&p, 20), 0);
+	pv_log_has(&p, "sandbox entered");
+
+	/* A socket where the tap should be. */
+	pair(s1, SOCK_STREAM);
+	fds[0] = s1[1];
+	fds[1] = s1[0];
+	pv_refused(fds, 2, args, "descriptor 4 is not a tap device");
+	close(s1[0]);
+	close(s1[1]);
+	close(tap);
+}
+
 /* A front-end that breaks the protocol ends its own device only; the
  * process ends 1, naming it, once the others are gone too. */
 static void test_paravisor_exits_1_naming_the_device_whose_front_end_broke(void **state)
@@ -737,6 +821,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_paravisor_serves_two_disks_on_their_own_connections),
 	    cmocka_unit_test(test_paravisor_serves_a_disk_and_a_socket_nic_in_one_sandbox),
+	    cmocka_unit_test(test_paravisor_serves_a_tap_nic_in_its_sandbox),
 	    cmocka_unit_test(test_paravisor_exits_1_naming_the_device_whose_front_end_broke),
 	    cmocka_unit_test(test_paravisor_fail_restore_id_refuses_one_device_only),
 	    cmocka_unit_test(test_paravisor_still_serves_one_device),

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -20,9 +21,11 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +39,8 @@ enum child_act {
 	ACT_WAIT,
 	ACT_IO_URING,
 	ACT_DEVICES,
+	ACT_TAP,
+	ACT_TAP_SETIFF,
 };
 
 /* The fds a child gets: sync pipes (close-on-exec, so its own), one
@@ -108,6 +113,23 @@ static int child_act(enum child_act act, struct kid *k)
 			return 19;
 		return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 20;
 	}
+	case ACT_TAP: {
+		/* A tap NIC's thread: its io_uring, the offloads the guest
+		 * sets (no tap here: EBADF when allowed), a synchronous
+		 * writev (which tells the parent), then an Internet socket. */
+		struct iovec iov = {.iov_base = &c, .iov_len = 1};
+
+		if (child_act(ACT_IO_URING, k))
+			return 21;
+		if (ioctl(-1, TUNSETOFFLOAD, 0) == 0 || errno != EBADF)
+			return 22;
+		if (writev(k->ready[1], &iov, 1) != 1)
+			return 23;
+		return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 24;
+	}
+	case ACT_TAP_SETIFF:
+		/* Any other tap ioctl: attaching it elsewhere, say. */
+		return ioctl(-1, TUNSETIFF, NULL) == 0 || errno != EBADF ? 25 : 0;
 	}
 	return 99;
 }
@@ -316,18 +338,25 @@ static void test_sandbox_gives_io_uring_to_a_disk_only(void **state)
 	assert_killed_by_sigsys(kid_wait(&k));
 }
 
-/* A disk and a NIC whose stack is a netstack: both devices' calls, and
- * still no network. */
-static void test_sandbox_disk_and_nic_combine_without_network(void **state)
+/* A child of profile does act: its devices' calls come through (it tells
+ * us), then the socket kills it. */
+static void assert_devices_but_no_network(unsigned int profile, enum child_act act)
 {
 	struct sandbox_opts o = SANDBOX_OPTS_INIT;
 	struct kid k;
 	char c;
 
-	o.profile = SANDBOX_BLK | SANDBOX_NIC;
-	kid_start(&k, &o, ACT_DEVICES);
-	assert_int_equal(read(k.ready[0], &c, 1), 1); /* the devices' calls came through */
-	assert_killed_by_sigsys(kid_wait(&k));	      /* the socket did not */
+	o.profile = profile;
+	kid_start(&k, &o, act);
+	assert_int_equal(read(k.ready[0], &c, 1), 1);
+	assert_killed_by_sigsys(kid_wait(&k));
+}
+
+/* A disk and a NIC whose stack is a netstack: both devices' calls, and
+ * still no network. */
+static void test_sandbox_disk_and_nic_combine_without_network(void **state)
+{
+	assert_devices_but_no_network(SANDBOX_BLK | SANDBOX_NIC, ACT_DEVICES);
 }
 
 /* A slirp stack in the same process adds the host's network. */
@@ -344,6 +373,26 @@ static void test_sandbox_a_slirp_nic_adds_internet_sockets(void **state)
 	st = kid_wait(&k);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A tap NIC: its io_uring, writev and the offload ioctl, but no network,
+ * no other tap ioctl; alone, a NIC whose stack is a netstack gets none of
+ * them; with a disk, both devices' calls. */
+static void test_sandbox_a_tap_nic_gets_its_io_uring_and_offloads_only(void **state)
+{
+	struct sandbox_opts o = SANDBOX_OPTS_INIT;
+	struct kid k;
+	char c;
+
+	assert_devices_but_no_network(SANDBOX_NIC | SANDBOX_TAP, ACT_TAP);
+	assert_devices_but_no_network(SANDBOX_BLK | SANDBOX_NIC | SANDBOX_TAP, ACT_TAP);
+	o.profile = SANDBOX_NIC | SANDBOX_TAP;
+	kid_start(&k, &o, ACT_TAP_SETIFF);
+	assert_killed_by_sigsys(kid_wait(&k));
+	o.profile = SANDBOX_NIC;
+	kid_start(&k, &o, ACT_TAP);
+	assert_int_equal(read(k.ready[0], &c, 1), 0); /* killed before */
+	assert_killed_by_sigsys(kid_wait(&k));
 }
 
 static void test_sandbox_rejects_a_bad_uid(void **state)
@@ -371,6 +420,7 @@ int main(void)
 	    cmocka_unit_test(test_sandbox_gives_io_uring_to_a_disk_only),
 	    cmocka_unit_test(test_sandbox_disk_and_nic_combine_without_network),
 	    cmocka_unit_test(test_sandbox_a_slirp_nic_adds_internet_sockets),
+	    cmocka_unit_test(test_sandbox_a_tap_nic_gets_its_io_uring_and_offloads_only),
 	    cmocka_unit_test(test_sandbox_rejects_a_bad_uid),
 	};
 
