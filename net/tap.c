@@ -249,17 +249,18 @@ static bool tap__reads_posted(const struct net_tap *t)
 	return false;
 }
 
-/* The rings run: pull frames again, after offering those read before the
- * last stop (the device thread's first rx_ready does). */
+/* The rings run: pull frames again.  The reads are posted by the device
+ * thread's first rx_ready (tap__deliver), not here on the caller's: io_uring
+ * runs a request's completion work in the thread that submitted it,
+ * interrupting whatever that thread waits in, and only the device thread
+ * waits on this ring (in the paravisor, a timed wait of the vhost-user
+ * thread would come back as restart_syscall, which the sandbox kills). */
 static int tap__start(struct net_backend *be)
 {
 	struct net_tap *t = (struct net_tap *)be;
-	int r;
 
 	t->stopped = false;
-	tap__post_reads(t);
-	r = io_uring_submit(&t->ring);
-	return r < 0 ? r : 0;
+	return 0;
 }
 
 /* The rings stopped (GET_VRING_BASE, a reset, a servicing): cancel the

@@ -223,6 +223,7 @@ static void test_tap_stopped_backend_leaves_frames_to_the_next(void **state)
 	assert_int_equal(a.frames, 0);
 	/* Started, it gets what waited in the tap and what follows. */
 	assert_int_equal(old->ops->start(old), 0);
+	old->ops->rx_ready(old); /* the device thread's first call */
 	pump(old, &a, 1, 2000);
 	host_send(s, ifindex, 2);
 	pump(old, &a, 2, 2000);
@@ -237,6 +238,7 @@ static void test_tap_stopped_backend_leaves_frames_to_the_next(void **state)
 	pump(old, &a, 3, 200);
 	assert_int_equal(a.frames, 2);
 	assert_int_equal(new->ops->start(new), 0);
+	new->ops->rx_ready(new);
 	pump(new, &b, 8, 2000);
 	assert_int_equal(b.frames, 8);
 	for (int i = 0; i < 8; i++)
@@ -263,6 +265,7 @@ static void test_tap_keeps_read_frames_across_stop_and_start(void **state)
 	net_backend__set_rx(be, sink__rx, &a);
 	s = host_side(&ifindex);
 	assert_int_equal(be->ops->start(be), 0);
+	be->ops->rx_ready(be);
 	for (int i = 1; i <= 3; i++)
 		host_send(s, ifindex, (uint8_t)i);
 	pump(be, &a, 1, 300); /* read, offered, refused: held */
