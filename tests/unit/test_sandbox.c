@@ -115,14 +115,18 @@ static int child_act(enum child_act act, struct kid *k)
 	}
 	case ACT_TAP: {
 		/* A tap NIC's thread: its io_uring, the offloads the guest
-		 * sets (no tap here: EBADF when allowed), a synchronous
-		 * writev (which tells the parent), then an Internet socket. */
+		 * sets (no tap here: EBADF when allowed), a timed wait that
+		 * io_uring's work interrupted resuming, a synchronous writev
+		 * (which tells the parent), then an Internet socket. */
 		struct iovec iov = {.iov_base = &c, .iov_len = 1};
 
 		if (child_act(ACT_IO_URING, k))
 			return 21;
 		if (ioctl(-1, TUNSETOFFLOAD, 0) == 0 || errno != EBADF)
 			return 22;
+		/* Nothing to resume: EINTR when allowed. */
+		if (syscall(SYS_restart_syscall) == 0 || errno != EINTR)
+			return 26;
 		if (writev(k->ready[1], &iov, 1) != 1)
 			return 23;
 		return socket(AF_INET, SOCK_STREAM, 0) >= 0 ? 0 : 24;
