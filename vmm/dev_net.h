@@ -14,5 +14,9 @@ struct vm;
  * or negative errno after one error line. */
 int vhost_user_net__add(struct vm *vm, const char *id, const char *stack_opt, const char *nic_opt,
 			bool restart, const char **pci_id);
+/* The same on tap_fd (net_tap__open's, which this takes, also on failure):
+ * handed to each of the NIC's paravisors, which get --net tap,fd=N,nic_opt. */
+int vhost_user_net__add_tap(struct vm *vm, const char *id, int tap_fd, const char *nic_opt,
+			    bool restart, const char **pci_id);
 
 #endif

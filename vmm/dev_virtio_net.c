@@ -1,6 +1,6 @@
 /* vmm/dev_virtio_net.c — one virtio-net PCI function per --net option:
  *   --net slirp[,hostfwd=tcp:127.0.0.1:HOSTPORT-:GUESTPORT]...[,mac=MAC][,backend=vmm|paravisor]
- *   --net tap=NAME[,mac=MAC]
+ *   --net tap=NAME[,mac=MAC][,backend=vmm|paravisor][,restart=on|off]
  * The model and its backend live in virtio/net.c and net/, in vmm or, with
  * backend=paravisor, in a paravisor process (dev_vhost_user_net.c). */
 #include "common/log.h"
@@ -51,11 +51,14 @@ static int net__key(const struct kv_opt *o, int i, const char *key, const char *
 			    i, key, val,
 			    "expected [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT");
 		n->fwd_str[n->nr_fwd++] = val;
-	} else if (!strcmp(key, "backend") && o->kind) {
+	} else if (!strcmp(key, "hostfwd")) {
+		return net__bad(i, key, val,
+				"only for slirp (a tap's host side is the host's own network)");
+	} else if (!strcmp(key, "backend")) {
 		if (strcmp(val, "vmm") && strcmp(val, "paravisor"))
 			return net__bad(i, key, val, "expected vmm or paravisor");
 		n->paravisor = !strcmp(val, "paravisor");
-	} else if (!strcmp(key, "restart") && o->kind) {
+	} else if (!strcmp(key, "restart")) {
 		if (strcmp(val, "on") && strcmp(val, "off"))
 			return net__bad(i, key, val, "expected on or off");
 		n->restart = !strcmp(val, "on");
@@ -64,7 +67,7 @@ static int net__key(const struct kv_opt *o, int i, const char *key, const char *
 	} else {
 		return net__bad(i, key, val,
 				o->kind ? "unknown key for slirp (hostfwd, mac, backend, restart)"
-					: "unknown key for tap (tap, mac)");
+					: "unknown key for tap (tap, mac, backend, restart)");
 	}
 	return 0;
 }
@@ -99,19 +102,30 @@ static int net__parse(const struct kv_opt *o, int i, struct net_nic *n)
 }
 
 /* The netstack's --net (slirp and the hostfwd rules) and the paravisor's
- * (the socket to the netstack, whose fd= vmm adds, the MAC made explicit). */
-static int net__paravisor(struct vm *vm, const struct net_nic *n, const char *id)
+ * (the socket to the netstack or the tap, whose fd= vmm adds, the MAC made
+ * explicit).  The tap is opened here: the paravisor has no privileges. */
+static int net__paravisor(struct vm *vm, const struct net_nic *n, int i, const char *id)
 {
-	char stack[1024], nic[128], mac[NET_MAC_STRLEN];
+	char stack[1024], nic[128], mac[NET_MAC_STRLEN], why[160];
 	const char *pci_id;
 	size_t len;
+	int fd;
 
 	net_mac__format(n->mac, mac);
+	snprintf(nic, sizeof(nic), "mac=%s,id=%s", mac, id);
+	if (n->tap) {
+		fd = net_tap__open(n->tap, why, sizeof(why));
+		if (fd < 0) {
+			pr_err("--net #%d (net%d): %s: %s", i + 1, i, n->tap, why);
+			return fd;
+		}
+		pr_info("%s: tap %s, served by the paravisor", id, n->tap);
+		return vhost_user_net__add_tap(vm, id, fd, nic, n->restart, &pci_id);
+	}
 	len = (size_t)snprintf(stack, sizeof(stack), "slirp,id=%s", id);
 	for (int k = 0; k < n->nr_fwd && len < sizeof(stack); k++)
 		len += (size_t)snprintf(stack + len, sizeof(stack) - len, ",hostfwd=%s",
 					n->fwd_str[k]);
-	snprintf(nic, sizeof(nic), "mac=%s,id=%s", mac, id);
 	return vhost_user_net__add(vm, id, stack, nic, n->restart, &pci_id);
 }
 
@@ -129,7 +143,7 @@ static int virtio_net__init(struct vm *vm)
 		if (err)
 			return err;
 		if (n.paravisor) {
-			err = net__paravisor(vm, &n, id);
+			err = net__paravisor(vm, &n, i, id);
 			if (err)
 				return err;
 			continue;

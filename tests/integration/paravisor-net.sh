@@ -44,7 +44,8 @@ busybox nc -l -p "$HOSTPORT" >/dev/null 2>&1 &
 holder=$!
 sleep 0.5
 for t in "slirp,backend=qemu|(net0): backend=qemu: expected vmm or paravisor" \
-	"tap=vmmdtap9,backend=paravisor|(net0): backend=paravisor: unknown key for tap" \
+	"tap=vmmdtap9,backend=paravisor,hostfwd=tcp::1-:2|(net0): hostfwd=tcp::1-:2: only for slirp" \
+	"tap=vmmdtap9,restart=off|(net0): restart=off: only for backend=paravisor" \
 	"slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:80,backend=paravisor|cannot listen on 127.0.0.1:$HOSTPORT"; do
 	opt=${t%%|*}
 	want=${t#*|}
@@ -182,6 +183,66 @@ check "a killed netstack is reported, vmm runs on ($st)" sh -c \
 vmm_finish
 check "vmm stops cleanly with its paravisors, no sanitizer report" \
 	sh -c "! kill -0 '$nic_pv' 2>/dev/null && ! grep -qE 'AddressSanitizer|runtime error:' '$WORK/svc'"
+
+# --- 3b. A tap NIC served by the paravisor: vmm opens the tap and hands it
+# to each paravisor (the first, the serviced one, the restarted one), which
+# alone reads and writes it.  The tap is made beforehand and up, so that the
+# tiny guest's one DISCOVER (sent at once) finds it so.
+TAPIF=vmmdpvtap0
+pv_holds_tap() {
+	for f in "/proc/$1/fd/"*; do [ "$(readlink "$f")" = /dev/net/tun ] && return 0; done 2>/dev/null
+	return 1
+}
+ip link del "$TAPIF" 2>/dev/null
+if { [ -e /dev/net/tun ] || modprobe tun 2>/dev/null; } &&
+	ip tuntap add dev "$TAPIF" mode tap vnet_hdr 2>/dev/null &&
+	ip link set "$TAPIF" up; then
+	rx0=$(cat "/sys/class/net/$TAPIF/statistics/rx_packets")
+	vmm_start "$WORK/tap" --kernel "$TINY" --cmdline "virtio=net heartbeat=5" \
+		--net "tap=$TAPIF,backend=paravisor,mac=52:54:00:ab:cd:01"
+	wait_for "$WORK/tap" "tiny: virtio-net sent" 20
+	rx1=$(cat "/sys/class/net/$TAPIF/statistics/rx_packets")
+	tpv=$(pv_pid "$WORK/tap")
+	targs=$(tr '\0' ' ' <"/proc/$tpv/cmdline" 2>/dev/null)
+	if has "$WORK/tap" "tiny: virtio-net sent 590 bytes" && [ "$rx1" -gt "$rx0" ] &&
+		has "$WORK/tap" "net0: tap $TAPIF, served by the paravisor" &&
+		has "$WORK/tap" 'paravisor: info: NIC "net0": the tap on descriptor 4' &&
+		printf '%s' "$targs" | grep -q -- "--fd 3 --net tap,fd=4,mac=52:54:00:ab:cd:01,id=net0" &&
+		pv_holds_tap "$tpv"; then
+		ok "tap: the paravisor (pid $tpv) holds the tap; the guest's DISCOVER reaches $TAPIF (rx_packets $rx0 -> $rx1)"
+	else
+		not_ok "tap: the paravisor holds the tap; the guest's DISCOVER reaches $TAPIF (rx_packets $rx0 -> $rx1, args $targs)"
+		show "$WORK/tap"
+	fi
+	r=$(ctl '{"cmd":"service"}')
+	tnew=$(printf '%s' "$r" | sed -n 's/.*{"id":"net0"[^}]*"new_pid":\([0-9]*\).*/\1/p')
+	sleep 0.5
+	if printf '%s' "$r" | grep -q '"ok":true' && [ -n "$tnew" ] && [ "$tnew" != "$tpv" ] &&
+		pv_holds_tap "$tnew" && ! kill -0 "$tpv" 2>/dev/null &&
+		grep -q 'net0: pid [0-9]* loaded device state format 1 from paravisor' "$WORK/tap"; then
+		ok "tap: service moves the NIC, rings running, to pid $tnew, which holds the tap; pid $tpv is gone"
+	else
+		not_ok "tap: service moves the NIC to a new paravisor holding the tap (got $r)"
+		show "$WORK/tap"
+	fi
+	kill -KILL "$tnew" 2>/dev/null
+	wait_for "$WORK/tap" 'NIC "net0": its paravisor (pid [0-9]*) killed by signal 9 (Killed); restarted it' 10
+	st=$(ctl '{"cmd":"paravisor-status"}')
+	trs=$(printf '%s' "$st" | sed -n 's/.*"nics":\[{"id":"net0","pid":\([0-9]*\),.*/\1/p')
+	check "tap: a killed paravisor is restarted (restart=on), the new one (pid $trs) holds the tap ($st)" \
+		sh -c "[ -n '$trs' ] && [ '$trs' != '$tnew' ] && kill -0 '$trs' &&
+		printf '%s' '$st' | grep -q '\"restart\":true,\"restarts\":1' &&
+		for f in /proc/$trs/fd/*; do [ \"\$(readlink \"\$f\")\" = /dev/net/tun ] && exit 0; done; exit 1"
+	r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:1"}')
+	check "tap: migrate is refused naming the NIC ($r)" \
+		sh -c "printf '%s' '$r' | grep -q 'NIC net0: a tap NIC served by the paravisor does not migrate yet'"
+	vmm_finish
+	check "tap: vmm stops cleanly with its paravisor, no sandbox kill, no sanitizer report" \
+		sh -c "! kill -0 '$trs' 2>/dev/null && ! grep -qE 'AddressSanitizer|runtime error:|signal 31|Bad system call' '$WORK/tap'"
+	ip link del "$TAPIF" 2>/dev/null
+else
+	skip "tap: no /dev/net/tun or cannot make $TAPIF"
+fi
 
 # --- 4. Linux: DHCP, TCP both ways, DNS.
 if [ ! -r "$GUEST_KERNEL" ] || [ ! -r "$GUEST_INITRD" ]; then

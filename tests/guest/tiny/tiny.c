@@ -74,7 +74,8 @@
  *                tiny: virtio-net rx from <mac> type 0x<ethertype>
  *                      [udp <sport>-><dport>]   (only if m > 0)
  *              n, m without the 12-byte virtio_net_hdr_v1; m = 0 if
- *              nothing came within 5 s.
+ *              nothing came within 5 s.  Then power off, or with
+ *              heartbeat=N the heartbeat loop (the rings stay running).
  *   rng        32 bytes from the first virtio-rng:
  *                tiny: virtio-rng 32 bytes <64 hex digits>
  *              (fewer if the device keeps returning short reads)
@@ -310,8 +311,7 @@ static void tiny__run_virtio(void)
 	switch (tiny_opts.virtio) {
 	case VIRTIO_NONE:
 		return;
-	case VIRTIO_NET:
-		vnet__run();
+	case VIRTIO_NET: vnet__run(); return;
 	case VIRTIO_RNG:
 		vrng__run();
 	case VIRTIO_BLK:
