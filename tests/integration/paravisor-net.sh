@@ -11,7 +11,10 @@
 # reaches a guest server through hostfwd (host to guest), which the
 # netstack, not vmm or the NIC's paravisor, listens on, and the guest's
 # DNS query to 10.0.2.3 is answered by the host's name server.  Live migration is
-# refused (the slirp state does not move yet).
+# refused (the slirp state does not move yet).  A tap NIC (`--net
+# tap=NAME,backend=paravisor`): vmm opens the tap and hands it to each
+# paravisor, which alone holds it after servicing and restarts; a Linux
+# guest on it reaches the host while its paravisor is serviced.
 . "$(dirname "$0")/lib.sh"
 
 PARAVISOR="$VMMD_BUILDDIR/paravisor/paravisor"
@@ -300,6 +303,72 @@ if grep -q "killed by signal\|SIGSYS\|Bad system call" "$WORK/linux"; then
 	dmesg 2>/dev/null | grep "type=1326" | tail -n 5 | sed 's/^/#   /'
 else
 	ok "neither the paravisor nor the netstack was killed by its sandbox"
+fi
+
+# --- 5. Linux on a tap NIC served by the paravisor, static addresses (the
+# host side 192.168.77.1, as virtio-net.sh's tap): the guest pings the host
+# and fetches its page, then keeps fetching while the NIC's paravisor is
+# serviced three times, and still reaches the host afterwards.
+TAPIF=vmmdpvtap1
+if [ -e /dev/net/tun ] || modprobe tun 2>/dev/null; then
+	guest="ip link set eth0 up; ip addr add 192.168.77.2/24 dev eth0
+sleep 2
+ping -c 3 -W 5 192.168.77.1 | grep -E 'packets|bytes from' | head -n 2
+timeout 20 wget -q -O - http://192.168.77.1:$HTTPPORT/index.html | sed 's/^/GOT /'
+echo VMMD-SERVICE-NOW
+i=0
+while [ \$i -lt 40 ]; do
+	if timeout 10 wget -q -O - http://192.168.77.1:$HTTPPORT/index.html | grep -q VMMD-HOST-PAGE; then
+		echo VMMD-FETCH-OK \$i
+	else
+		echo VMMD-FETCH-FAIL \$i
+	fi
+	sleep 0.2
+	i=\$((i + 1))
+done
+ping -c 2 -W 5 192.168.77.1 | grep 'bytes from' | sed 's/^/AFTER /'
+timeout 20 wget -q -O - http://192.168.77.1:$HTTPPORT/index.html | sed 's/^/AFTER-GOT /'"
+	vmm_start "$WORK/linuxtap" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
+		--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$guest")" \
+		--net "tap=$TAPIF,backend=paravisor"
+	i=0
+	while ! ip link show "$TAPIF" >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	ip addr add 192.168.77.1/24 dev "$TAPIF"
+	ip link set "$TAPIF" up
+	busybox httpd -f -p "192.168.77.1:$HTTPPORT" -h "$WORK/www" &
+	httpd=$!
+	wait_for "$WORK/linuxtap" "VMMD-SERVICE-NOW" 300
+	svc_ok=0
+	for n in 1 2 3; do
+		sleep 1
+		r=$(ctl '{"cmd":"service"}')
+		diag "service $n: $r"
+		printf '%s' "$r" | grep -q '"ok":true,.*{"id":"net0",.*"new_pid"' && svc_ok=$((svc_ok + 1))
+	done
+	tpv=$(ctl '{"cmd":"paravisor-status"}' | sed -n 's/.*"nics":\[{"id":"net0","pid":\([0-9]*\),.*/\1/p')
+	wait_for "$WORK/linuxtap" "AFTER-GOT\|VMMD-GUEST-EXIT" 120
+	fetch_ok=$(grep -c "VMMD-FETCH-OK" "$WORK/linuxtap")
+	fetch_fail=$(grep -c "VMMD-FETCH-FAIL" "$WORK/linuxtap")
+	RC=0
+	vmm_finish
+	kill $httpd 2>/dev/null
+	result "Linux on a paravisor tap NIC: the guest pings the host" linuxtap 0 \
+		"bytes from 192.168.77.1" "net0: tap $TAPIF, served by the paravisor" \
+		'paravisor: info: NIC "net0": the tap on descriptor 4'
+	result "Linux on a paravisor tap NIC: the guest fetches a page from the host" linuxtap 0 \
+		"GOT VMMD-HOST-PAGE $$"
+	check "Linux on a paravisor tap NIC: 3 servicings while the guest fetches ($fetch_ok fetches ok, $fetch_fail failed)" \
+		sh -c "[ '$svc_ok' -eq 3 ] && [ '$fetch_ok' -ge 38 ]"
+	result "Linux on a paravisor tap NIC: after the servicings the guest still pings and fetches (paravisor pid $tpv)" \
+		linuxtap 0 "AFTER 64 bytes from 192.168.77.1" "AFTER-GOT VMMD-HOST-PAGE $$"
+	if grep -q "signal 31\|Bad system call" "$WORK/linuxtap"; then
+		not_ok "Linux on a paravisor tap NIC: no paravisor was killed by its sandbox"
+		dmesg 2>/dev/null | grep "type=1326" | tail -n 5 | sed 's/^/#   /'
+	else
+		ok "Linux on a paravisor tap NIC: no paravisor was killed by its sandbox"
+	fi
+else
+	skip "Linux on a paravisor tap NIC: no /dev/net/tun"
 fi
 
 tap_plan
