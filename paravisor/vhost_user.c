@@ -79,6 +79,10 @@ struct vhost_user {
 	struct vhost_user_state_ops state_ops; /* .save NULL: no DEVICE_STATE */
 	int state_fd;			       /* LOAD: the pipe CHECK reads */
 	uint64_t state_result;		       /* what CHECK answers otherwise */
+	/* The last state loaded was refused: the rings stay stopped (the
+	 * front-end sends SET_VRING_ENABLE right behind CHECK, not waiting
+	 * for its answer) until a load succeeds. */
+	uint64_t load_refused;
 	struct vu_trace trace;		       /* the last messages' timings */
 	bool warm_thread;		       /* vhost_user__warm made the model's thread */
 };
@@ -487,7 +491,11 @@ static int vhost_user__set_state_fd(struct vhost_user *vu, struct vhost_user_msg
 
 static int vhost_user__check_state(struct vhost_user *vu, struct vhost_user_msg *reply)
 {
-	reply->p.u64 = vu->state_fd >= 0 ? vhost_user__state_load(vu) : vu->state_result;
+	bool load = vu->state_fd >= 0;
+
+	reply->p.u64 = load ? vhost_user__state_load(vu) : vu->state_result;
+	if (load)
+		vu->load_refused = reply->p.u64;
 	close_fd(&vu->state_fd);
 	vu->state_result = VHOST_USER_STATE_E_NO_TRANSFER;
 	return 1;
@@ -769,6 +777,13 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 		if (m->p.state.num > 1)
 			return why__set(why, whylen, -EINVAL, "queue %u: enable=%u is not 0 or 1",
 					m->p.state.index, m->p.state.num);
+		if (m->p.state.num && (vu->load_refused || vu->state_fd >= 0))
+			return why__set(why, whylen, -EPERM,
+					"queue %u: the device state %s, so the rings stay stopped",
+					m->p.state.index,
+					vu->state_fd >= 0
+					    ? "is being loaded (no CHECK_DEVICE_STATE yet)"
+					    : "loaded last was refused");
 		vhost_user__quiesce(vu);
 		r->enabled = m->p.state.num;
 		return 0;
@@ -902,6 +917,7 @@ void vhost_user__disconnect(struct vhost_user *vu)
 	vu_inflight__clear(&vu->inflight);
 	vu_log__clear(&vu->log);
 	close_fd(&vu->state_fd);
+	vu->load_refused = 0;
 	vu->features = vu->protocol_features = 0;
 	vu->vdev->driver_features = 0;
 }

@@ -366,11 +366,10 @@ static int front__stage_ring(struct vhost_user_front *f, unsigned int q, char *w
  * even after a refusal, so the connection stays in step, and the first
  * refusal is the answer.
  */
-static int front__run_rings(struct vhost_user_front *f, int only, char *why, size_t whylen)
+static int front__run_rings_post(struct vhost_user_front *f, int only, char *why, size_t whylen)
 {
 	struct virtio_device *vdev = &f->vdev;
-	char rest[64] = ""; /* why after the first refusal: not reported */
-	int err = 0, first = 0;
+	int err = 0;
 
 	for (unsigned int q = 0; !err && q < vdev->nr_queues; q++) {
 		struct vhost_user_vring_state b = {.index = q, .num = vdev->vqs[q].last_avail};
@@ -383,8 +382,18 @@ static int front__run_rings(struct vhost_user_front *f, int only, char *why, siz
 			err = front__post(f, VHOST_USER_SET_VRING_ENABLE, &e, sizeof(e), why,
 					  whylen);
 	}
-	if (err)
-		return err; /* the connection broke: nothing more to read */
+	return err; /* the connection broke: nothing more to read */
+}
+
+/* The answers to front__run_rings_post; *enabled (if not NULL) counts the
+ * rings whose SET_VRING_ENABLE was acknowledged. */
+static int front__run_rings_collect(struct vhost_user_front *f, int only, unsigned int *enabled,
+				    char *why, size_t whylen)
+{
+	struct virtio_device *vdev = &f->vdev;
+	char rest[64] = ""; /* why after the first refusal: not reported */
+	int err, first = 0;
+
 	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
 		if (!vdev->vqs[q].enabled || (only >= 0 && q != (unsigned int)only))
 			continue;
@@ -396,8 +405,17 @@ static int front__run_rings(struct vhost_user_front *f, int only, char *why, siz
 				     first ? sizeof(rest) : whylen);
 		if (!first)
 			first = err;
+		if (!err && enabled)
+			(*enabled)++;
 	}
 	return first;
+}
+
+static int front__run_rings(struct vhost_user_front *f, int only, char *why, size_t whylen)
+{
+	int err = front__run_rings_post(f, only, why, whylen);
+
+	return err ? err : front__run_rings_collect(f, only, NULL, why, whylen);
 }
 
 /* The virtio and vhost-user feature bits we ack. */
@@ -722,12 +740,14 @@ static void front__share_inflight(struct vhost_user_front *f, struct vhost_user_
  *   2. the blackout starts: the old one is asked for each ring's index
  *      (GET_VRING_BASE: it finishes the requests it took and stops) and
  *      for its device state in one go, and answers them one after another;
- *   3. the state goes into the new one's pipe and it checks it: a round
- *      trip of its own, because a refused state must stop the servicing
- *      before any new ring runs;
- *   4. the new one gets the indexes and enables, in one go
- *      (front__run_rings).
- * Only 2 to 4 hold the guest's requests: a few messages, and three waits.
+ *   3. the state goes into the new one's pipe, and CHECK_DEVICE_STATE,
+ *   4. the indexes and SET_VRING_ENABLE follow it in the same go
+ *      (front__check_and_run): a back-end that refused the state must
+ *      refuse to enable its rings (the paravisor does), so one round trip
+ *      does for both; one that enables anyway is stopped again before
+ *      the old one takes the rings back.  Without REPLY_ACK nothing says
+ *      whether a ring was enabled, so 3 is a round trip of its own there.
+ * Only 2 to 4 hold the guest's requests: a few messages, and two waits.
  *
  * The inflight region can go at 1 although the old back-end still uses
  * it: the paravisor maps it then, and reads it only when a ring starts
@@ -743,6 +763,7 @@ struct front_service {
 	struct vhost_user_state_conn from, to;
 	bool state; /* both back-ends take DEVICE_STATE */
 	int state_wfd; /* the new one's pipe, from 1 to 3; -1 otherwise */
+	bool check_sent; /* the new one's CHECK_DEVICE_STATE awaits its answer */
 };
 
 static int front__prestage(struct vhost_user_front *f, struct vhost_user_front *n,
@@ -834,14 +855,60 @@ static int front__stop_and_move(struct vhost_user_front *f, struct vhost_user_fr
 			 "saving the device state on the running back-end: %s", swhy);
 		return 0;
 	}
-	*state_err = vhost_user_state__load_end(&sv->to, sv->state_wfd, buf, len, swhy,
-						sizeof(swhy));
+	sv->check_sent = front__acks(n);
+	if (sv->check_sent)
+		*state_err = vhost_user_state__load_send(&sv->to, sv->state_wfd, buf, len, swhy,
+							 sizeof(swhy));
+	else
+		*state_err = vhost_user_state__load_end(&sv->to, sv->state_wfd, buf, len, swhy,
+							sizeof(swhy));
+	sv->check_sent = sv->check_sent && !*state_err;
 	sv->state_wfd = -1;
 	free(buf);
 	if (*state_err)
 		why__set(why, whylen, *state_err,
 			 "the new back-end did not load the device state: %s", swhy);
 	return 0;
+}
+
+/*
+ * 3 and 4 in one go: the rings' indexes and SET_VRING_ENABLE go right
+ * behind CHECK_DEVICE_STATE, and all answers are read after.  A refused
+ * state is the error (the rings' answers are read too, so the connection
+ * stays in step).  If n enabled a ring and the switch fails anyway, n is
+ * stopped and its indexes are the ones the old back-end resumes from.
+ */
+static int front__check_and_run(struct vhost_user_front *f, struct vhost_user_front *n,
+				struct front_service *sv, char *why, size_t whylen)
+{
+	char swhy[256], rwhy[256], owhy[128];
+	unsigned int enabled = 0;
+	int err, serr;
+
+	err = front__run_rings_post(n, -1, why, whylen);
+	if (err)
+		return err;
+	serr = vhost_user_state__load_wait(&sv->to, swhy, sizeof(swhy));
+	err = front__run_rings_collect(n, -1, &enabled, rwhy, sizeof(rwhy));
+	if (serr)
+		why__set(why, whylen, serr, "the new back-end did not load the device state: %s",
+			 swhy);
+	else if (err)
+		snprintf(why, whylen, "%s", rwhy);
+	if ((!serr && !err) || !enabled)
+		return serr ? serr : err;
+	pr_warn("%s: the new back-end enabled %u ring(s) although the switch failed; stopping "
+		"them",
+		f->vdev.id, enabled);
+	if (front__stop_send(n, owhy, sizeof(owhy)) || front__stop_wait(n, owhy, sizeof(owhy))) {
+		pr_err("%s: stopping the new back-end's rings failed: %s", f->vdev.id, owhy);
+		return serr ? serr : err;
+	}
+	for (unsigned int q = 0; q < n->vdev.nr_queues; q++) {
+		f->vdev.vqs[q].last_avail = n->vdev.vqs[q].last_avail;
+		f->vdev.vqs[q].used_idx = n->vdev.vqs[q].used_idx;
+	}
+	return serr ? serr : err;
 }
 
 int vhost_user_front__replace_keep(struct virtio_device *vdev, struct virtio_device *next,
@@ -912,7 +979,9 @@ int vhost_user_front__replace_keep(struct virtio_device *vdev, struct virtio_dev
 		n->vdev.vqs[q].last_avail = f->vdev.vqs[q].last_avail;
 		n->vdev.vqs[q].used_idx = f->vdev.vqs[q].used_idx;
 	}
-	if (!err)
+	if (!err && sv.check_sent)
+		err = front__check_and_run(f, n, &sv, why, whylen);
+	else if (!err)
 		err = front__run_rings(n, -1, why, whylen);
 	if (!err) {
 		res->blackout_us = front__now_us() - t0;

@@ -221,8 +221,8 @@ int vhost_user_state__load_begin(const struct vhost_user_state_conn *to, int *wf
 	return 0;
 }
 
-int vhost_user_state__load_end(const struct vhost_user_state_conn *to, int wfd,
-			       const uint8_t *buf, size_t len, char *why, size_t whylen)
+int vhost_user_state__load_send(const struct vhost_user_state_conn *to, int wfd, const uint8_t *buf,
+				size_t len, char *why, size_t whylen)
 {
 	char pwhy[160];
 	int err;
@@ -231,8 +231,20 @@ int vhost_user_state__load_end(const struct vhost_user_state_conn *to, int wfd,
 	close(wfd); /* the end of the state for the back-end's read */
 	if (err)
 		return why__set(why, whylen, err, "writing the state to it: %s", pwhy);
-	err = state__send_check(to, why, whylen);
-	return err ? err : state__wait_check(to, why, whylen);
+	return state__send_check(to, why, whylen);
+}
+
+int vhost_user_state__load_wait(const struct vhost_user_state_conn *to, char *why, size_t whylen)
+{
+	return state__wait_check(to, why, whylen);
+}
+
+int vhost_user_state__load_end(const struct vhost_user_state_conn *to, int wfd, const uint8_t *buf,
+			       size_t len, char *why, size_t whylen)
+{
+	int err = vhost_user_state__load_send(to, wfd, buf, len, why, whylen);
+
+	return err ? err : vhost_user_state__load_wait(to, why, whylen);
 }
 
 int vhost_user_state__transfer(const struct vhost_user_state_conn *from,

@@ -75,7 +75,10 @@ int vhost_user_state__transfer(const struct vhost_user_state_conn *from,
  *    *rfd is the pipe's read end;
  *  - save_end, once the answers before them were read: both answers and
  *    the state (a malloc'd *buf);
- *  - load_end: the state into *wfd, closed, and the new one's CHECK.
+ *  - load_end: the state into *wfd, closed, and the new one's CHECK; or
+ *    in halves, load_send (the state and CHECK, not waiting) and
+ *    load_wait (CHECK's answer), so that requests may follow CHECK in the
+ *    same go.
  * Each returns 0 or negative errno with why naming the side; save_end and
  * load_end close the fd they are given, whatever happens.
  */
@@ -88,4 +91,7 @@ int vhost_user_state__save_end(const struct vhost_user_state_conn *from, int rfd
 			       size_t whylen);
 int vhost_user_state__load_end(const struct vhost_user_state_conn *to, int wfd,
 			       const uint8_t *buf, size_t len, char *why, size_t whylen);
+int vhost_user_state__load_send(const struct vhost_user_state_conn *to, int wfd, const uint8_t *buf,
+				size_t len, char *why, size_t whylen);
+int vhost_user_state__load_wait(const struct vhost_user_state_conn *to, char *why, size_t whylen);
 #endif
