@@ -428,7 +428,7 @@ static uint64_t vhost_user__state_save(struct vhost_user *vu, int fd)
 	return VHOST_USER_STATE_OK;
 }
 
-/* The state the front-end wrote into the pipe and closed: read, check, apply. */
+/* The state written into the pipe: read, check, apply. */
 static uint64_t vhost_user__state_load(struct vhost_user *vu)
 {
 	struct vhost_user_rings t = {0};
@@ -437,8 +437,12 @@ static uint64_t vhost_user__state_load(struct vhost_user *vu)
 	char why[256];
 	int code;
 
-	/* No deadline: the front-end closed its end before CHECK, so this
-	 * read ends; one that does not only stalls its own device. */
+	/* No deadline (it would need poll, which a disk's sandbox does not
+	 * allow): the writer is the front-end, or (servicing) the back-end
+	 * this one replaces, saving into our pipe as we read; it closes its
+	 * end once the state is written, or dies: either ends this read.  One
+	 * that hangs stalls only this device, until the front-end gives up
+	 * on this process and has it killed. */
 	if (vhost_user_state__read_fd(vu->state_fd, 0, &buf, &len, why, sizeof(why))) {
 		pr_err("%s: reading the device state: %s", vu->vdev->id, why);
 		return VHOST_USER_STATE_E_IO;

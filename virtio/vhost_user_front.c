@@ -763,7 +763,6 @@ struct front_service {
 	struct vhost_user_state_conn from, to;
 	bool state; /* both back-ends take DEVICE_STATE */
 	int state_wfd; /* the new one's pipe, from 1 to 3; -1 otherwise */
-	bool check_sent; /* the new one's CHECK_DEVICE_STATE awaits its answer */
 };
 
 static int front__prestage(struct vhost_user_front *f, struct vhost_user_front *n,
@@ -855,14 +854,8 @@ static int front__stop_and_move(struct vhost_user_front *f, struct vhost_user_fr
 			 "saving the device state on the running back-end: %s", swhy);
 		return 0;
 	}
-	sv->check_sent = front__acks(n);
-	if (sv->check_sent)
-		*state_err = vhost_user_state__load_send(&sv->to, sv->state_wfd, buf, len, swhy,
-							 sizeof(swhy));
-	else
-		*state_err = vhost_user_state__load_end(&sv->to, sv->state_wfd, buf, len, swhy,
-							sizeof(swhy));
-	sv->check_sent = sv->check_sent && !*state_err;
+	*state_err =
+	    vhost_user_state__load_end(&sv->to, sv->state_wfd, buf, len, swhy, sizeof(swhy));
 	sv->state_wfd = -1;
 	free(buf);
 	if (*state_err)
@@ -871,44 +864,99 @@ static int front__stop_and_move(struct vhost_user_front *f, struct vhost_user_fr
 	return 0;
 }
 
-/*
- * 3 and 4 in one go: the rings' indexes and SET_VRING_ENABLE go right
- * behind CHECK_DEVICE_STATE, and all answers are read after.  A refused
- * state is the error (the rings' answers are read too, so the connection
- * stays in step).  If n enabled a ring and the switch fails anyway, n is
- * stopped and its indexes are the ones the old back-end resumes from.
- */
-static int front__check_and_run(struct vhost_user_front *f, struct vhost_user_front *n,
-				struct front_service *sv, char *why, size_t whylen)
+/* After a failed switch: the new back-end had enabled rings (a back-end
+ * that takes SET_VRING_ENABLE although its state was refused, or the old
+ * one failed meanwhile).  They are stopped, and the old back-end resumes
+ * at the indexes the new one gives. */
+static void front__unswitch(struct vhost_user_front *f, struct vhost_user_front *n,
+			    unsigned int enabled)
 {
-	char swhy[256], rwhy[256], owhy[128];
-	unsigned int enabled = 0;
-	int err, serr;
+	char owhy[128];
 
-	err = front__run_rings_post(n, -1, why, whylen);
-	if (err)
-		return err;
-	serr = vhost_user_state__load_wait(&sv->to, swhy, sizeof(swhy));
-	err = front__run_rings_collect(n, -1, &enabled, rwhy, sizeof(rwhy));
-	if (serr)
-		why__set(why, whylen, serr, "the new back-end did not load the device state: %s",
-			 swhy);
-	else if (err)
-		snprintf(why, whylen, "%s", rwhy);
-	if ((!serr && !err) || !enabled)
-		return serr ? serr : err;
 	pr_warn("%s: the new back-end enabled %u ring(s) although the switch failed; stopping "
 		"them",
 		f->vdev.id, enabled);
 	if (front__stop_send(n, owhy, sizeof(owhy)) || front__stop_wait(n, owhy, sizeof(owhy))) {
 		pr_err("%s: stopping the new back-end's rings failed: %s", f->vdev.id, owhy);
-		return serr ? serr : err;
+		return;
 	}
 	for (unsigned int q = 0; q < n->vdev.nr_queues; q++) {
 		f->vdev.vqs[q].last_avail = n->vdev.vqs[q].last_avail;
 		f->vdev.vqs[q].used_idx = n->vdev.vqs[q].used_idx;
 	}
-	return serr ? serr : err;
+}
+
+/*
+ * 2 to 4 chained, when the new back-end acknowledges requests: the old one
+ * saves its state straight into the new one's pipe (from prestage), and
+ * the new one gets CHECK_DEVICE_STATE, the rings' indexes and
+ * SET_VRING_ENABLE as soon as the old one gave the indexes; its CHECK reads
+ * the state as the old one writes it.  So the front-end waits twice: for
+ * the old one's indexes, then for both back-ends' other answers, which
+ * come without it in between.  A back-end that refused the state must
+ * refuse to enable its rings (the paravisor does); one that enabled anyway
+ * is stopped again (front__unswitch).
+ * 0: switched.  *old_err (with owhy): the old back-end broke, the device
+ * failed.  Otherwise negative errno with why: roll back.
+ */
+static int front__switch_chained(struct vhost_user_front *f, struct vhost_user_front *n,
+				 struct front_service *sv, struct vhost_user_front_swap *res,
+				 uint64_t t0, int *old_err, char *owhy, size_t owhylen, char *why,
+				 size_t whylen)
+{
+	char swhy[256], nwhy[320], rwhy[256];
+	unsigned int enabled = 0;
+	int oerr, serr, nerr, rerr;
+
+	f->running = false;
+	oerr = front__stop_send(f, owhy, owhylen);
+	if (!oerr)
+		oerr = vhost_user_state__save_send_fd(&sv->from, sv->state_wfd, owhy, owhylen);
+	else
+		close(sv->state_wfd);
+	sv->state_wfd = -1;
+	if (!oerr)
+		oerr = front__stop_wait(f, owhy, owhylen);
+	*old_err = oerr;
+	if (oerr)
+		return oerr;
+	res->stop_us = front__now_us() - t0;
+	for (unsigned int q = 0; q < n->vdev.nr_queues; q++) {
+		n->vdev.vqs[q].last_avail = f->vdev.vqs[q].last_avail;
+		n->vdev.vqs[q].used_idx = f->vdev.vqs[q].used_idx;
+	}
+	nerr = vhost_user_state__check_send(&sv->to, rwhy, sizeof(rwhy));
+	if (!nerr)
+		nerr = front__run_rings_post(n, -1, rwhy, sizeof(rwhy));
+	if (nerr)
+		snprintf(nwhy, sizeof(nwhy), "failed: %s", rwhy);
+	serr = vhost_user_state__save_wait(&sv->from, swhy, sizeof(swhy));
+	if (serr && __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE)) {
+		oerr = *old_err = serr;
+		snprintf(owhy, owhylen, "%s", swhy);
+	}
+	res->state_us = front__now_us() - t0 - res->stop_us;
+	if (!nerr) {
+		char cwhy[256];
+
+		nerr = vhost_user_state__load_wait(&sv->to, cwhy, sizeof(cwhy));
+		rerr = front__run_rings_collect(n, -1, &enabled, rwhy, sizeof(rwhy));
+		if (nerr)
+			snprintf(nwhy, sizeof(nwhy), "did not load the device state: %s", cwhy);
+		else if (rerr)
+			snprintf(nwhy, sizeof(nwhy), "failed: %s", rwhy);
+		nerr = nerr ? nerr : rerr;
+	}
+	if (!oerr && !serr && !nerr)
+		return 0;
+	if (enabled)
+		front__unswitch(f, n, enabled);
+	if (oerr)
+		return oerr;
+	if (serr)
+		return why__set(why, whylen, serr,
+				"saving the device state on the running back-end: %s", swhy);
+	return why__set(why, whylen, nerr, "the new back-end %s", nwhy);
 }
 
 int vhost_user_front__replace_keep(struct virtio_device *vdev, struct virtio_device *next,
@@ -922,7 +970,7 @@ int vhost_user_front__replace_keep(struct virtio_device *vdev, struct virtio_dev
 	    .state_wfd = -1,
 	};
 	char owhy[256];
-	uint64_t t0, t_state = 0;
+	uint64_t t0;
 	size_t size = 0;
 	int err, state_err = 0;
 
@@ -961,28 +1009,27 @@ int vhost_user_front__replace_keep(struct virtio_device *vdev, struct virtio_dev
 	 * avail ring for the next one. */
 	res->stage_us = front__now_us() - t0;
 	t0 = front__now_us();
-	err = front__stop_and_move(f, n, &sv, res, t0, &state_err, owhy, sizeof(owhy), why,
-				   whylen);
-	if (err) {
-		/* The old back-end broke while stopping (the device failed):
-		 * there is no state to move; answer the guest with errors. */
-		f->running = true;
-		front__refuse(f);
-		res->old_running = false;
-		why__set(why, whylen, err, "the running back-end failed while stopping: %s", owhy);
-		goto out_unlock;
+	if (sv.state && front__acks(n)) {
+		int old_err = 0;
+
+		err = front__switch_chained(f, n, &sv, res, t0, &old_err, owhy, sizeof(owhy), why,
+					    whylen);
+		if (old_err)
+			goto old_broke;
+	} else {
+		err = front__stop_and_move(f, n, &sv, res, t0, &state_err, owhy, sizeof(owhy), why,
+					   whylen);
+		if (err)
+			goto old_broke;
+		res->state_us = front__now_us() - t0 - res->stop_us;
+		err = state_err;
+		for (unsigned int q = 0; !err && q < n->vdev.nr_queues; q++) {
+			n->vdev.vqs[q].last_avail = f->vdev.vqs[q].last_avail;
+			n->vdev.vqs[q].used_idx = f->vdev.vqs[q].used_idx;
+		}
+		if (!err)
+			err = front__run_rings(n, -1, why, whylen);
 	}
-	t_state = front__now_us();
-	res->state_us = t_state - t0 - res->stop_us;
-	err = state_err;
-	for (unsigned int q = 0; !err && q < n->vdev.nr_queues; q++) {
-		n->vdev.vqs[q].last_avail = f->vdev.vqs[q].last_avail;
-		n->vdev.vqs[q].used_idx = f->vdev.vqs[q].used_idx;
-	}
-	if (!err && sv.check_sent)
-		err = front__check_and_run(f, n, &sv, why, whylen);
-	else if (!err)
-		err = front__run_rings(n, -1, why, whylen);
 	if (!err) {
 		res->blackout_us = front__now_us() - t0;
 		front__swap_conn(f, n);
@@ -1001,6 +1048,14 @@ int vhost_user_front__replace_keep(struct virtio_device *vdev, struct virtio_dev
 	} else {
 		res->blackout_us = front__now_us() - t0;
 	}
+	goto out_unlock;
+old_broke:
+	/* The old back-end broke while stopping (the device failed): there
+	 * is no state to move; answer the guest with errors. */
+	f->running = true;
+	front__refuse(f);
+	res->old_running = false;
+	why__set(why, whylen, err, "the running back-end failed while stopping: %s", owhy);
 out_unlock:
 	pthread_mutex_unlock(&f->lock);
 	if (sv.state_wfd >= 0)

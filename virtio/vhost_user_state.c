@@ -202,6 +202,32 @@ int vhost_user_state__save_end(const struct vhost_user_state_conn *from, int rfd
 	return err ? err : cerr;
 }
 
+int vhost_user_state__save_send_fd(const struct vhost_user_state_conn *from, int wfd, char *why,
+				   size_t whylen)
+{
+	int err = state__send_fd(from, VHOST_USER_TRANSFER_SAVE, wfd, why, whylen);
+
+	if (!err)
+		err = state__send_check(from, why, whylen);
+	close(wfd); /* the back-end's copy is the only writer now */
+	return err;
+}
+
+int vhost_user_state__save_wait(const struct vhost_user_state_conn *from, char *why, size_t whylen)
+{
+	char cwhy[160];
+	int err = state__wait_fd(from, why, whylen);
+	/* CHECK was sent: its answer is read whatever the first said. */
+	int cerr = state__wait_check(from, err ? cwhy : why, err ? sizeof(cwhy) : whylen);
+
+	return err ? err : cerr;
+}
+
+int vhost_user_state__check_send(const struct vhost_user_state_conn *to, char *why, size_t whylen)
+{
+	return state__send_check(to, why, whylen);
+}
+
 int vhost_user_state__load_begin(const struct vhost_user_state_conn *to, int *wfd, char *why,
 				 size_t whylen)
 {
@@ -221,19 +247,6 @@ int vhost_user_state__load_begin(const struct vhost_user_state_conn *to, int *wf
 	return 0;
 }
 
-int vhost_user_state__load_send(const struct vhost_user_state_conn *to, int wfd, const uint8_t *buf,
-				size_t len, char *why, size_t whylen)
-{
-	char pwhy[160];
-	int err;
-
-	err = vhost_user_state__write_fd(wfd, buf, len, pwhy, sizeof(pwhy));
-	close(wfd); /* the end of the state for the back-end's read */
-	if (err)
-		return why__set(why, whylen, err, "writing the state to it: %s", pwhy);
-	return state__send_check(to, why, whylen);
-}
-
 int vhost_user_state__load_wait(const struct vhost_user_state_conn *to, char *why, size_t whylen)
 {
 	return state__wait_check(to, why, whylen);
@@ -242,9 +255,15 @@ int vhost_user_state__load_wait(const struct vhost_user_state_conn *to, char *wh
 int vhost_user_state__load_end(const struct vhost_user_state_conn *to, int wfd, const uint8_t *buf,
 			       size_t len, char *why, size_t whylen)
 {
-	int err = vhost_user_state__load_send(to, wfd, buf, len, why, whylen);
+	char pwhy[160];
+	int err;
 
-	return err ? err : vhost_user_state__load_wait(to, why, whylen);
+	err = vhost_user_state__write_fd(wfd, buf, len, pwhy, sizeof(pwhy));
+	close(wfd); /* the end of the state for the back-end's read */
+	if (err)
+		return why__set(why, whylen, err, "writing the state to it: %s", pwhy);
+	err = state__send_check(to, why, whylen);
+	return err ? err : state__wait_check(to, why, whylen);
 }
 
 int vhost_user_state__transfer(const struct vhost_user_state_conn *from,

@@ -75,10 +75,14 @@ int vhost_user_state__transfer(const struct vhost_user_state_conn *from,
  *    *rfd is the pipe's read end;
  *  - save_end, once the answers before them were read: both answers and
  *    the state (a malloc'd *buf);
- *  - load_end: the state into *wfd, closed, and the new one's CHECK; or
- *    in halves, load_send (the state and CHECK, not waiting) and
- *    load_wait (CHECK's answer), so that requests may follow CHECK in the
- *    same go.
+ *  - load_end: the state into *wfd, closed, and the new one's CHECK.
+ * Or, so that the state goes from one back-end to the other without the
+ * front-end waiting in between (servicing):
+ *  - save_send_fd: the old one gets the new one's *wfd (from load_begin)
+ *    with SAVE, and CHECK, not waiting; wfd is closed here;
+ *  - check_send: the new one's CHECK (it reads the pipe to its end, which
+ *    comes when the old one has written its state and closed);
+ *  - save_wait and load_wait: the old one's two answers, the new one's.
  * Each returns 0 or negative errno with why naming the side; save_end and
  * load_end close the fd they are given, whatever happens.
  */
@@ -91,7 +95,9 @@ int vhost_user_state__save_end(const struct vhost_user_state_conn *from, int rfd
 			       size_t whylen);
 int vhost_user_state__load_end(const struct vhost_user_state_conn *to, int wfd,
 			       const uint8_t *buf, size_t len, char *why, size_t whylen);
-int vhost_user_state__load_send(const struct vhost_user_state_conn *to, int wfd, const uint8_t *buf,
-				size_t len, char *why, size_t whylen);
+int vhost_user_state__save_send_fd(const struct vhost_user_state_conn *from, int wfd, char *why,
+				   size_t whylen);
+int vhost_user_state__check_send(const struct vhost_user_state_conn *to, char *why, size_t whylen);
+int vhost_user_state__save_wait(const struct vhost_user_state_conn *from, char *why, size_t whylen);
 int vhost_user_state__load_wait(const struct vhost_user_state_conn *to, char *why, size_t whylen);
 #endif
