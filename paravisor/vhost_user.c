@@ -399,6 +399,7 @@ static int vhost_user__set_protocol_features(struct vhost_user *vu, uint64_t f, 
 
 /* --- DEVICE_STATE: the device's state through a pipe, while no ring runs --- */
 
+/* Writes the state into fd and closes it. */
 static uint64_t vhost_user__state_save(struct vhost_user *vu, int fd)
 {
 	struct vhost_user_rings t = {.features = vu->features, .nr = vu->vdev->nr_queues};
@@ -414,11 +415,16 @@ static uint64_t vhost_user__state_save(struct vhost_user *vu, int fd)
 	}
 	err = vu->state_ops.save(vu->state_ops.opaque, &t, &buf, &len);
 	if (err) {
+		close(fd);
 		pr_err("%s: cannot encode the device state: %s", vu->vdev->id, strerror(-err));
 		return VHOST_USER_STATE_E_IO;
 	}
-	/* The front-end reads after our answer: a pipe holds the whole state. */
+	/* The front-end reads after our answer: a pipe holds the whole state.
+	 * Closed at once, before anything else: in servicing the reader is
+	 * the new back-end, waiting for the end of the state, not for the
+	 * log line below. */
 	err = vhost_user_state__write_fd(fd, buf, len, why, sizeof(why));
+	close(fd);
 	free(buf);
 	if (err) {
 		pr_err("%s: writing the device state: %s", vu->vdev->id, why);
@@ -479,10 +485,12 @@ static int vhost_user__set_state_fd(struct vhost_user *vu, struct vhost_user_msg
 		code = VHOST_USER_STATE_E_BAD_REQUEST;
 	else if (vu->model_running)
 		code = VHOST_USER_STATE_E_RUNNING;
-	else if (s->direction == VHOST_USER_TRANSFER_SAVE)
+	else if (s->direction == VHOST_USER_TRANSFER_SAVE) {
 		code = vhost_user__state_save(vu, fd);
-	else
+		fd = -1; /* closed there */
+	} else {
 		vu->state_fd = fd; /* read at CHECK, once the front-end wrote it all */
+	}
 	if (vu->state_fd != fd)
 		close_fd(&fd);
 	if (code)
