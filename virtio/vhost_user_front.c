@@ -366,7 +366,8 @@ static int front__stage_ring(struct vhost_user_front *f, unsigned int q, char *w
  * even after a refusal, so the connection stays in step, and the first
  * refusal is the answer.
  */
-static int front__run_rings_post(struct vhost_user_front *f, int only, char *why, size_t whylen)
+static int front__run_rings_post(struct vhost_user_front *f, int only, bool base, char *why,
+				 size_t whylen)
 {
 	struct virtio_device *vdev = &f->vdev;
 	int err = 0;
@@ -377,7 +378,8 @@ static int front__run_rings_post(struct vhost_user_front *f, int only, char *why
 
 		if (!vdev->vqs[q].enabled || (only >= 0 && q != (unsigned int)only))
 			continue;
-		err = front__post(f, VHOST_USER_SET_VRING_BASE, &b, sizeof(b), why, whylen);
+		if (base)
+			err = front__post(f, VHOST_USER_SET_VRING_BASE, &b, sizeof(b), why, whylen);
 		if (!err)
 			err = front__post(f, VHOST_USER_SET_VRING_ENABLE, &e, sizeof(e), why,
 					  whylen);
@@ -387,8 +389,8 @@ static int front__run_rings_post(struct vhost_user_front *f, int only, char *why
 
 /* The answers to front__run_rings_post; *enabled (if not NULL) counts the
  * rings whose SET_VRING_ENABLE was acknowledged. */
-static int front__run_rings_collect(struct vhost_user_front *f, int only, unsigned int *enabled,
-				    char *why, size_t whylen)
+static int front__run_rings_collect(struct vhost_user_front *f, int only, bool base,
+				    unsigned int *enabled, char *why, size_t whylen)
 {
 	struct virtio_device *vdev = &f->vdev;
 	char rest[64] = ""; /* why after the first refusal: not reported */
@@ -397,8 +399,9 @@ static int front__run_rings_collect(struct vhost_user_front *f, int only, unsign
 	for (unsigned int q = 0; q < vdev->nr_queues; q++) {
 		if (!vdev->vqs[q].enabled || (only >= 0 && q != (unsigned int)only))
 			continue;
-		err = front__collect(f, VHOST_USER_SET_VRING_BASE, first ? rest : why,
-				     first ? sizeof(rest) : whylen);
+		err = base ? front__collect(f, VHOST_USER_SET_VRING_BASE, first ? rest : why,
+					    first ? sizeof(rest) : whylen)
+			   : 0;
 		if (!first)
 			first = err;
 		err = front__collect(f, VHOST_USER_SET_VRING_ENABLE, first ? rest : why,
@@ -413,9 +416,9 @@ static int front__run_rings_collect(struct vhost_user_front *f, int only, unsign
 
 static int front__run_rings(struct vhost_user_front *f, int only, char *why, size_t whylen)
 {
-	int err = front__run_rings_post(f, only, why, whylen);
+	int err = front__run_rings_post(f, only, true, why, whylen);
 
-	return err ? err : front__run_rings_collect(f, only, NULL, why, whylen);
+	return err ? err : front__run_rings_collect(f, only, true, NULL, why, whylen);
 }
 
 /* The virtio and vhost-user feature bits we ack. */
@@ -887,15 +890,18 @@ static void front__unswitch(struct vhost_user_front *f, struct vhost_user_front 
 }
 
 /*
- * 2 to 4 chained, when the new back-end acknowledges requests: the old one
- * saves its state straight into the new one's pipe (from prestage), and
- * the new one gets CHECK_DEVICE_STATE, the rings' indexes and
- * SET_VRING_ENABLE as soon as the old one gave the indexes; its CHECK reads
- * the state as the old one writes it.  So the front-end waits twice: for
- * the old one's indexes, then for both back-ends' other answers, which
- * come without it in between.  A back-end that refused the state must
- * refuse to enable its rings (the paravisor does); one that enabled anyway
- * is stopped again (front__unswitch).
+ * 2 to 4 chained, when the new back-end acknowledges requests and both
+ * move device state: the old one gets GET_VRING_BASE for each ring and the
+ * write end of the new one's state pipe (from prestage) with SAVE and
+ * CHECK_DEVICE_STATE; right behind, the new one gets CHECK_DEVICE_STATE
+ * and SET_VRING_ENABLE, no SET_VRING_BASE: its CHECK reads the state as
+ * the old one writes it, after stopping, and the state carries the rings'
+ * indexes (the paravisor's does, vu_state.c; a disk's inflight region
+ * says them too).  The front-end then only reads answers, so the state
+ * and the rings go from one back-end to the other without waiting for it.
+ * A back-end that refused the state must refuse to enable its rings (the
+ * paravisor does); one that enabled anyway is stopped again
+ * (front__unswitch), as is one that enabled while the old one broke.
  * 0: switched.  *old_err (with owhy): the old back-end broke, the device
  * failed.  Otherwise negative errno with why: roll back.
  */
@@ -904,9 +910,9 @@ static int front__switch_chained(struct vhost_user_front *f, struct vhost_user_f
 				 uint64_t t0, int *old_err, char *owhy, size_t owhylen, char *why,
 				 size_t whylen)
 {
-	char swhy[256], nwhy[320], rwhy[256];
+	char swhy[256], nwhy[320], rwhy[256], cwhy[256];
 	unsigned int enabled = 0;
-	int oerr, serr, nerr, rerr;
+	int oerr, serr = 0, nerr, rerr;
 
 	f->running = false;
 	oerr = front__stop_send(f, owhy, owhylen);
@@ -915,32 +921,32 @@ static int front__switch_chained(struct vhost_user_front *f, struct vhost_user_f
 	else
 		close(sv->state_wfd);
 	sv->state_wfd = -1;
-	if (!oerr)
-		oerr = front__stop_wait(f, owhy, owhylen);
 	*old_err = oerr;
 	if (oerr)
-		return oerr;
+		return oerr; /* nothing went to the new one */
+	nerr = vhost_user_state__check_send(&sv->to, rwhy, sizeof(rwhy));
+	if (!nerr)
+		nerr = front__run_rings_post(n, -1, false, rwhy, sizeof(rwhy));
+	if (nerr)
+		snprintf(nwhy, sizeof(nwhy), "failed: %s", rwhy);
+	oerr = front__stop_wait(f, owhy, owhylen);
 	res->stop_us = front__now_us() - t0;
+	if (!oerr) {
+		serr = vhost_user_state__save_wait(&sv->from, swhy, sizeof(swhy));
+		if (serr && __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE)) {
+			oerr = serr;
+			snprintf(owhy, owhylen, "%s", swhy);
+		}
+	}
+	*old_err = oerr;
+	res->state_us = front__now_us() - t0 - res->stop_us;
 	for (unsigned int q = 0; q < n->vdev.nr_queues; q++) {
 		n->vdev.vqs[q].last_avail = f->vdev.vqs[q].last_avail;
 		n->vdev.vqs[q].used_idx = f->vdev.vqs[q].used_idx;
 	}
-	nerr = vhost_user_state__check_send(&sv->to, rwhy, sizeof(rwhy));
-	if (!nerr)
-		nerr = front__run_rings_post(n, -1, rwhy, sizeof(rwhy));
-	if (nerr)
-		snprintf(nwhy, sizeof(nwhy), "failed: %s", rwhy);
-	serr = vhost_user_state__save_wait(&sv->from, swhy, sizeof(swhy));
-	if (serr && __atomic_load_n(&f->dead, __ATOMIC_ACQUIRE)) {
-		oerr = *old_err = serr;
-		snprintf(owhy, owhylen, "%s", swhy);
-	}
-	res->state_us = front__now_us() - t0 - res->stop_us;
 	if (!nerr) {
-		char cwhy[256];
-
 		nerr = vhost_user_state__load_wait(&sv->to, cwhy, sizeof(cwhy));
-		rerr = front__run_rings_collect(n, -1, &enabled, rwhy, sizeof(rwhy));
+		rerr = front__run_rings_collect(n, -1, false, &enabled, rwhy, sizeof(rwhy));
 		if (nerr)
 			snprintf(nwhy, sizeof(nwhy), "did not load the device state: %s", cwhy);
 		else if (rerr)
