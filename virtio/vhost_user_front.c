@@ -743,14 +743,15 @@ static void front__share_inflight(struct vhost_user_front *f, struct vhost_user_
  *   2. the blackout starts: the old one is asked for each ring's index
  *      (GET_VRING_BASE: it finishes the requests it took and stops) and
  *      for its device state in one go, and answers them one after another;
- *   3. the state goes into the new one's pipe, and CHECK_DEVICE_STATE,
- *   4. the indexes and SET_VRING_ENABLE follow it in the same go
- *      (front__check_and_run): a back-end that refused the state must
- *      refuse to enable its rings (the paravisor does), so one round trip
- *      does for both; one that enables anyway is stopped again before
- *      the old one takes the rings back.  Without REPLY_ACK nothing says
- *      whether a ring was enabled, so 3 is a round trip of its own there.
- * Only 2 to 4 hold the guest's requests: a few messages, and two waits.
+ *   3. the state goes into the new one's pipe, which checks it;
+ *   4. the new one enables its rings.
+ * Only 2 to 4 hold the guest's requests.  When both back-ends move device
+ * state and the new one acknowledges requests (REPLY_ACK), they are sent
+ * in one go and the state goes from one back-end to the other directly
+ * (front__switch_chained): one wait.  Otherwise the front-end relays the state and
+ * each step is a wait of its own (front__stop_and_move, then
+ * front__run_rings): without REPLY_ACK nothing would say whether a ring
+ * was enabled after a refused state.
  *
  * The inflight region can go at 1 although the old back-end still uses
  * it: the paravisor maps it then, and reads it only when a ring starts

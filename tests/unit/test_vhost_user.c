@@ -6,6 +6,7 @@
 #include "paravisor/vhost_user.h"
 #include "paravisor/vu_blk.h"
 #include "virtio/vhost_user_msg.h"
+#include "virtio/vhost_user_state.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -147,10 +148,10 @@ static uint64_t ring_fd(unsigned int q, int fd, uint32_t req)
 	return acked(req, &v, sizeof(v), &fd, 1);
 }
 
-/* Ring 0 set up and enabled, resuming at BASE. */
-static void ring_up(void)
+/* Ring 0 set up, resuming at BASE, not enabled yet. */
+static void ring_set(void)
 {
-	struct vhost_user_vring_state num = {0, QSIZE}, base = {0, BASE}, en = {0, 1};
+	struct vhost_user_vring_state num = {0, QSIZE}, base = {0, BASE};
 	struct vhost_user_vring_addr addr = {.index = 0,
 					     .desc_user_addr = FE_UVA + DESC_GPA,
 					     .used_user_addr = FE_UVA + USED_GPA,
@@ -164,7 +165,20 @@ static void ring_up(void)
 	assert_int_equal(acked(VHOST_USER_SET_VRING_ADDR, &addr, sizeof(addr), NULL, 0), 0);
 	assert_int_equal(ring_fd(0, g.call, VHOST_USER_SET_VRING_CALL), 0);
 	assert_int_equal(ring_fd(0, g.kick, VHOST_USER_SET_VRING_KICK), 0);
-	assert_int_equal(acked(VHOST_USER_SET_VRING_ENABLE, &en, sizeof(en), NULL, 0), 0);
+}
+
+static uint64_t ring_enable(void)
+{
+	struct vhost_user_vring_state en = {0, 1};
+
+	return acked(VHOST_USER_SET_VRING_ENABLE, &en, sizeof(en), NULL, 0);
+}
+
+/* Ring 0 set up and enabled, resuming at BASE. */
+static void ring_up(void)
+{
+	ring_set();
+	assert_int_equal(ring_enable(), 0);
 }
 
 static void desc(uint16_t i, uint64_t gpa, uint32_t len, uint16_t flags, uint16_t next)
@@ -453,6 +467,77 @@ static void test_vhost_user_closes_on_malformed_messages(void **state)
 	assert_int_equal(get_u64(VHOST_USER_GET_QUEUE_NUM), 1);
 }
 
+/* A state the test's load takes: "good"; anything else is refused. */
+static int state_save(void *opaque, const struct vhost_user_rings *rings, uint8_t **buf,
+		      size_t *len)
+{
+	*buf = (uint8_t *)strdup("good");
+	*len = 4;
+	return *buf ? 0 : -ENOMEM;
+}
+
+static int state_load(void *opaque, const uint8_t *buf, size_t len, uint64_t offered,
+		      struct vhost_user_rings *rings, char *why, size_t whylen)
+{
+	if (len == 4 && !memcmp(buf, "good", 4))
+		return VHOST_USER_STATE_OK;
+	snprintf(why, whylen, "not the test's state");
+	return VHOST_USER_STATE_E_MALFORMED;
+}
+
+/* SET_DEVICE_STATE_FD LOAD; *wfd: the pipe's end to write the state into. */
+static void state_load_begin(int *wfd)
+{
+	struct vhost_user_device_state ds = {VHOST_USER_TRANSFER_LOAD, VHOST_USER_PHASE_STOPPED};
+	uint64_t v = 99;
+	int p[2];
+
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(call_msg(VHOST_USER_SET_DEVICE_STATE_FD, 0, &ds, sizeof(ds), &p[0], 1), 0);
+	close(p[0]);
+	assert_int_equal(read_reply(VHOST_USER_SET_DEVICE_STATE_FD, &v, sizeof(v)), sizeof(v));
+	assert_int_equal(v & 0xff, 0);
+	*wfd = p[1];
+}
+
+static uint64_t state_check(int wfd, const char *state)
+{
+	uint64_t v = 99;
+
+	assert_int_equal(write(wfd, state, strlen(state)), (ssize_t)strlen(state));
+	close(wfd);
+	assert_int_equal(call_msg(VHOST_USER_CHECK_DEVICE_STATE, 0, NULL, 0, NULL, 0), 0);
+	assert_int_equal(read_reply(VHOST_USER_CHECK_DEVICE_STATE, &v, sizeof(v)), sizeof(v));
+	return v;
+}
+
+/* vmm sends SET_VRING_ENABLE right behind CHECK_DEVICE_STATE without
+ * waiting for its answer: the back-end must not enable a ring while a state
+ * is loading or after it refused one, and must once one loaded. */
+static void test_vhost_user_keeps_rings_stopped_after_a_refused_state(void **state)
+{
+	const struct vhost_user_state_ops ops = {.save = state_save, .load = state_load};
+	int wfd;
+
+	vhost_user__set_state_ops(g.vu, &ops);
+	set_u64(VHOST_USER_SET_PROTOCOL_FEATURES,
+		PROTO_ALL | 1ULL << VHOST_USER_PROTOCOL_F_DEVICE_STATE);
+	assert_int_equal(acked(VHOST_USER_SET_FEATURES,
+			       &(uint64_t){get_u64(VHOST_USER_GET_FEATURES) & ~LOG_ALL}, 8, NULL,
+			       0),
+			 0);
+	mem_table();
+	ring_set();
+	state_load_begin(&wfd);
+	assert_int_not_equal(ring_enable(), 0); /* loading: no CHECK yet */
+	assert_int_equal(state_check(wfd, "bad"), VHOST_USER_STATE_E_MALFORMED);
+	assert_int_not_equal(ring_enable(), 0); /* refused */
+	state_load_begin(&wfd);
+	assert_int_equal(state_check(wfd, "good"), VHOST_USER_STATE_OK);
+	assert_int_equal(ring_enable(), 0);
+	assert_true(nothing_to_read());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,6 +547,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_vhost_user_logs_what_it_writes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vhost_user_refuses_bad_tables_and_rings, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_keeps_rings_stopped_after_a_refused_state, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vhost_user_closes_on_malformed_messages, setup,
 					    teardown),
 	};
