@@ -226,7 +226,7 @@ static void *vhost_user__idle_thread(void *arg)
  * A staged ring (all set but SET_VRING_ENABLE) is what servicing hands a
  * new paravisor while the old one still serves; the enable comes inside
  * the guest's blackout.  What a fresh process would pay then is paid here
- * instead: the model makes its thread now (prepare: it waits, parked, for
+ * instead: the model makes its thread now (prepare: it waits in epoll, idle, for
  * start), or, for a model without prepare, a thread is started and joined
  * so that glibc keeps its stack for the model's; and the rings' pages are
  * touched in our mapping of guest RAM.  Only reads: the old paravisor may

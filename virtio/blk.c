@@ -26,7 +26,7 @@
 #define BLK_NR_REQS 128
 #define BLK_BACKEND_DEPTH 256
 #define BLK_EV_BACKEND 0xffffu
-#define BLK_EV_STOP 0xfffeu
+#define BLK_EV_WAKE	  0xfffeu
 
 struct blk_req_hdr {
 	uint32_t type;
@@ -59,16 +59,18 @@ struct virtio_blk {
 	char serial[VIRTIO_BLK_ID_BYTES];
 
 	/* The model's thread lives from the first start (or prepare) to
-	 * destroy: stop parks it, start wakes it, so neither pays for a
-	 * thread's creation and exit (a servicing's blackout has one of each). */
+	 * destroy, waiting in epoll on its own set (see blk__thread).  Who
+	 * serves holds lock: the thread for each batch of events, start and
+	 * stop for their whole work, so neither needs the thread to run. */
 	pthread_t thread;
 	bool thread_alive;
-	bool exiting; /* destroy: the parked thread ends */
+	bool exiting; /* destroy: the thread ends */
 	bool running;
-	bool failed;	 /* NEEDS_RESET: take no more requests until a reset */
-	int stop_efd;	 /* stop serving (non-blocking: polled with the kicks) */
-	int go_efd;	 /* parked: start serving, or end */
-	int parked_efd;	 /* the thread parked after a stop */
+	bool failed; /* NEEDS_RESET: take no more requests until a reset */
+	pthread_mutex_t lock;
+	int epfd;     /* the thread's set: wake_efd, and while running the rest */
+	int wake_efd; /* destroy's wake-up */
+	int armed_kick[VIRTIO_MAX_QUEUES]; /* kick fds in epfd while running, else -1 */
 	struct blk_req *reqs[BLK_NR_REQS];
 	struct blk_req *free;
 	bool notify[VIRTIO_MAX_QUEUES];
@@ -406,55 +408,6 @@ static void blk__completions(struct virtio_blk *blk)
 	blk__notify_all(blk);
 }
 
-/* Serves the enabled queues until stop_efd fires. */
-static void blk__serve(struct virtio_blk *blk)
-{
-	struct epoll_event ev[VIRTIO_MAX_QUEUES + 2];
-	int epfd = epoll_create1(EPOLL_CLOEXEC);
-	bool stop = false;
-
-	if (epfd < 0) {
-		blk__fail(blk, "epoll_create1 failed");
-		return;
-	}
-	for (unsigned int q = 0; q < blk->vdev.nr_queues; q++) {
-		struct epoll_event e = { .events = EPOLLIN, .data.u32 = q };
-
-		if (blk->vdev.vqs[q].enabled && blk->vdev.kick_fd[q] >= 0)
-			epoll_ctl(epfd, EPOLL_CTL_ADD, blk->vdev.kick_fd[q], &e);
-	}
-	epoll_ctl(epfd, EPOLL_CTL_ADD, blk_backend__event_fd(blk->be),
-		  &(struct epoll_event){ .events = EPOLLIN, .data.u32 = BLK_EV_BACKEND });
-	epoll_ctl(epfd, EPOLL_CTL_ADD, blk->stop_efd,
-		  &(struct epoll_event){ .events = EPOLLIN, .data.u32 = BLK_EV_STOP });
-
-	/* Requests queued before DRIVER_OK (or before a restart) need no kick. */
-	for (unsigned int q = 0; q < blk->vdev.nr_queues; q++)
-		blk__process(blk, q);
-	blk__notify_all(blk);
-
-	while (!stop) {
-		int n = epoll_wait(epfd, ev, VIRTIO_MAX_QUEUES + 2, -1);
-		uint64_t v;
-
-		for (int i = 0; i < n; i++) {
-			uint32_t id = ev[i].data.u32;
-
-			if (id == BLK_EV_STOP) {
-				stop = true;
-			} else if (id == BLK_EV_BACKEND) {
-				blk__completions(blk);
-			} else if (id < blk->vdev.nr_queues) {
-				if (read(blk->vdev.kick_fd[id], &v, sizeof(v)) < 0 && errno != EAGAIN)
-					continue;
-				blk__process(blk, id);
-			}
-		}
-		blk__notify_all(blk);
-	}
-	close(epfd);
-}
-
 static void blk__efd_signal(int fd)
 {
 	uint64_t one = 1;
@@ -464,27 +417,49 @@ static void blk__efd_signal(int fd)
 	}
 }
 
-/* Blocks until fd is signalled (EINTR retried); false if it cannot be read. */
-static bool blk__efd_wait(int fd)
-{
-	uint64_t v;
-
-	while (read(fd, &v, sizeof(v)) < 0)
-		if (errno != EINTR)
-			return false;
-	return true;
-}
-
+/*
+ * Waits for kicks and completions for good.  Kicks are edge-triggered: a
+ * kick eventfd still in the set after the model stopped (one closed under
+ * us by a front-end, which epoll keeps while the file lives) wakes the
+ * thread once per kick, never in a loop, and is ignored while stopped.
+ */
 static void *blk__thread(void *arg)
 {
 	struct virtio_blk *blk = arg;
+	struct epoll_event ev[VIRTIO_MAX_QUEUES + 2];
+	uint64_t v;
 
-	/* Parked until start() or destroy(). */
-	while (blk__efd_wait(blk->go_efd) && !__atomic_load_n(&blk->exiting, __ATOMIC_ACQUIRE)) {
-		blk__serve(blk);
-		blk__efd_signal(blk->parked_efd);
+	for (;;) {
+		int n = epoll_wait(blk->epfd, ev, VIRTIO_MAX_QUEUES + 2, -1);
+
+		if (n < 0 && errno != EINTR) {
+			pr_warn("%s: epoll_wait: %s", blk->vdev.id, strerror(errno));
+			return NULL;
+		}
+		pthread_mutex_lock(&blk->lock);
+		if (blk->exiting) {
+			pthread_mutex_unlock(&blk->lock);
+			return NULL;
+		}
+		for (int i = 0; i < n && blk->running; i++) {
+			uint32_t id = ev[i].data.u32;
+
+			if (id == BLK_EV_WAKE) {
+				if (read(blk->wake_efd, &v, sizeof(v)) < 0) {
+					/* Taken already: nothing to do. */
+				}
+			} else if (id == BLK_EV_BACKEND) {
+				blk__completions(blk);
+			} else if (id < blk->vdev.nr_queues && blk->vdev.kick_fd[id] >= 0) {
+				if (read(blk->vdev.kick_fd[id], &v, sizeof(v)) < 0 && errno != EAGAIN)
+					continue;
+				blk__process(blk, id);
+			}
+		}
+		if (blk->running)
+			blk__notify_all(blk);
+		pthread_mutex_unlock(&blk->lock);
 	}
-	return NULL;
 }
 
 static int blk__prepare(struct virtio_device *vdev)
@@ -501,40 +476,80 @@ static int blk__prepare(struct virtio_device *vdev)
 	return 0;
 }
 
+static void blk__disarm(struct virtio_blk *blk)
+{
+	for (unsigned int q = 0; q < blk->vdev.nr_queues; q++) {
+		/* Fails harmlessly for a kick fd closed meanwhile (see blk__thread). */
+		if (blk->armed_kick[q] >= 0)
+			epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk->armed_kick[q], NULL);
+		blk->armed_kick[q] = -1;
+	}
+	epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk_backend__event_fd(blk->be), NULL);
+}
+
+/*
+ * Arms the thread's set with the enabled queues' kicks and the backend,
+ * then serves here what was queued before DRIVER_OK (or before a restart):
+ * the thread is not woken for it, so a servicing's new paravisor answers
+ * its SET_VRING_ENABLE without a switch to another thread first.
+ */
 static int blk__start(struct virtio_device *vdev)
 {
 	struct virtio_blk *blk = to_blk(vdev);
-	uint64_t v;
+	struct epoll_event be = {.events = EPOLLIN, .data.u32 = BLK_EV_BACKEND};
 	int err;
 
 	if (blk->running)
 		return 0;
-	blk->failed = false;
-	if (read(blk->stop_efd, &v, sizeof(v)) < 0) {
-		/* Nothing pending: the usual case. */
-	}
 	err = blk__prepare(vdev);
 	if (err)
 		return err;
-	blk__efd_signal(blk->go_efd);
+	pthread_mutex_lock(&blk->lock);
+	blk->failed = false;
+	for (unsigned int q = 0; q < blk->vdev.nr_queues; q++) {
+		struct epoll_event e = {.events = EPOLLIN | EPOLLET, .data.u32 = q};
+		int fd = blk->vdev.kick_fd[q];
+
+		if (!blk->vdev.vqs[q].enabled || fd < 0)
+			continue;
+		if (epoll_ctl(blk->epfd, EPOLL_CTL_ADD, fd, &e) < 0 &&
+		    (errno != EEXIST || epoll_ctl(blk->epfd, EPOLL_CTL_MOD, fd, &e) < 0)) {
+			err = -errno;
+			goto fail;
+		}
+		blk->armed_kick[q] = fd;
+	}
+	if (epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk_backend__event_fd(blk->be), &be) < 0) {
+		err = -errno;
+		goto fail;
+	}
 	blk->running = true;
+	for (unsigned int q = 0; q < blk->vdev.nr_queues; q++)
+		blk__process(blk, q);
+	blk__notify_all(blk);
+	pthread_mutex_unlock(&blk->lock);
 	return 0;
+fail:
+	blk__disarm(blk);
+	pthread_mutex_unlock(&blk->lock);
+	return err;
 }
 
+/* Takes the model from its thread without waking it, then finishes what is
+ * in flight so no completion writes into a reset queue later. */
 static void blk__stop(struct virtio_device *vdev)
 {
 	struct virtio_blk *blk = to_blk(vdev);
 
 	if (!blk->running)
 		return;
-	blk__efd_signal(blk->stop_efd);
-	if (!blk__efd_wait(blk->parked_efd))
-		pr_warn("%s: cannot wait for the device thread to stop", vdev->id);
+	pthread_mutex_lock(&blk->lock);
 	blk->running = false;
-	/* Finish what is in flight so no completion writes into a reset queue later. */
+	blk__disarm(blk);
 	blk_backend__drain(blk->be, blk__done, NULL);
 	blk__notify_all(blk);
 	memset(blk->stalled, 0, sizeof(blk->stalled));
+	pthread_mutex_unlock(&blk->lock);
 }
 
 static void blk__destroy(struct virtio_device *vdev)
@@ -543,19 +558,20 @@ static void blk__destroy(struct virtio_device *vdev)
 
 	blk__stop(vdev);
 	if (blk->thread_alive) {
-		__atomic_store_n(&blk->exiting, true, __ATOMIC_RELEASE);
-		blk__efd_signal(blk->go_efd);
+		pthread_mutex_lock(&blk->lock);
+		blk->exiting = true;
+		pthread_mutex_unlock(&blk->lock);
+		blk__efd_signal(blk->wake_efd);
 		pthread_join(blk->thread, NULL);
 	}
 	for (int i = 0; i < BLK_NR_REQS; i++)
 		free(blk->reqs[i]);
 	blk_backend__close(blk->be);
-	if (blk->stop_efd >= 0)
-		close(blk->stop_efd);
-	if (blk->go_efd >= 0)
-		close(blk->go_efd);
-	if (blk->parked_efd >= 0)
-		close(blk->parked_efd);
+	if (blk->epfd >= 0)
+		close(blk->epfd);
+	if (blk->wake_efd >= 0)
+		close(blk->wake_efd);
+	pthread_mutex_destroy(&blk->lock);
 	free(blk);
 }
 
@@ -642,14 +658,14 @@ struct virtio_device *virtio_blk__create(const char *id, struct blk_backend *bac
 	blk->be = backend;
 	blk->vdev.ops = &virtio_blk_ops;
 	blk->vdev.priv = blk;
-	blk->go_efd = blk->parked_efd = -1;
-	blk->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (blk->stop_efd < 0)
-		goto fail;
-	/* Blocking: the parked thread and stop() sleep on them. */
-	blk->go_efd = eventfd(0, EFD_CLOEXEC);
-	blk->parked_efd = eventfd(0, EFD_CLOEXEC);
-	if (blk->go_efd < 0 || blk->parked_efd < 0)
+	pthread_mutex_init(&blk->lock, NULL);
+	for (unsigned int q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		blk->armed_kick[q] = -1;
+	blk->wake_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	blk->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (blk->wake_efd < 0 || blk->epfd < 0 ||
+	    epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->wake_efd,
+		      &(struct epoll_event){.events = EPOLLIN, .data.u32 = BLK_EV_WAKE}) < 0)
 		goto fail;
 	for (int i = 0; i < BLK_NR_REQS; i++) {
 		blk->reqs[i] = calloc(1, sizeof(*blk->reqs[i]));
