@@ -509,9 +509,15 @@ static int blk__start(struct virtio_device *vdev)
 	for (unsigned int q = 0; q < blk->vdev.nr_queues; q++) {
 		struct epoll_event e = {.events = EPOLLIN | EPOLLET, .data.u32 = q};
 		int fd = blk->vdev.kick_fd[q];
+		uint64_t v;
 
 		if (!blk->vdev.vqs[q].enabled || fd < 0)
 			continue;
+		/* A kick from before is served below; armed with it pending,
+		 * the thread would wake for nothing. */
+		if (read(fd, &v, sizeof(v)) < 0) {
+			/* None pending (kick fds are non-blocking). */
+		}
 		if (epoll_ctl(blk->epfd, EPOLL_CTL_ADD, fd, &e) < 0 &&
 		    (errno != EEXIST || epoll_ctl(blk->epfd, EPOLL_CTL_MOD, fd, &e) < 0)) {
 			err = -errno;

@@ -67,7 +67,7 @@ struct virtio_device {
 
 	unsigned int nr_queues;
 	struct virtq vqs[VIRTIO_MAX_QUEUES];
-	int kick_fd[VIRTIO_MAX_QUEUES]; /* eventfd: the guest kicked (ioeventfd) */
+	int kick_fd[VIRTIO_MAX_QUEUES]; /* non-blocking eventfd: the guest kicked (ioeventfd) */
 	int call_fd[VIRTIO_MAX_QUEUES]; /* eventfd: interrupt the guest (irqfd); -1 if none */
 	int config_call_fd;             /* eventfd: config change interrupt; -1 if none */
 	uint64_t driver_features;       /* negotiated */

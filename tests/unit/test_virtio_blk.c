@@ -650,6 +650,7 @@ static void test_virtio_blk_stop_and_start_leave_idle_thread_asleep(void **state
 	assert_int_equal(g.vdev->ops->start(g.vdev), 0);
 	assert_int_equal(used_idx(0), 2); /* GET_ID needs no backend: served in start */
 	assert_int_equal(*(uint8_t *)gp(st), VIRTIO_BLK_S_OK);
+	nanosleep(&(struct timespec){0, 20000000}, NULL); /* a wake-up would show by now */
 	assert_int_equal(voluntary_switches(tid), n);
 	/* And the thread still serves kicks after the restart. */
 	assert_int_equal(request(VIRTIO_BLK_T_IN, 0, d, 512, true), VIRTIO_BLK_S_OK);
