@@ -83,6 +83,7 @@ struct vhost_user {
 	 * front-end sends SET_VRING_ENABLE right behind CHECK, not waiting
 	 * for its answer) until a load succeeds. */
 	uint64_t load_refused;
+	bool test_enable_anyway;	       /* vhost_user__test_enable_anyway */
 	struct vu_trace trace;		       /* the last messages' timings */
 	bool warm_thread;		       /* vhost_user__warm made the model's thread */
 };
@@ -513,6 +514,11 @@ static int vhost_user__check_state(struct vhost_user *vu, struct vhost_user_msg 
 	return 1;
 }
 
+void vhost_user__test_enable_anyway(struct vhost_user *vu)
+{
+	vu->test_enable_anyway = true;
+}
+
 void vhost_user__set_state_ops(struct vhost_user *vu, const struct vhost_user_state_ops *ops)
 {
 	vu->state_ops = *ops;
@@ -789,7 +795,8 @@ static int vhost_user__handle(struct vhost_user *vu, struct vhost_user_msg *m,
 		if (m->p.state.num > 1)
 			return why__set(why, whylen, -EINVAL, "queue %u: enable=%u is not 0 or 1",
 					m->p.state.index, m->p.state.num);
-		if (m->p.state.num && (vu->load_refused || vu->state_fd >= 0))
+		if (m->p.state.num && !vu->test_enable_anyway &&
+		    (vu->load_refused || vu->state_fd >= 0))
 			return why__set(why, whylen, -EPERM,
 					"queue %u: the device state %s, so the rings stay stopped",
 					m->p.state.index,

@@ -59,6 +59,11 @@ struct vhost_user_state_ops {
  * is not offered. */
 void vhost_user__set_state_ops(struct vhost_user *vu, const struct vhost_user_state_ops *ops);
 
+/* Tests only: takes SET_VRING_ENABLE even after a refused state, as a
+ * back-end that misbehaves would, so the front-end's fallback (stopping
+ * it and giving the rings back to the old one) can be tested. */
+void vhost_user__test_enable_anyway(struct vhost_user *vu);
+
 /* Stops the model, closes the rings' fds and unmaps guest RAM: the state of
  * a back-end that no front-end has set up yet. */
 void vhost_user__disconnect(struct vhost_user *vu);

@@ -412,6 +412,7 @@ static struct virtio_device *next_back_end_on(const char *img, off_t size, bool 
 	char why[256] = "";
 
 	snprintf(g2.img, sizeof(g2.img), "%s", img);
+	g2.st.fail_restore = false; /* a test before may have set it */
 	serve_image(g2.img, size, &g2.be, &g2.vu, g2.sv, &g2.thread, backend2_thread,
 		    state ? &g2.st : NULL);
 	cfg.mem_fd = g.memfd;
@@ -678,6 +679,7 @@ static void replace_refused(struct virtio_device *next, const char *want)
 	if (!strstr(why, want))
 		fail_msg("\"%s\" does not say \"%s\"", why, want);
 	assert_true(res.old_running);
+	assert_false(g2.be->vqs[0].enabled); /* the new one serves nothing */
 	read_sector3(2);
 	g.vdev->ops->stop(g.vdev);
 	assert_int_equal(g.vdev->vqs[0].last_avail, 3);
@@ -685,7 +687,8 @@ static void replace_refused(struct virtio_device *next, const char *want)
 	next_back_end_done();
 }
 
-static void test_vhost_user_front_replace_rolls_back_when_the_state_is_refused(void **state)
+/* Two requests served, then a new back-end that will refuse the state. */
+static struct virtio_device *refusing_back_end(void)
 {
 	struct virtio_device *next;
 
@@ -695,8 +698,59 @@ static void test_vhost_user_front_replace_rolls_back_when_the_state_is_refused(v
 	read_sector3(1);
 	next = next_back_end_on(g.img, 1 << 20, true);
 	g2.st.fail_restore = true;
+	return next;
+}
+
+static void test_vhost_user_front_replace_rolls_back_when_the_state_is_refused(void **state)
+{
+	replace_refused(refusing_back_end(), "did not load the device state: the test hook "
+					     "--test-fail-restore refused it");
+}
+
+/* What fn wrote to stderr (the log), into buf. */
+static void stderr_of(void (*fn)(void *), void *arg, char *buf, size_t len)
+{
+	char path[] = "/tmp/test_vhost_user_front.log.XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, buf, len - 1, 0);
+	buf[n > 0 ? n : 0] = 0;
+	close(fd);
+	unlink(path);
+	fputs(buf, stderr);
+}
+
+static void replace_refused_enabled_anyway(void *next)
+{
 	replace_refused(next, "did not load the device state: the test hook "
 			      "--test-fail-restore refused it");
+}
+
+/*
+ * A new back-end that enables its rings although it refused the state
+ * (ours never does: test hook) is stopped again by the front-end, and the
+ * old one serves on from the indexes it gives.
+ */
+static void test_vhost_user_front_replace_stops_a_new_back_end_that_enabled_anyway(void **state)
+{
+	struct virtio_device *next = refusing_back_end();
+	char log[16384];
+
+	vhost_user__test_enable_anyway(g2.vu);
+	stderr_of(replace_refused_enabled_anyway, next, log, sizeof(log));
+	if (!strstr(log, "the new back-end enabled 1 ring(s) although the switch failed; "
+			 "stopping them"))
+		fail_msg("no fallback in the log:\n%s", log);
+	if (strstr(log, "stopping the new back-end's rings failed"))
+		fail_msg("the fallback failed:\n%s", log);
 }
 
 static void test_vhost_user_front_replace_refuses_the_state_of_another_image(void **state)
@@ -758,6 +812,9 @@ int main(void)
 		test_vhost_user_front_replace_moves_the_rings_to_the_new_back_end, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vhost_user_front_log_follows_the_rings, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_vhost_user_front_replace_stops_a_new_back_end_that_enabled_anyway, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_vhost_user_front_replace_refuses_another_disk_untouched, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
