@@ -433,7 +433,14 @@ static void *blk__thread(void *arg)
 		int n = epoll_wait(blk->epfd, ev, VIRTIO_MAX_QUEUES + 2, -1);
 
 		if (n < 0 && errno != EINTR) {
-			pr_warn("%s: epoll_wait: %s", blk->vdev.id, strerror(errno));
+			char why[96];
+
+			/* Nothing would serve the rings again: say so to the guest. */
+			snprintf(why, sizeof(why), "its thread's epoll_wait failed: %s",
+				 strerror(errno));
+			pthread_mutex_lock(&blk->lock);
+			blk__fail(blk, why);
+			pthread_mutex_unlock(&blk->lock);
 			return NULL;
 		}
 		pthread_mutex_lock(&blk->lock);
