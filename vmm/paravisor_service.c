@@ -35,10 +35,8 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <linux/membarrier.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,27 +54,6 @@ static int64_t service__now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * The new process's start-up (vmm's fork, the exec, its namespaces, the fds
- * it closed) leaves the kernel work deferred to RCU callbacks.  Where the
- * CPU is slow they run for milliseconds, in softirq on whatever CPU they
- * come due: when that is inside the blackout the switch waits for them (in
- * the lab, 1-7 ms of every idle blackout, a third of it).  membarrier's
- * GLOBAL command waits for an RCU grace period, so what was queued before
- * it is due, and on this CPU run, before it returns: the time goes to the
- * start-up, which the guest does not wait for.  Without membarrier
- * (nohz_full, old kernels) the switch just goes on.  Returns the ms spent.
- */
-static int64_t service__settle(void)
-{
-	int64_t t = service__now_ms();
-
-	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) < 0)
-		pr_debug("service: membarrier: %s; not waiting for the kernel's deferred work",
-			 strerror(errno));
-	return service__now_ms() - t;
 }
 
 /* The new paravisor did not negotiate: did its process end, and how? */
@@ -173,7 +150,7 @@ static json_t *service__run(struct vm *vm, const char *path, unsigned int timeou
 	struct service_result res[PV_MAX_DEVS];
 	struct pv_host *oh = devs[0]->host, *nh;
 	int socks[PV_MAX_DEVS];
-	int64_t t0 = service__now_ms(), start_ms, settle_ms, reap_ms, t;
+	int64_t t0 = service__now_ms(), start_ms, reap_ms, t;
 	pid_t old_pid = oh ? oh->proc.pid : -1;
 	char why[8192], nwhy[512];
 	json_t *devices;
@@ -201,7 +178,6 @@ static json_t *service__run(struct vm *vm, const char *path, unsigned int timeou
 		return service__fail(why, true);
 	}
 	start_ms = service__now_ms() - t0;
-	settle_ms = service__settle();
 	memset(res, 0, sizeof(res));
 	for (i = 0; i < nr; i++) {
 		struct vhost_user_front_swap swap;
@@ -259,23 +235,22 @@ static json_t *service__run(struct vm *vm, const char *path, unsigned int timeou
 	for (i = 0; i < nr; i++) {
 		struct pv_dev *d = devs[i];
 
-		pr_info(
-		    "%s \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms "
-		    "(old rings stopped in %llu us; new one started in %lld ms, settled in %lld "
-		    "ms, rings moved in %lld ms, old one reaped in %lld ms)",
-		    d->noun, d->id, nh->proc.path, (int)old_pid, (int)nh->proc.pid,
-		    (unsigned long long)(res[i].blackout_us / 1000),
-		    (unsigned long long)(res[i].blackout_us % 1000),
-		    (unsigned long long)res[i].stop_us, (long long)start_ms, (long long)settle_ms,
-		    (long long)res[i].switch_ms, (long long)reap_ms);
+		pr_info("%s \"%s\": serviced: paravisor %s, pid %d -> %d, blackout %llu.%03llu ms "
+			"(old rings stopped in %llu us; new one started in %lld ms, rings moved "
+			"in %lld ms, old one reaped in %lld ms)",
+			d->noun, d->id, nh->proc.path, (int)old_pid, (int)nh->proc.pid,
+			(unsigned long long)(res[i].blackout_us / 1000),
+			(unsigned long long)(res[i].blackout_us % 1000),
+			(unsigned long long)res[i].stop_us, (long long)start_ms,
+			(long long)res[i].switch_ms, (long long)reap_ms);
 		json_array_append_new(
 		    devices,
-		    json_pack("{s:s, s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:I, s:I}", "id", d->id,
+		    json_pack("{s:s, s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:I}", "id", d->id,
 			      "blackout_ms", (json_int_t)(res[i].blackout_us / 1000), "blackout_us",
 			      (json_int_t)res[i].blackout_us, "stop_us", (json_int_t)res[i].stop_us,
 			      "old_pid", (int)old_pid, "new_pid", (int)nh->proc.pid, "start_ms",
-			      (json_int_t)start_ms, "settle_ms", (json_int_t)settle_ms, "switch_ms",
-			      (json_int_t)res[i].switch_ms, "reap_ms", (json_int_t)reap_ms));
+			      (json_int_t)start_ms, "switch_ms", (json_int_t)res[i].switch_ms,
+			      "reap_ms", (json_int_t)reap_ms));
 	}
 	return json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "paravisor", nh->proc.path,
 			 "duration_ms", (json_int_t)(service__now_ms() - t0), "devices", devices);

@@ -136,7 +136,6 @@ while [ $n -lt $SERVICES ]; do
 	nic_new=$(dev_num "$r" net0 new_pid)
 	nic_old=$(dev_num "$r" net0 old_pid)
 	if says "$r" '^{"ok":true,"paravisor":"[^"]*","duration_ms":[0-9]*,"devices":\[{"id":"data","blackout_ms":[0-9]*' &&
-		[ -n "$(num "$r" settle_ms)" ] &&
 		[ "$old" = "$prev" ] && [ -n "$new" ] && ! says "$pids" " $new " &&
 		kill -0 "$new" 2>/dev/null && ! kill -0 "$old" 2>/dev/null &&
 		[ "$nic_old" = "$nic_prev" ] && [ "$nic_new" = "$new" ] && ! says "$pids" " $nic_new " &&
@@ -157,7 +156,7 @@ while [ $n -lt $SERVICES ]; do
 	nic_prev=$nic_new
 	blackouts="$blackouts$us
 "
-	diag "service $n: disk pid $old -> $new, blackout $us us (settled $(num "$r" settle_ms) ms before); NIC pid $nic_old -> $nic_new, blackout $(dev_num "$r" net0 blackout_us) us"
+	diag "service $n: disk pid $old -> $new, blackout $us us; NIC pid $nic_old -> $nic_new, blackout $(dev_num "$r" net0 blackout_us) us"
 	# Let the guest do some I/O on each new paravisor.
 	sleep 0.3
 done
