@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +55,23 @@ static uint8_t *ram_map(const char *name, size_t size, int *fd)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* RAM to the socket (the sender), or the socket straight into RAM. */
+static int memlink__copy(int s, uint8_t *ram, size_t size, bool into_ram)
+{
+	for (size_t off = 0; off < size;) {
+		size_t want = size - off < CHUNK ? size - off : CHUNK;
+		ssize_t n =
+		    into_ram ? recv(s, ram + off, want, MSG_WAITALL) : write(s, ram + off, want);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
 /* The source: fill its RAM (untimed), wait for the receiver's go, send. */
 static int memlink__send(const struct sockaddr_in *addr, size_t size)
 {
@@ -67,17 +85,7 @@ static int memlink__send(const struct sockaddr_in *addr, size_t size)
 		*(uint64_t *)(ram + i) = i * 0x9e3779b97f4a7c15ull + 1;
 	if (connect(s, (const struct sockaddr *)addr, sizeof(*addr)) < 0 || read(s, &go, 1) != 1)
 		return -1;
-	for (size_t off = 0; off < size;) {
-		size_t want = size - off < CHUNK ? size - off : CHUNK;
-		ssize_t n = write(s, ram + off, want);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		off += (size_t)n;
-	}
-	return 0;
+	return memlink__copy(s, ram, size, false);
 }
 
 static int memlink__splice(int s, int fd, size_t size)
@@ -105,21 +113,6 @@ static int memlink__splice(int s, int fd, size_t size)
 	return 0;
 }
 
-static int memlink__recv(int s, uint8_t *ram, size_t size)
-{
-	for (size_t off = 0; off < size;) {
-		size_t want = size - off < CHUNK ? size - off : CHUNK;
-		ssize_t n = recv(s, ram + off, want, MSG_WAITALL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		off += (size_t)n;
-	}
-	return 0;
-}
-
 static int usage(void)
 {
 	fprintf(stderr,
@@ -130,10 +123,9 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	struct sockaddr_in addr = {.sin_family = AF_INET,
-				   .sin_port = htons(47998),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	const char *into = "fresh", *by = "splice";
-	unsigned long mib = 256;
+	unsigned long mib = 256, port = 47998;
 	int ls, s, fd, one = 1, status, err;
 	uint8_t *ram;
 	double t0, t1;
@@ -150,14 +142,15 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--by"))
 			by = argv[i + 1];
 		else if (!strcmp(argv[i], "--port"))
-			addr.sin_port = htons((uint16_t)atoi(argv[i + 1]));
+			port = strtoul(argv[i + 1], NULL, 10);
 		else
 			return usage();
 	}
 	if (!mib || mib > (1ul << 20) || (strcmp(into, "fresh") && strcmp(into, "warm")) ||
-	    (strcmp(by, "splice") && strcmp(by, "recv")))
+	    (strcmp(by, "splice") && strcmp(by, "recv")) || !port || port > 65535)
 		return usage();
 	size = (size_t)mib << 20;
+	addr.sin_port = htons((uint16_t)port);
 
 	ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
@@ -185,8 +178,9 @@ int main(int argc, char **argv)
 	err = write(s, "g", 1) == 1 ? 0 : -1;
 	if (!err)
 		err = !strcmp(by, "splice") ? memlink__splice(s, fd, size)
-					    : memlink__recv(s, ram, size);
+					    : memlink__copy(s, ram, size, true);
 	t1 = now_s();
+	close(s); /* a receiver that gave up must not leave the sender blocked */
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) || err) {
 		fprintf(stderr, "memlink: the transfer failed\n");
 		return 1;
