@@ -311,8 +311,14 @@ static void tap__free(struct net_backend *be)
 {
 	struct net_tap *t = (struct net_tap *)be;
 
+	/* Reads still posted hold the tap open until the ring's exit work
+	 * cancels them, later, in a kernel worker: whoever opens the tap by
+	 * name next (a restarted VM, the next test) would get EBUSY.  So they
+	 * are cancelled and waited for here, as a stop does. */
+	if (t->ring_ok && tap__reads_posted(t))
+		tap__stop(be);
 	if (t->ring_ok)
-		io_uring_queue_exit(&t->ring); /* cancels posted reads */
+		io_uring_queue_exit(&t->ring);
 	if (t->fd >= 0)
 		close(t->fd);
 	if (t->ring_efd >= 0)
