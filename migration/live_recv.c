@@ -359,6 +359,15 @@ static int recv__channels_end(struct recv_ctx *x, bool abort, uint64_t *pages, c
 	return err;
 }
 
+/* Zero guest RAM; without --prefault by giving the pages back, so that
+ * zero pages the source skips cost nothing here either. */
+static void recv__clear_ram(struct vm *vm)
+{
+	if (vm->cfg->prefault || fallocate(vm->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					   0, (off_t)vm->ram_size) < 0)
+		memset(vm->ram, 0, vm->ram_size);
+}
+
 static int recv__run(struct vm *vm, struct mig_stream *s, struct recv_ctx *x, char *why,
 		     size_t wlen)
 {
@@ -386,10 +395,10 @@ static int recv__run(struct vm *vm, struct mig_stream *s, struct recv_ctx *x, ch
 	if (err)
 		return err;
 	/* Whatever firmware set-up wrote goes: RAM is exactly the source's, and
-	 * the source skips zero pages in its first round. */
-	if (fallocate(vm->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-		      (off_t)vm->ram_size) < 0)
-		memset(vm->ram, 0, vm->ram_size);
+	 * the source skips zero pages in its first round.  Prefaulted RAM was
+	 * zeroed before listening, so that it stays allocated. */
+	if (!vm->cfg->prefault)
+		recv__clear_ram(vm);
 	err = recv__sink_init(&x->k, vm, recv__through_fd(vm));
 	if (err)
 		snprintf(why, wlen, "out of memory for a page batch");
@@ -466,6 +475,10 @@ static int live_recv__incoming(struct vm *vm)
 	uint64_t ignored = 0;
 	int err;
 
+	/* --prefault: RAM already allocated is zeroed here, off the clock, so
+	 * the pages the source sends land in RAM that is there. */
+	if (cfg->prefault)
+		recv__clear_ram(vm);
 	/* Open until the end: the source's extra connections come later. */
 	x.lfd = mig_stream__listen(cfg->incoming, why, sizeof(why));
 	if (x.lfd >= 0) {

@@ -26,6 +26,9 @@ void config__usage(FILE *out)
 	      "  --initrd PATH        initial ramdisk\n"
 	      "  --cmdline STR        kernel command line\n"
 	      "  --memory SIZE        guest RAM, e.g. 512M or 2G (default 256M)\n"
+	      "  --prefault           allocate all guest RAM at start, not on first touch (as\n"
+	      "                       QEMU's -mem-prealloc): a migration's destination then\n"
+	      "                       receives into RAM that is already there\n"
 	      "  --cpus N             vCPUs (default 1)\n"
 	      "  --serial KIND        stdio | file:PATH | unix:PATH | none (default stdio)\n"
 	      "  --on-reboot ACTION   exit (exit code 3) | restart (default exit)\n"
@@ -155,13 +158,14 @@ enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
        OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET, OPT_CONSOLE,
        OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE, OPT_RESTORE, OPT_RESTORE_MODE, OPT_INCOMING,
        OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_DIRTY_LOG, OPT_PARAVISOR,
-       OPT_PARAVISOR_UID };
+       OPT_PARAVISOR_UID, OPT_PREFAULT };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "prefault", no_argument, NULL, OPT_PREFAULT },
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
@@ -239,6 +243,7 @@ static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
 			return config__bad("--console", arg, "expected stdio, none, file:PATH or unix:PATH");
 		return 0;
 	case OPT_RNG: cfg->rng = true; return 0;
+	case OPT_PREFAULT: cfg->prefault = true; return 0;
 	case OPT_CONTROL: cfg->control_path = arg; return 0;
 	case OPT_STATUS_FILE: cfg->status_path = arg; return 0;
 	case OPT_RESTORE: cfg->restore_dir = arg; return 0;
@@ -361,6 +366,11 @@ int config__parse(struct vm_config *cfg, int argc, char **argv)
 	if ((cfg->incoming || cfg->restore_dir) && cfg->on_reboot == ON_REBOOT_RESTART) {
 		/* The re-exec would restore (or wait for) the same VM again, not boot. */
 		fprintf(stderr, "vmm: --on-reboot restart cannot go with --restore or --incoming\n");
+		return -EINVAL;
+	}
+	if (cfg->prefault && cfg->restore_lazy) {
+		fprintf(stderr, "vmm: --prefault cannot go with --restore-mode lazy (which loads "
+				"pages on first touch)\n");
 		return -EINVAL;
 	}
 	if (cfg->incoming && cfg->restore_dir) {

@@ -40,6 +40,7 @@ struct vm_config {
 	enum serial_kind console;
 	const char *console_path;
 	bool rng; /* --rng: virtio-rng fed from getrandom() */
+	bool prefault;		  /* --prefault: all guest RAM allocated at start */
 	const char *control_path; /* --control: vmmd's unix socket */
 	const char *status_path;  /* --status-file: why the VM stopped, as JSON */
 	const char *restore_dir;  /* --restore: start from this snapshot */

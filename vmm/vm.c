@@ -21,6 +21,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; glibc 2.36's headers lack it */
+#endif
+
 /* Two pages below the BIOS area that Intel VMX needs for real-mode guests. */
 #define KVM_TSS_GPA 0xfffbd000ULL
 #define KVM_IDENTITY_MAP_GPA 0xfffbc000ULL
@@ -171,6 +175,19 @@ const char *vm__dirty_log_kind(const struct vm *vm)
 	return vm->dirty_ring_entries ? "ring" : "bitmap";
 }
 
+/* --prefault: every page allocated now rather than on the guest's (or a
+ * migration's) first write to it; huge where MADV_HUGEPAGE got them. */
+static int vm__prefault_ram(struct vm *vm)
+{
+	if (!madvise(vm->ram, vm->ram_size, MADV_POPULATE_WRITE))
+		return 0;
+	if (errno == EINVAL && !fallocate(vm->mem_fd, 0, 0, (off_t)vm->ram_size))
+		return 0; /* kernels before 5.14: no MADV_POPULATE_WRITE */
+	pr_err("--prefault: cannot allocate %lluM of guest RAM: %s",
+	       (unsigned long long)(vm->ram_size / SZ_1M), strerror(errno));
+	return -ENOMEM;
+}
+
 /* One memfd holds all RAM so the paravisor and a servicing successor can map
  * the very same pages; it is split around the PCI hole only in GPA space. */
 static int vm__init_ram(struct vm *vm)
@@ -197,6 +214,11 @@ static int vm__init_ram(struct vm *vm)
 	/* Huge pages where the host allows them for shmem (transparent_hugepage/
 	 * shmem_enabled = advise): far fewer EPT faults and TLB misses. */
 	madvise(vm->ram, vm->ram_size, MADV_HUGEPAGE);
+	if (vm->cfg->prefault) {
+		err = vm__prefault_ram(vm);
+		if (err)
+			return err;
+	}
 	vm->low_ram_size = vm->ram_size < PCI_HOLE_START ? vm->ram_size : PCI_HOLE_START;
 	err = vm__set_ram_slots(vm);
 	if (err)

@@ -54,6 +54,8 @@ expect "missing initrd file is named" "initrd /nonexistent/initrd: No such file"
 expect "--on-reboot with an unknown action is refused" "--on-reboot 'maybe'" --kernel "$TINY" --on-reboot maybe
 expect "--dirty-log with an unknown mode is refused" "--dirty-log 'rings'" --kernel "$TINY" --dirty-log rings
 expect "stray argument is refused" "unexpected argument 'extra'" --kernel "$TINY" extra
+expect "--prefault with a lazy restore is refused" \
+	'--prefault cannot go with --restore-mode lazy' --restore "$WORK" --restore-mode lazy --prefault
 
 # --disk backend=: these are found when the devices are set up, after
 # /dev/kvm is opened, so they need a KVM (any KVM: no guest code runs).

@@ -101,6 +101,34 @@ check "the destination says it received the VM" has "$WORK/d1" "the guest runs h
 dst_stop "idle guest" "$WORK/d1"
 exec 8>&-
 
+# 1b. A destination with --prefault: all its RAM is there before the
+# source connects (and stays: the pages arrive into it), and what its set-up
+# wrote is gone, zero where the source sent nothing.
+src "$WORK/s1b" "heartbeat=14 pattern=91 dirty_size=32"
+rm -f "$WORK/dst.rc"
+dst "$WORK/d1b" --prefault
+shm_kib() { awk '/^RssShmem:/ { print $2 }' "/proc/$(cat "$WORK/dst.pid")/status"; }
+kib=$(shm_kib)
+check "--prefault: the waiting destination holds all 128 MiB of guest RAM (${kib:-?} KiB)" \
+	[ "${kib:-0}" -ge $((128 * 1024)) ]
+before=$(last_beat "$WORK/s1b")
+migrate ''
+ctl '{"cmd":"stop"}' >/dev/null
+wait $pid 2>/dev/null
+check "migration to a prefaulted destination completes ($(field "$st" migration), $(field "$st" bytes) bytes)" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"'"
+wait_for "$WORK/d1b" "tiny: heartbeat" 20
+first=$(first_beat "$WORK/d1b")
+check "the guest carries on at the prefaulted destination (${before:-?} -> ${first:-none})" \
+	sh -c "[ '${first:-0}' -gt '${before:-999999999}' ] && ! grep -q 'tiny: hello' '$WORK/d1b'"
+printf 'v' >&9
+wait_for "$WORK/d1b" "tiny: verify" 20
+check "the prefaulted destination's RAM holds the pattern" has "$WORK/d1b" "tiny: verify ok"
+kib=$(shm_kib)
+check "the prefaulted destination still holds all its RAM (${kib:-?} KiB)" [ "${kib:-0}" -ge $((128 * 1024)) ]
+dst_stop "prefaulted destination" "$WORK/d1b"
+exec 8>&-
+
 # 2. A guest dirtying 4 MiB flat out, in mutual TLS on three connections,
 # with KVM_GET_DIRTY_LOG (--dirty-log bitmap) instead of the ring: pre-copy
 # cannot converge, so max_rounds ends it; the heartbeat goes on at the
