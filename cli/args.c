@@ -20,7 +20,8 @@ const char cli_usage[] =
     "         [,backend=paravisor]]...\n"
     "         [--net slirp[,hostfwd=tcp::HOSTPORT-:GUESTPORT][,mac=M][,backend=paravisor]\n"
     "                | tap=NAME]...\n"
-    "         [--rng] [--on-reboot restart|stop] [--stop-timeout S] [--start] [--wait]\n"
+    "         [--rng] [--prefault] [--on-reboot restart|stop] [--stop-timeout S] [--start]\n"
+    "         [--wait]\n"
     "  list                          VMs as a table\n"
     "  get VM                        one VM (by name or id)\n"
     "  start VM [--wait]\n"
@@ -122,6 +123,7 @@ enum {
 	O_DISK,
 	O_NET,
 	O_RNG,
+	O_PREFAULT,
 	O_START,
 	O_ON_REBOOT,
 	O_STOP_TIMEOUT,
@@ -153,6 +155,7 @@ static const struct option long_opts[] = {
     {"disk", required_argument, NULL, O_DISK},
     {"net", required_argument, NULL, O_NET},
     {"rng", no_argument, NULL, O_RNG},
+    {"prefault", no_argument, NULL, O_PREFAULT},
     {"start", no_argument, NULL, O_START},
     {"on-reboot", required_argument, NULL, O_ON_REBOOT},
     {"stop-timeout", required_argument, NULL, O_STOP_TIMEOUT},
@@ -186,6 +189,7 @@ static const unsigned opt_cmds[] = {
     [O_DISK - O_SOCKET] = M(CLI_CREATE),
     [O_NET - O_SOCKET] = M(CLI_CREATE),
     [O_RNG - O_SOCKET] = M(CLI_CREATE),
+    [O_PREFAULT - O_SOCKET] = M(CLI_CREATE),
     [O_START - O_SOCKET] = M(CLI_CREATE),
     [O_ON_REBOOT - O_SOCKET] = M(CLI_CREATE),
     [O_STOP_TIMEOUT - O_SOCKET] = M(CLI_CREATE),
@@ -292,6 +296,7 @@ static int set_opt(struct cli_args *a, int c, const char *arg, char *err, size_t
 		a->nets[a->nr_nets++] = arg;
 		break;
 	case O_RNG: a->rng = true; break;
+	case O_PREFAULT: a->prefault = true; break;
 	case O_START: a->start = true; break;
 	case O_ON_REBOOT:
 		if (strcmp(arg, "restart") && strcmp(arg, "stop"))

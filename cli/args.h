@@ -52,6 +52,7 @@ struct cli_args {
 	bool force;
 	bool start;
 	bool rng;
+	bool prefault;
 	uint32_t timeout_s;
 	bool has_timeout;
 	uint32_t tail_kib;

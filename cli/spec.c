@@ -245,6 +245,7 @@ json_t *cli_spec__create_request(const struct cli_args *a, char *err, size_t err
 	if (a->cmdline)
 		spec.cmdline = (char *)a->cmdline;
 	spec.rng = a->rng;
+	spec.memory_prefault = a->prefault;
 	spec.stop_timeout_s = a->stop_timeout_s;
 	if (a->on_reboot && !strcmp(a->on_reboot, "stop"))
 		spec.on_reboot = VMMD__V1__ON_REBOOT__ON_REBOOT_STOP;

@@ -121,6 +121,9 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 	}
 	if (s->rng)
 		ARG("--rng");
+	/* A lazy restore asks for pages on first touch: that wins. */
+	if (s->memory_prefault && !(restore && restore->lazy))
+		ARG("--prefault");
 	/* vmm restarts a rebooting guest itself: that works while vmmd is down.
 	 * Not a restored (or migrated) one: vmm would run its own command line
 	 * again, and restore the snapshot instead of booting; vmmd boots it afresh

@@ -135,6 +135,16 @@ VMMD_VMM="$WORK/argvmm" timeout 10 "$VMMD" --state-dir "$WORK/pv2/var" --run-dir
 rc=$?
 check "a second vmmd whose --paravisor-uids overlaps the first's exits 2 naming the range (exit $rc: $(head -c 200 "$WORK/pv2.log"))" \
 	sh -c "[ $rc -eq 2 ] && grep -q -- '--paravisor-uids 1999990001-1999990009: another vmmd uses uids of this range' '$WORK/pv2.log'"
+# memory_prefault reaches vmm as --prefault, and only when asked for.
+api POST /v1/vms "{\"spec\":{\"name\":\"pf\",\"memory_mib\":\"16\",\"kernel\":\"$WORK/kernel\",\"memory_prefault\":true},\"start\":true}"
+wait_state pf VM_STATE_FAILED 10
+api GET /v1/vms/pf
+check "spec.memory_prefault is kept ($(printf '%s' "$R" | grep -o '"memory_prefault":[a-z]*'))" \
+	has_r '"memory_prefault":true'
+check "...and its vmm gets --prefault ($(tail -n 1 "$WORK/pv-args" | grep -o -- ' --prefault'))" \
+	sh -c "tail -n 1 '$WORK/pv-args' | grep -q -- ' --prefault '"
+check "the VMs without it did not ($(grep -c -- ' --prefault ' "$WORK/pv-args") lines of $(wc -l <"$WORK/pv-args") have it)" \
+	[ "$(grep -c -- ' --prefault ' "$WORK/pv-args")" = 1 ]
 kill -TERM $VPID
 wait $VPID
 if [ "$(id -u)" = 0 ]; then

@@ -309,14 +309,16 @@ static void test_create_request_json(void **state)
 
 	assert_int_equal(parse(&a, "create", "--name", "web", "--memory", "2G", "--cpus", "2",
 			       "--kernel", "/k", "--disk", "path=/d,readonly=on", "--net",
-			       "slirp,hostfwd=tcp::2222-:22", "--rng", "--start", NULL),
+			       "slirp,hostfwd=tcp::2222-:22", "--rng", "--prefault", "--start",
+			       NULL),
 			 0);
 	j = cli_spec__create_request(&a, err, sizeof(err));
 	assert_non_null(j);
 	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	assert_string_equal(text,
 			    "{\"spec\":{\"disks\":[{\"path\":\"/d\",\"readonly\":true}],"
-			    "\"kernel\":\"/k\",\"memory_mib\":\"2048\",\"name\":\"web\","
+			    "\"kernel\":\"/k\",\"memory_mib\":\"2048\",\"memory_prefault\":true,"
+			    "\"name\":\"web\","
 			    "\"nics\":[{\"slirp\":{\"host_forwards\":[{\"guest_port\":22,"
 			    "\"host_port\":2222}]}}],\"rng\":true,\"vcpus\":2},\"start\":true}");
 	free(text);
