@@ -15,7 +15,7 @@ mode_line=$("$VMMD_SRCDIR/tests/lab/kvm-mode")
 mode=${mode_line%% *}
 direct=
 lab=
-tiny="tiny-guest.sh control.sh snapshot.sh migrate.sh virtio-malicious.sh paravisor-restart-tiny.sh"
+tiny="bad-input-kvm.sh tiny-guest.sh control.sh snapshot.sh migrate.sh virtio-malicious.sh paravisor-restart-tiny.sh"
 # vmmd-service.sh (20 VMs with a paravisor each) is a group of its own.
 daemon="vmmctl-kvm.sh vmmd-lab.sh vmmd-snapshot.sh vmmd-migrate.sh|vmmd-service.sh"
 linux="linux-guest.sh|virtio-small.sh vmmd-linux.sh linux-snapshot.sh"

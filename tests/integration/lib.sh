@@ -325,3 +325,20 @@ slirp_client() {
 		i=$((i + 1))
 	done
 }
+
+# expect_refused NAME PATTERN ARGS...: vmm refuses to start: exit 2 and
+# PATTERN on its single error line, no sanitizer report.
+expect_refused() {
+	name=$1
+	pat=$2
+	shift 2
+	run_vmm "$WORK/out" 20 "$@"
+	lines=$(grep -c . "$WORK/out")
+	if [ "$RC" -eq 2 ] && has "$WORK/out" "$pat" && [ "$lines" -eq 1 ] &&
+		sanitizer_clean "$WORK/out"; then
+		ok "$name"
+	else
+		not_ok "$name"
+		show "$WORK/out"
+	fi
+}
