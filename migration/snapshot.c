@@ -151,6 +151,12 @@ static int snapshot__load_memory(struct vm *vm, int dirfd, const Manifest *m, bo
 	err = snapshot_mem__read(dirfd, vm->ram, vm->ram_size, &d, why, wlen);
 	if (err)
 		return err;
+	/* The holes just punched are not allocated: --prefault holds for the
+	 * restored VM as for a fresh one. */
+	if (vm->cfg->prefault && vm__prefault_ram(vm)) {
+		snprintf(why, wlen, "--prefault: cannot allocate the guest's RAM");
+		return -ENOMEM;
+	}
 	if (d.pages != m->memory_pages || m->memory_sha256.len != sizeof(d.sha256) ||
 	    memcmp(d.sha256, m->memory_sha256.data, sizeof(d.sha256))) {
 		snprintf(why, wlen,

@@ -177,7 +177,7 @@ const char *vm__dirty_log_kind(const struct vm *vm)
 
 /* --prefault: every page allocated now rather than on the guest's (or a
  * migration's) first write to it; huge where MADV_HUGEPAGE got them. */
-static int vm__prefault_ram(struct vm *vm)
+int vm__prefault_ram(struct vm *vm)
 {
 	if (!madvise(vm->ram, vm->ram_size, MADV_POPULATE_WRITE))
 		return 0;

@@ -99,6 +99,9 @@ struct vm {
 
 int vm__create(struct vm *vm, struct vm_config *cfg);
 void vm__destroy(struct vm *vm);
+/* --prefault: allocates every page of RAM not yet allocated (again after a
+ * restore emptied it). */
+int vm__prefault_ram(struct vm *vm);
 
 /* Translate a guest-physical range to a host pointer; NULL if any byte of it
  * is not RAM.  Use for everything a guest or an input file controls. */
