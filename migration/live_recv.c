@@ -73,7 +73,8 @@ static bool recv__through_fd(const struct vm *vm)
 	char knob[128] = "";
 	FILE *f;
 
-	if (vm->ram_private || vm->mem_fd < 0)
+	/* Prefaulted RAM is there already: no fault, no clearing to avoid. */
+	if (vm->ram_private || vm->mem_fd < 0 || vm->cfg->prefault)
 		return false;
 	f = fopen(RECV_THP_KNOB, "re");
 	if (f) {
@@ -125,6 +126,29 @@ static int recv__run_in(struct recv_sink *k, struct mig_stream *s, uint64_t off,
 	return err;
 }
 
+/* A checked batch's pages straight into the guest's mapping: the runs of
+ * consecutive pages as one iovec each, all in one read where they have
+ * arrived (a dirty round's pages are mostly single: a read per page cost
+ * more than the copy in the lab). */
+static int recv__pages_mapped(struct recv_sink *k, struct mig_stream *s, const uint64_t *ents,
+			      uint32_t n)
+{
+	struct iovec iov[MIG_BATCH_PAGES];
+	int nr = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *p = k->vm->ram + (ents[i] & ~MIG_PAGE_ZERO);
+
+		if (ents[i] & MIG_PAGE_ZERO)
+			memset(p, 0, MIG_PAGE);
+		else if (nr && (uint8_t *)iov[nr - 1].iov_base + iov[nr - 1].iov_len == p)
+			iov[nr - 1].iov_len += MIG_PAGE;
+		else
+			iov[nr++] = (struct iovec){ p, MIG_PAGE };
+	}
+	return nr ? mig_stream__readv(s, iov, nr, RECV_IDLE_MS) : 0;
+}
+
 /* A batch (live.h: PAGES) of len bytes, read straight into guest RAM (or
  * the scratch buffer in front of the memfd): every entry is checked before
  * any page is read, and runs of consecutive pages go in one read. */
@@ -158,6 +182,13 @@ static int recv__pages(struct recv_sink *k, struct mig_stream *s, size_t len, co
 	}
 	if (data != len)
 		goto bad;
+	if (!k->through_fd) {
+		err = recv__pages_mapped(k, s, ents, n);
+		if (err)
+			goto io;
+		k->pages += n;
+		return 0;
+	}
 	for (uint32_t i = 0; i <= n; i++) {
 		uint64_t e = i < n ? ents[i] : MIG_PAGE_ZERO;
 

@@ -379,6 +379,43 @@ int mig_stream__read(struct mig_stream *s, void *buf, size_t len, int timeout_ms
 	return stream__read(s, buf, len, timeout_ms);
 }
 
+int mig_stream__readv(struct mig_stream *s, struct iovec *iov, int n, int timeout_ms)
+{
+	while (n > 0) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t r;
+		int err;
+
+		if (s->ssl) {
+			err = stream__read(s, iov->iov_base, iov->iov_len, timeout_ms);
+			if (err)
+				return err;
+			iov++, n--;
+			continue;
+		}
+		r = recvmsg(s->fd, &mh, MSG_DONTWAIT);
+		if (r < 0 && errno == EAGAIN) {
+			err = stream__wait(s, timeout_ms);
+			if (err && err != -EINTR)
+				return err;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -ECONNRESET;
+		while (n > 0 && (size_t)r >= iov->iov_len) {
+			r -= (ssize_t)iov->iov_len;
+			iov++, n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
 static int stream__pipe(struct mig_stream *s)
 {
 	int size;

@@ -62,6 +62,9 @@ int mig_stream__recv(struct mig_stream *s, uint32_t *type, uint8_t **buf, size_t
  * type and length, then exactly len bytes in as many reads as it likes. */
 int mig_stream__recv_header(struct mig_stream *s, uint32_t *type, size_t *len, int timeout_ms);
 int mig_stream__read(struct mig_stream *s, void *buf, size_t len, int timeout_ms);
+/* The same into n buffers in turn: on plain TCP one recvmsg takes as many
+ * of them as have arrived.  iov is used up (its entries are advanced). */
+int mig_stream__readv(struct mig_stream *s, struct iovec *iov, int n, int timeout_ms);
 /* Plain TCP: moves the next len bytes into fd at offset off through a
  * pipe, never through user space.  -EOPNOTSUPP under TLS: read instead. */
 int mig_stream__splice_to(struct mig_stream *s, int fd, uint64_t off, size_t len, int timeout_ms);
