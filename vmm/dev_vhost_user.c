@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A back-end that takes longer than this for one answer counts as hung. */
@@ -254,12 +255,70 @@ out_free:
 	return NULL;
 }
 
+static int pv_dev__start_netstack(struct pv_dev *d, const char *opt);
+static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque);
+
+static int64_t pv__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * restart=on: a new netstack with the same --net, and the VM's paravisor
+ * moved to a new process (as servicing does) that is handed the socket to
+ * it.  libslirp cannot save its connections, so those die with the old
+ * netstack: the guest keeps its address and opens new ones.  0, or
+ * negative errno with why (the NIC stays cut off).
+ */
+static int pv_dev__netstack_restart(struct pv_dev *d, char *why, size_t wlen)
+{
+	int64_t now = pv__now_ms();
+	unsigned int k = d->netstack_restarts % PV_RESTART_BURST;
+	char swhy[1024];
+	int err;
+
+	if (d->netstack_restarts >= PV_RESTART_BURST &&
+	    now - d->netstack_restart_ms[k] < PV_RESTART_WINDOW_MS) {
+		snprintf(why, wlen, "it died %d times within %d s; not restarting it again",
+			 PV_RESTART_BURST + 1, PV_RESTART_WINDOW_MS / 1000);
+		return -EAGAIN;
+	}
+	paravisor_proc__stop(&d->netstack, 0); /* reaped: closes its pidfd */
+	d->has_netstack = false;
+	if (d->extra_fd >= 0)
+		close(d->extra_fd);
+	d->extra_fd = -1;
+	err = pv_dev__start_netstack(d, d->netstack_opt);
+	if (err) {
+		snprintf(why, wlen, "a new netstack did not start (see above)");
+		return err;
+	}
+	d->netstack_restart_ms[k] = now;
+	d->netstack_restarts++;
+	if (d->netstack.pidfd >= 0)
+		d->netstack_watched = !evloop__add(&d->vm->loop, d->netstack.pidfd, EPOLLIN,
+						   pv_dev__netstack_exited, d);
+	err = pv_service__respawn(d->vm, swhy, sizeof(swhy));
+	if (err) {
+		snprintf(why, wlen,
+			 "the new netstack (pid %d) runs, but no new paravisor took its "
+			 "socket: %s",
+			 (int)d->netstack.pid, swhy);
+		return err;
+	}
+	return 0;
+}
+
 /* The event loop: the netstack exited.  Its NAT is gone with it; the NIC's
- * paravisor notices the closed socket and drops what the guest sends. */
+ * paravisor notices the closed socket and drops what the guest sends, until
+ * (restart=on) a new netstack and a new paravisor take over. */
 static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque)
 {
 	struct pv_dev *d = opaque;
-	char how[128];
+	char how[128], why[1400];
 	pid_t pid;
 
 	pv__lock();
@@ -274,9 +333,23 @@ static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque)
 	if (!paravisor_proc__wait(&d->netstack, 1000, how, sizeof(how)))
 		snprintf(how, sizeof(how), "its process ended");
 	snprintf(d->netstack_died, sizeof(d->netstack_died), "(pid %d) %s", (int)pid, how);
-	pr_err("%s \"%s\": its netstack %s; the NIC is cut off from the network (the rest "
-	       "of the VM runs on)",
-	       d->noun, d->id, d->netstack_died);
+	memcpy(d->netstack_last_death, d->netstack_died, sizeof(d->netstack_died));
+	if (!d->restart || !d->vdev || d->failed[0]) {
+		pr_err("%s \"%s\": its netstack %s; the NIC is cut off from the network (the "
+		       "rest of the VM runs on)",
+		       d->noun, d->id, d->netstack_died);
+	} else if (pv_dev__netstack_restart(d, why, sizeof(why))) {
+		pr_err("%s \"%s\": its netstack %s; not restarted: %s; the NIC is cut off from "
+		       "the network (the rest of the VM runs on)",
+		       d->noun, d->id, d->netstack_last_death, why);
+	} else {
+		d->netstack_died[0] = 0;
+		pr_warn("%s \"%s\": its netstack %s; restarted it (pid %d, restart %u) and the "
+			"NIC's paravisor with it (pid %d): its NAT connections are gone, new "
+			"ones work",
+			d->noun, d->id, d->netstack_last_death, (int)d->netstack.pid,
+			d->netstack_restarts, d->host ? (int)d->host->proc.pid : -1);
+	}
 	pv__unlock();
 }
 
@@ -442,6 +515,7 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 	d->fc.release = pv_dev__release;
 	d->fc.opaque = d;
 	if (desc->netstack_opt) {
+		snprintf(d->netstack_opt, sizeof(d->netstack_opt), "%s", desc->netstack_opt);
 		err = pv_dev__start_netstack(d, desc->netstack_opt);
 		if (err)
 			goto out_free;

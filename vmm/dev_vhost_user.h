@@ -53,6 +53,11 @@ struct pv_dev {
 	bool has_netstack, netstack_watched;
 	struct paravisor_proc netstack;
 	char netstack_died[256]; /* how it ended; "" while it runs */
+	char netstack_opt[4200]; /* its --net, to start it again */
+	/* Its restarts (restart=on): so far, and when the last ones were. */
+	unsigned int netstack_restarts;
+	int64_t netstack_restart_ms[PV_RESTART_BURST];
+	char netstack_last_death[256];
 	const char *noun; /* "disk", "NIC": for messages */
 	const char *flag; /* the paravisor's option for it: "--disk", "--net" */
 	const char *opt_head; /* that option's value: head, fd=N (extra_fd), opt */
@@ -126,5 +131,12 @@ void pv_host__drop(struct pv_host *h, int grace_ms);
  * the reason.  Under pv__lock, on the event loop, h reaped.
  */
 void pv_host__restart(struct pv_host *h, pid_t pid, const char *how);
+/*
+ * Moves every device of vm that a paravisor serves onto a new process of
+ * the binary running now, as servicing does (a restarted netstack's new
+ * socket reaches the NIC's model so).  Under pv__lock, on the event loop.
+ * 0, or negative errno with why (the devices serve on from the old one).
+ */
+int pv_service__respawn(struct vm *vm, char *why, size_t whylen);
 
 #endif

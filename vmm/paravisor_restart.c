@@ -160,9 +160,11 @@ static json_t *restart__status(struct vm *vm, json_t *req)
 			      "failed", d->failed);
 		if (d->has_netstack || *d->netstack_died)
 			json_object_update_new(
-			    o, json_pack("{s:i, s:s}", "netstack_pid",
+			    o, json_pack("{s:i, s:s, s:I, s:s}", "netstack_pid",
 					 d->has_netstack ? (int)d->netstack.pid : -1,
-					 "netstack_died", d->netstack_died));
+					 "netstack_died", d->netstack_died, "netstack_restarts",
+					 (json_int_t)d->netstack_restarts, "netstack_last_death",
+					 d->netstack_last_death));
 		json_array_append_new(strcmp(d->noun, "NIC") ? disks : nics, o);
 	}
 	pv__unlock();

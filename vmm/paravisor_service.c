@@ -256,6 +256,31 @@ static json_t *service__run(struct vm *vm, const char *path, unsigned int timeou
 			 "duration_ms", (json_int_t)(service__now_ms() - t0), "devices", devices);
 }
 
+int pv_service__respawn(struct vm *vm, char *why, size_t whylen)
+{
+	struct pv_dev *devs[PV_MAX_DEVS];
+	unsigned int nr = 0;
+	const char *msg;
+	json_t *r;
+	int ok;
+
+	for (struct pv_dev *d = pv_dev__next(vm, NULL); d && nr < PV_MAX_DEVS;
+	     d = pv_dev__next(vm, d))
+		if (d->host)
+			devs[nr++] = d;
+	if (!nr) {
+		snprintf(why, whylen, "no device of this VM is served by a paravisor");
+		return -ENODEV;
+	}
+	r = service__run(vm, NULL, SERVICE_TIMEOUT_MS, devs, nr);
+	ok = json_is_true(json_object_get(r, "ok"));
+	msg = json_string_value(json_object_get(r, "error"));
+	if (!ok)
+		snprintf(why, whylen, "%s", msg ? msg : "out of memory");
+	json_decref(r);
+	return ok ? 0 : -EIO;
+}
+
 static json_t *service__control(struct vm *vm, json_t *req)
 {
 	const char *path = NULL;

@@ -22,6 +22,22 @@ CMDLINE_BASE="console=ttyS0 panic=-1 quiet"
 b64() { printf '%s' "$1" | base64 | tr -d '\n'; }
 pv_pid() { sed -n 's/.*served by the paravisor .*, pid \([0-9]*\).*/\1/p' "$1" | head -n 1; }
 ns_pid() { sed -n 's/.*its slirp runs in the netstack .*, pid \([0-9]*\).*/\1/p' "$1" | head -n 1; }
+# fetch_loop URL: guest script that fetches the host's page 40 times, 0.2 s
+# apart, each VMMD-FETCH-OK N or VMMD-FETCH-FAIL N.
+fetch_loop() {
+	cat <<EOF_LOOP
+i=0
+while [ \$i -lt 40 ]; do
+	if timeout 10 wget -q -O - $1 | grep -q VMMD-HOST-PAGE; then
+		echo VMMD-FETCH-OK \$i
+	else
+		echo VMMD-FETCH-FAIL \$i
+	fi
+	sleep 0.2
+	i=\$((i + 1))
+done
+EOF_LOOP
+}
 # Listening TCP sockets of process $1 on port $2 (hex in /proc/net/tcp).
 listens() {
 	port=$(printf '%04X' "$2")
@@ -89,7 +105,8 @@ check "no paravisor or netstack process is left after vmm exits" \
 # --- 3. One paravisor process serves the VM's disk and NIC; servicing
 # replaces it (and rolls every device back when the new one fails on one);
 # the NIC's netstack (its slirp, its hostfwd socket) runs on.  A killed
-# paravisor is restarted with both devices; a killed netstack is reported.  Live migration is refused
+# paravisor is restarted with both devices; so is a killed netstack (or,
+# with restart=off, it is reported and the NIC cut off).  Live migration is refused
 # naming the NIC.
 resolv_wrapper
 # Here a resolv.conf of 50 100-byte lines: the netstack's copy keeps the
@@ -178,14 +195,42 @@ check "the one paravisor's death restarts the disk too, both in one new process 
 r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:1"}')
 check "migrate is refused naming the NIC ($r)" \
 	sh -c "printf '%s' '$r' | grep -q 'migrate: NIC net0: served by the paravisor'"
+# A killed netstack (restart=on, the default) is started again with the
+# same --net, and the VM's paravisor moves to a new process (a servicing)
+# that is handed the socket to it: the hostfwd port is listened on again,
+# by the new netstack.  Its NAT connections died with the old one.
 kill -KILL "$ns"
-wait_for "$WORK/svc" 'NIC "net0": its netstack (pid [0-9]*) killed by signal 9 (Killed); the NIC is cut off' 10
+wait_for "$WORK/svc" 'NIC "net0": its netstack (pid [0-9]*) killed by signal 9 (Killed); restarted it' 10
 st=$(ctl '{"cmd":"paravisor-status"}')
-check "a killed netstack is reported, vmm runs on ($st)" sh -c \
-	"printf '%s' '$st' | grep -q '\"netstack_pid\":-1,\"netstack_died\":\"(pid $ns) killed by signal 9 (Killed)\"'"
+ns2=$(printf '%s' "$st" | sed -n 's/.*"netstack_pid":\([0-9]*\),.*/\1/p')
+pv3=$(printf '%s' "$st" | sed -n 's/.*"nics":\[{"id":"net0","pid":\([0-9]*\),.*/\1/p')
+ns2_listens=no
+[ -n "$ns2" ] && listens "$ns2" "$HOSTPORT" && ns2_listens=yes
+check "a killed netstack is restarted (pid $ns -> ${ns2:-none}), listening on the hostfwd port again: $ns2_listens ($st)" \
+	sh -c "printf '%s' '$st' | grep -q '\"netstack_died\":\"\",\"netstack_restarts\":1,\"netstack_last_death\":\"(pid $ns) killed by signal 9 (Killed)\"' &&
+	[ -n '$ns2' ] && [ '$ns2' != '$ns' ] && kill -0 '$ns2' && [ $ns2_listens = yes ]"
+check "and the NIC's paravisor was moved to a new process (${pv3:-none}, was $n_pid) with its socket, the disk with it" \
+	sh -c "[ -n '$pv3' ] && [ '$pv3' != '$n_pid' ] && kill -0 '$pv3' && ! kill -0 '$n_pid' 2>/dev/null &&
+	grep -q 'NIC \"net0\": serviced: paravisor .*, pid $n_pid -> $pv3' '$WORK/svc' &&
+	grep -q 'disk \"disk0\": serviced: paravisor .*, pid $n_pid -> $pv3' '$WORK/svc'"
 vmm_finish
-check "vmm stops cleanly with its paravisors, no sanitizer report" \
-	sh -c "! kill -0 '$nic_pv' 2>/dev/null && ! grep -qE 'AddressSanitizer|runtime error:' '$WORK/svc'"
+check "vmm stops cleanly with its paravisors and netstack, no sanitizer report" \
+	sh -c "! kill -0 '$pv3' 2>/dev/null && ! kill -0 '$ns2' 2>/dev/null &&
+	! grep -qE 'AddressSanitizer|runtime error:' '$WORK/svc'"
+
+# restart=off: a killed netstack is reported and the NIC is cut off; the
+# VM runs on.
+vmm_start "$WORK/ns-off" --kernel "$TINY" --cmdline "heartbeat=5" \
+	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:80,backend=paravisor,restart=off"
+sleep 2
+ns=$(ns_pid "$WORK/ns-off")
+kill -KILL "$ns"
+wait_for "$WORK/ns-off" 'NIC "net0": its netstack (pid [0-9]*) killed by signal 9 (Killed); the NIC is cut off' 10
+st=$(ctl '{"cmd":"paravisor-status"}')
+check "restart=off: a killed netstack is reported, not restarted, vmm runs on ($st)" sh -c \
+	"printf '%s' '$st' | grep -q '\"netstack_pid\":-1,\"netstack_died\":\"(pid $ns) killed by signal 9 (Killed)\",\"netstack_restarts\":0' &&
+	kill -0 $pid"
+vmm_finish
 
 # --- 3b. A tap NIC served by the paravisor: vmm opens the tap and hands it
 # to each paravisor (the first, the serviced one, the restarted one), which
@@ -305,6 +350,39 @@ else
 	ok "neither the paravisor nor the netstack was killed by its sandbox"
 fi
 
+# --- 4b. Linux: its netstack killed while the guest keeps fetching from the
+# host.  vmm starts a new netstack and a new paravisor for it (restart=on,
+# the default): the fetches fail for a moment and work again, and a host
+# client reaches the guest's server through the new netstack's hostfwd.
+slirp_www "$HTTPPORT"
+more="timeout 20 wget -q -O - http://10.0.2.2:$HTTPPORT/index.html | sed 's/^/FIRST /'
+echo VMMD-KILL-NOW
+$(fetch_loop "http://10.0.2.2:$HTTPPORT/index.html")"
+guest=$(slirp_guest "$HTTPPORT" "$more")
+vmm_start "$WORK/linuxns" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
+	--cmdline "$CMDLINE_BASE vmmd.run64=$(b64 "$guest")" \
+	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080,backend=paravisor"
+wait_for "$WORK/linuxns" "VMMD-KILL-NOW" 300
+ns=$(ns_pid "$WORK/linuxns")
+sleep 1
+[ -n "$ns" ] && kill -KILL "$ns"
+wait_for "$WORK/linuxns" 'NIC "net0": its netstack (pid [0-9]*) killed by signal 9 (Killed); restarted it' 20
+slirp_listening "$WORK/linuxns"
+slirp_client "$WORK/linuxns" "$HOSTPORT"
+wait_for "$WORK/linuxns" "VMMD-SERVED\|VMMD-GUEST-EXIT" 30
+fetch_ok=$(grep -c "VMMD-FETCH-OK" "$WORK/linuxns")
+last=$(grep "VMMD-FETCH-" "$WORK/linuxns" | tail -n 1)
+RC=0
+vmm_finish
+kill $httpd 2>/dev/null
+result "Linux: its netstack (pid $ns) killed after a first fetch is restarted" linuxns 0 \
+	"FIRST VMMD-HOST-PAGE $$" "restarted it (pid [0-9]*, restart 1) and the NIC's paravisor with it"
+check "Linux: the guest's fetches work again through the new netstack ($fetch_ok of 40 ok, the last: $last)" \
+	sh -c "[ -n '$ns' ] && grep -q 'its netstack (pid $ns) killed by signal 9 (Killed); restarted it' '$WORK/linuxns' &&
+	printf '%s' '$last' | grep -q 'VMMD-FETCH-OK 39' && grep -q 'GOT VMMD-HOST-PAGE $$' '$WORK/linuxns'"
+check "Linux: a host client reaches the guest's server through the new netstack's hostfwd (got '$got')" \
+	[ "$got" = "VMMD-GUEST-SERVER hello" ]
+
 # --- 5. Linux on a tap NIC served by the paravisor, static addresses (the
 # host side 192.168.77.1, as virtio-net.sh's tap): the guest pings the host
 # and fetches its page, then keeps fetching while the NIC's paravisor is
@@ -316,16 +394,7 @@ sleep 2
 ping -c 3 -W 5 192.168.77.1 | grep -E 'packets|bytes from' | head -n 2
 timeout 20 wget -q -O - http://192.168.77.1:$HTTPPORT/index.html | sed 's/^/GOT /'
 echo VMMD-SERVICE-NOW
-i=0
-while [ \$i -lt 40 ]; do
-	if timeout 10 wget -q -O - http://192.168.77.1:$HTTPPORT/index.html | grep -q VMMD-HOST-PAGE; then
-		echo VMMD-FETCH-OK \$i
-	else
-		echo VMMD-FETCH-FAIL \$i
-	fi
-	sleep 0.2
-	i=\$((i + 1))
-done
+$(fetch_loop "http://192.168.77.1:$HTTPPORT/index.html")
 ping -c 2 -W 5 192.168.77.1 | grep 'bytes from' | sed 's/^/AFTER /'
 timeout 20 wget -q -O - http://192.168.77.1:$HTTPPORT/index.html | sed 's/^/AFTER-GOT /'"
 	vmm_start "$WORK/linuxtap" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
