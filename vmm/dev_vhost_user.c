@@ -258,12 +258,18 @@ out_free:
 static int pv_dev__start_netstack(struct pv_dev *d, const char *opt);
 static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque);
 
-static int64_t pv__now_ms(void)
+int64_t pv__now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool pv__too_many(unsigned int done, const int64_t when[PV_RESTART_BURST], int64_t now)
+{
+	return done >= PV_RESTART_BURST &&
+	       now - when[done % PV_RESTART_BURST] < PV_RESTART_WINDOW_MS;
 }
 
 /*
@@ -280,8 +286,7 @@ static int pv_dev__netstack_restart(struct pv_dev *d, char *why, size_t wlen)
 	char swhy[1024];
 	int err;
 
-	if (d->netstack_restarts >= PV_RESTART_BURST &&
-	    now - d->netstack_restart_ms[k] < PV_RESTART_WINDOW_MS) {
+	if (pv__too_many(d->netstack_restarts, d->netstack_restart_ms, now)) {
 		snprintf(why, wlen, "it died %d times within %d s; not restarting it again",
 			 PV_RESTART_BURST + 1, PV_RESTART_WINDOW_MS / 1000);
 		return -EAGAIN;

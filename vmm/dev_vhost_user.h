@@ -105,6 +105,11 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id);
  * (deaths, servicing, restarts, status) and teardown (release). */
 void pv__lock(void);
 void pv__unlock(void);
+/* CLOCK_MONOTONIC in ms: when restarts happened, how long servicing took. */
+int64_t pv__now_ms(void);
+/* Would one more restart, after done of them whose last PV_RESTART_BURST
+ * times are in the ring when[], be the (BURST+1)th within the window? */
+bool pv__too_many(unsigned int done, const int64_t when[PV_RESTART_BURST], int64_t now);
 
 /* The VM's devices servicing may replace that have a model: disks first,
  * then NICs, each in the order they were added; NULL at the end. */

@@ -32,26 +32,6 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-static int64_t restart__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Would one more restart be the (BURST+1)th within the window? */
-static bool restart__too_many(const struct pv_dev *d, int64_t now)
-{
-	int64_t oldest;
-
-	if (d->restarts < PV_RESTART_BURST)
-		return false;
-	oldest = d->restart_ms[d->restarts % PV_RESTART_BURST];
-	return now - oldest < PV_RESTART_WINDOW_MS;
-}
 
 /* d cannot go on: it fails for good with why. */
 static void restart__fail(struct pv_dev *d, pid_t pid, const char *died, const char *rwhy)
@@ -70,7 +50,7 @@ void pv_host__restart(struct pv_host *h, pid_t pid, const char *died)
 	struct pv_host *nh = NULL;
 	int socks[PV_MAX_DEVS];
 	unsigned int nr = 0, i;
-	int64_t t0 = restart__now_ms();
+	int64_t t0 = pv__now_ms();
 	char nwhy[512], how_np[128], too_many[96], how[160];
 	char path[sizeof(h->proc.path)];
 
@@ -86,7 +66,7 @@ void pv_host__restart(struct pv_host *h, pid_t pid, const char *died)
 		h->users--;
 		if (!d->restart)
 			restart__fail(d, pid, died, "restart=off");
-		else if (restart__too_many(d, t0))
+		else if (pv__too_many(d->restarts, d->restart_ms, t0))
 			restart__fail(d, pid, died, too_many);
 		else
 			devs[nr++] = d;
@@ -137,7 +117,7 @@ void pv_host__restart(struct pv_host *h, pid_t pid, const char *died)
 		    "%s \"%s\": its paravisor %s; restarted it (pid %d, restart %u) in %lld ms, "
 		    "the guest's I/O goes on",
 		    d->noun, d->id, how, (int)nh->proc.pid, d->restarts,
-		    (long long)(restart__now_ms() - t0));
+		    (long long)(pv__now_ms() - t0));
 	}
 	if (nh->users)
 		pv_host__watch(nh);

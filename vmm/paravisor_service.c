@@ -37,7 +37,6 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SERVICE_TIMEOUT_MS 10000
@@ -47,14 +46,6 @@ struct service_result {
 	int64_t switch_ms;	   /* the rings moved (the blackout is inside) */
 	struct virtio_device *old; /* the old connection, kept until all moved */
 };
-
-static int64_t service__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The new paravisor did not negotiate: did its process end, and how? */
 static void service__explain(struct paravisor_proc *np, const struct pv_dev *d, const char *why,
@@ -150,7 +141,7 @@ static json_t *service__run(struct vm *vm, const char *path, unsigned int timeou
 	struct service_result res[PV_MAX_DEVS];
 	struct pv_host *oh = devs[0]->host, *nh;
 	int socks[PV_MAX_DEVS];
-	int64_t t0 = service__now_ms(), start_ms, reap_ms, t;
+	int64_t t0 = pv__now_ms(), start_ms, reap_ms, t;
 	pid_t old_pid = oh ? oh->proc.pid : -1;
 	char why[8192], nwhy[512];
 	json_t *devices;
@@ -177,17 +168,17 @@ static json_t *service__run(struct vm *vm, const char *path, unsigned int timeou
 			 nwhy, (int)old_pid);
 		return service__fail(why, true);
 	}
-	start_ms = service__now_ms() - t0;
+	start_ms = pv__now_ms() - t0;
 	memset(res, 0, sizeof(res));
 	for (i = 0; i < nr; i++) {
 		struct vhost_user_front_swap swap;
 		int err;
 
-		t = service__now_ms();
+		t = pv__now_ms();
 		err = vhost_user_front__replace_keep(devs[i]->vdev, next[i], &res[i].old, &swap,
 						     nwhy, sizeof(nwhy));
 
-		res[i].switch_ms = service__now_ms() - t;
+		res[i].switch_ms = pv__now_ms() - t;
 		if (err) {
 			bool back = swap.old_running;
 			unsigned int stuck;
@@ -227,10 +218,10 @@ static json_t *service__run(struct vm *vm, const char *path, unsigned int timeou
 	nh->users = nr;
 	oh->users = oh->users > nr ? oh->users - nr : 0;
 	pv_host__watch(nh);
-	t = service__now_ms();
+	t = pv__now_ms();
 	if (!oh->users)
 		pv_host__drop(oh, PV_EXIT_GRACE_MS);
-	reap_ms = service__now_ms() - t;
+	reap_ms = pv__now_ms() - t;
 	devices = json_array();
 	for (i = 0; i < nr; i++) {
 		struct pv_dev *d = devs[i];
@@ -252,8 +243,8 @@ static json_t *service__run(struct vm *vm, const char *path, unsigned int timeou
 			      (json_int_t)start_ms, "switch_ms", (json_int_t)res[i].switch_ms,
 			      "reap_ms", (json_int_t)reap_ms));
 	}
-	return json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "paravisor", nh->proc.path,
-			 "duration_ms", (json_int_t)(service__now_ms() - t0), "devices", devices);
+	return json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "paravisor", nh->proc.path, "duration_ms",
+			 (json_int_t)(pv__now_ms() - t0), "devices", devices);
 }
 
 int pv_service__respawn(struct vm *vm, char *why, size_t whylen)
