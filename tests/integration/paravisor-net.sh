@@ -232,6 +232,26 @@ check "restart=off: a killed netstack is reported, not restarted, vmm runs on ($
 	kill -0 $pid"
 vmm_finish
 
+# More than 5 deaths within 60 s: the sixth is not restarted, the NIC is
+# cut off.
+vmm_start "$WORK/ns-burst" --kernel "$TINY" --cmdline "heartbeat=5" \
+	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:80,backend=paravisor"
+sleep 2
+n=0
+while [ $n -lt 6 ]; do
+	ns=$(ctl '{"cmd":"paravisor-status"}' | sed -n 's/.*"netstack_pid":\([0-9]*\),.*/\1/p')
+	[ -n "$ns" ] && kill -KILL "$ns"
+	n=$((n + 1))
+	wait_for "$WORK/ns-burst" "its netstack (pid $ns) killed by signal 9 (Killed); \(restarted\|not restarted\)" 10
+done
+st=$(ctl '{"cmd":"paravisor-status"}')
+check "a netstack killed 6 times within 60 s is restarted 5 times, then the NIC is cut off ($st)" \
+	sh -c "[ \$(grep -c 'its netstack (pid [0-9]*) killed by signal 9 (Killed); restarted it' '$WORK/ns-burst') -eq 5 ] &&
+	grep -q 'its netstack (pid $ns) killed by signal 9 (Killed); not restarted: it died 6 times within 60 s' '$WORK/ns-burst' &&
+	printf '%s' '$st' | grep -q '\"netstack_pid\":-1,\"netstack_died\":\"(pid $ns) killed by signal 9 (Killed)\",\"netstack_restarts\":5' &&
+	kill -0 $pid"
+vmm_finish
+
 # --- 3b. A tap NIC served by the paravisor: vmm opens the tap and hands it
 # to each paravisor (the first, the serviced one, the restarted one), which
 # alone reads and writes it.  The tap is made beforehand and up, so that the
