@@ -7,10 +7,28 @@
 #include "net/backend.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The first message a netstack sends, before any frame: its stack is up
  * (the hostfwd ports listen).  Its reader, vmm, never hands it on. */
 #define NET_SOCKET_READY "vmmd-netstack-ready"
+
+/*
+ * A netstack's control socket (`paravisor --netstack --control-fd N`, a
+ * SOCK_SEQPACKET socket apart from the frames): vmm takes libslirp's saved
+ * state out of one stack and puts it into another (a snapshot, a live
+ * migration's destination).  One request, one answer, each a message that
+ * starts with struct net_ctl_msg: the answer repeats op, status is 0 or a
+ * negative errno, and what follows is the state (SAVE's answer, LOAD's
+ * request), at most NET_CTL_STATE_MAX bytes.
+ */
+enum { NET_CTL_SAVE = 1, NET_CTL_LOAD = 2 };
+#define NET_CTL_STATE_MAX (64 * 1024)
+
+struct net_ctl_msg {
+	uint32_t op;
+	int32_t status;
+};
 
 /* Owns fd once it returns a backend (the caller keeps it on failure).  NULL
  * with a reason in err when fd is not a SOCK_SEQPACKET socket. */

@@ -69,6 +69,7 @@ struct pv_device {
 struct pv_cmdline {
 	const char *sock_path;
 	bool netstack;
+	const char *control_fd; /* --netstack's --control-fd */
 	bool fail_restore, too_new;
 	const char *fail_ids[PARAVISOR_MAX_DEVICES]; /* --test-fail-restore-id */
 	unsigned int nr_fail_ids;
@@ -85,6 +86,7 @@ static void usage(FILE *f)
 		"usage: paravisor --fd N DEVICE [--fd N DEVICE]... [-v]\n"
 		"       paravisor --socket PATH DEVICE [-v]\n"
 		"       paravisor --netstack --fd N --net slirp[,hostfwd=RULE]...[,id=NAME]\n"
+		"                 [--control-fd M]\n"
 		"DEVICE is one of\n"
 		"  --disk path=FILE|fd=N[,readonly=on|off][,cache=none|writeback][,queues=N]"
 		"[,id=NAME]\n"
@@ -99,7 +101,8 @@ static void usage(FILE *f)
 		"protocol, 2 for a bad command line or image.  With --net socket the NIC's\n"
 		"frames go over descriptor M (SOCK_SEQPACKET) to a --netstack process,\n"
 		"which runs the slirp stack apart, so it outlives a servicing of the\n"
-		"paravisor.  With --net tap the NIC's frames go to the tap device open on\n"
+		"paravisor; on its --control-fd M (SOCK_SEQPACKET) it saves and loads\n"
+		"libslirp's state.  With --net tap the NIC's frames go to the tap device open on\n"
 		"descriptor M (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR; vmm opens it), read only\n"
 		"while the NIC's rings run, so a servicing can hand it on.  A device's state "
 		"(vhost-user DEVICE_STATE) is format %d.\n"
@@ -111,8 +114,8 @@ static void usage(FILE *f)
 	sandbox__usage(f);
 }
 
-/* --fd N: a connected socket of that type we were handed. */
-static int main__inherited(const char *arg, int want)
+/* --fd N (or flag N): a connected socket of that type we were handed. */
+static int main__inherited_as(const char *flag, const char *arg, int want)
 {
 	char *end;
 	long n = strtol(arg, &end, 10);
@@ -120,12 +123,12 @@ static int main__inherited(const char *arg, int want)
 	socklen_t len = sizeof(type);
 
 	if (!*arg || *end || n < 3 || n > 65535) {
-		pr_err("--fd %s: expected a descriptor number from 3 up", arg);
+		pr_err("%s %s: expected a descriptor number from 3 up", flag, arg);
 		return -EINVAL;
 	}
 	errno = 0;
 	if (getsockopt((int)n, SOL_SOCKET, SO_TYPE, &type, &len) || type != want) {
-		pr_err("--fd %s: not a %s socket%s%s", arg,
+		pr_err("%s %s: not a %s socket%s%s", flag, arg,
 		       want == SOCK_STREAM ? "stream" : "SOCK_SEQPACKET", errno ? ": " : "",
 		       errno ? strerror(errno) : "");
 		return -EBADF;
@@ -133,6 +136,11 @@ static int main__inherited(const char *arg, int want)
 	/* Nothing we start later may inherit it. */
 	fcntl((int)n, F_SETFD, FD_CLOEXEC);
 	return (int)n;
+}
+
+static int main__inherited(const char *arg, int want)
+{
+	return main__inherited_as("--fd", arg, want);
 }
 
 /* A leftover socket from an earlier run is replaced; any other file is not. */
@@ -191,11 +199,13 @@ static int main__accept(int lfd, const char *path)
 	return fd;
 }
 
-/* --netstack --fd N --net slirp,...: the NIC's stack, apart (netstack.c). */
-static int main__netstack(const char *fd_arg, const char *net, struct sandbox_opts *sb)
+/* --netstack --fd N --net slirp,... [--control-fd M]: the NIC's stack,
+ * apart (netstack.c). */
+static int main__netstack(const char *fd_arg, const char *ctl_arg, const char *net,
+			  struct sandbox_opts *sb)
 {
 	struct netstack *ns;
-	int fd, ret;
+	int fd, ctl = -1, ret;
 
 	if (!fd_arg || !net) {
 		pr_err("--netstack needs --fd N (its frame socket) and --net slirp,...");
@@ -205,13 +215,23 @@ static int main__netstack(const char *fd_arg, const char *net, struct sandbox_op
 	fd = main__inherited(fd_arg, SOCK_SEQPACKET);
 	if (fd < 0)
 		return 2;
-	ns = netstack__open(fd, net);
+	if (ctl_arg) {
+		ctl = main__inherited_as("--control-fd", ctl_arg, SOCK_SEQPACKET);
+		if (ctl < 0)
+			return 2;
+	}
+	ns = netstack__open(fd, ctl, net);
 	if (!ns)
 		return 2;
 	sb->profile = SANDBOX_NET;
-	ret = sandbox__enter(sb, &fd, 1) || netstack__ready(ns) ? 1 : netstack__run(ns) ? 1 : 0;
+	if (sandbox__enter(sb, (int[]){fd, ctl}, ctl < 0 ? 1 : 2) || netstack__ready(ns))
+		ret = 1;
+	else
+		ret = netstack__run(ns) ? 1 : 0;
 	netstack__close(ns);
 	close(fd);
+	if (ctl >= 0)
+		close(ctl);
 	return ret;
 }
 
@@ -286,6 +306,7 @@ static int main__parse(int argc, char **argv, struct pv_cmdline *c)
 	    {"disk", required_argument, NULL, 'd'},
 	    {"net", required_argument, NULL, 'n'},
 	    {"netstack", no_argument, NULL, 'S'},
+	    {"control-fd", required_argument, NULL, 'C'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"test-fail-restore", no_argument, NULL, 'R'},
@@ -326,6 +347,7 @@ static int main__parse(int argc, char **argv, struct pv_cmdline *c)
 			pending = NULL;
 			break;
 		case 'S': c->netstack = true; break;
+		case 'C': c->control_fd = optarg; break;
 		case 'v': log__set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 1;
 		case 'R': c->fail_restore = true; break;
@@ -355,6 +377,10 @@ static int main__parse(int argc, char **argv, struct pv_cmdline *c)
 	}
 	if (main__pair(c, pending))
 		return 2;
+	if (c->control_fd && !c->netstack) {
+		pr_err("--control-fd %s: only a --netstack takes one", c->control_fd);
+		return 2;
+	}
 	if (c->netstack) {
 		if (c->nr > 1 || (c->nr && !c->dev[0].net)) {
 			pr_err("--netstack runs the stack of one --net slirp,...");
@@ -541,8 +567,8 @@ int main(int argc, char **argv)
 		goto out_free;
 	}
 	if (c->netstack) {
-		ret = main__netstack(c->nr ? c->dev[0].fd_arg : NULL, c->nr ? c->dev[0].opt : NULL,
-				     &c->sb);
+		ret = main__netstack(c->nr ? c->dev[0].fd_arg : NULL, c->control_fd,
+				     c->nr ? c->dev[0].opt : NULL, &c->sb);
 		goto out_free;
 	}
 	/* A front-end that closes a pipe we write (DEVICE_STATE) gets an

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -29,6 +30,7 @@
 struct netstack {
 	struct net_backend *be;
 	int fd;
+	int ctl_fd;    /* -1: none, or vmm closed it */
 	bool want_out; /* a frame waits for room in the socket */
 	char id[32];
 	uint8_t buf[NET_FRAME_MAX];
@@ -71,7 +73,54 @@ static int netstack__from_nic(struct netstack *ns)
 	return 1;
 }
 
-struct netstack *netstack__open(int fd, const char *opt)
+/* One control request (net/socket.h): 1 while the socket is open, 0 once
+ * vmm closed it.  A request that cannot be served is answered with an
+ * error; the stack goes on either way. */
+static int netstack__control(struct netstack *ns)
+{
+	static uint8_t req[sizeof(struct net_ctl_msg) + NET_CTL_STATE_MAX];
+	struct net_ctl_msg ans = {0};
+	struct iovec iov[2] = {{.iov_base = &ans, .iov_len = sizeof(ans)}};
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = 1};
+	ssize_t n = recv(ns->ctl_fd, req, sizeof(req), MSG_DONTWAIT | MSG_TRUNC);
+	uint8_t *state = NULL;
+	size_t len = 0;
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 1 : 0;
+	if (n == 0)
+		return 0;
+	memcpy(&ans, req, sizeof(ans) <= (size_t)n ? sizeof(ans) : (size_t)n);
+	if ((size_t)n < sizeof(ans) || (size_t)n > sizeof(req)) {
+		ans.status = -EMSGSIZE;
+	} else if (ans.op == NET_CTL_SAVE) {
+		ans.status = ns->be->ops->save(ns->be, &state, &len);
+		if (!ans.status && len > NET_CTL_STATE_MAX)
+			ans.status = -EFBIG;
+		if (!ans.status) {
+			iov[1] = (struct iovec){.iov_base = state, .iov_len = len};
+			m.msg_iovlen = 2;
+		}
+	} else if (ans.op == NET_CTL_LOAD) {
+		ans.status = ns->be->ops->load(ns->be, req + sizeof(ans), (size_t)n - sizeof(ans));
+	} else {
+		ans.status = -EOPNOTSUPP;
+	}
+	if (ans.status)
+		pr_warn("NIC \"%s\": netstack: control request %u failed: %s", ns->id, ans.op,
+			strerror(-ans.status));
+	else
+		pr_info("NIC \"%s\": netstack: slirp state %s (%zu bytes)", ns->id,
+			ans.op == NET_CTL_SAVE ? "saved" : "loaded",
+			ans.op == NET_CTL_SAVE ? len : (size_t)n - sizeof(ans));
+	if (sendmsg(ns->ctl_fd, &m, MSG_NOSIGNAL) < 0)
+		pr_warn("NIC \"%s\": netstack: cannot answer a control request: %s", ns->id,
+			strerror(errno));
+	free(state);
+	return 1;
+}
+
+struct netstack *netstack__open(int fd, int ctl_fd, const char *opt)
 {
 	static struct netstack ns;
 	struct vu_net_opts o;
@@ -84,6 +133,7 @@ struct netstack *netstack__open(int fd, const char *opt)
 		return NULL;
 	}
 	ns.fd = fd;
+	ns.ctl_fd = ctl_fd;
 	snprintf(ns.id, sizeof(ns.id), "%s", o.id);
 	ns.be = net_slirp__new(o.id, o.fwd, o.nr_fwd, why, sizeof(why));
 	if (!ns.be) {
@@ -106,7 +156,7 @@ int netstack__ready(struct netstack *ns)
 
 int netstack__run(struct netstack *ns)
 {
-	struct pollfd fds[NET_POLL_MAX + 1];
+	struct pollfd fds[NET_POLL_MAX + 2];
 	int ret;
 
 	for (;;) {
@@ -114,8 +164,10 @@ int netstack__run(struct netstack *ns)
 
 		fds[0] =
 		    (struct pollfd){.fd = ns->fd, .events = POLLIN | (ns->want_out ? POLLOUT : 0)};
-		nb = ns->be->ops->poll_fill(ns->be, fds + 1, NET_POLL_MAX, &timeout);
-		r = poll(fds, (nfds_t)(1 + nb), timeout);
+		/* A negative fd is skipped by poll. */
+		fds[1] = (struct pollfd){.fd = ns->ctl_fd, .events = POLLIN};
+		nb = ns->be->ops->poll_fill(ns->be, fds + 2, NET_POLL_MAX, &timeout);
+		r = poll(fds, (nfds_t)(2 + nb), timeout);
 		if (r < 0 && errno != EINTR) {
 			ret = -errno;
 			pr_err("NIC \"%s\": netstack: poll: %s", ns->id, strerror(errno));
@@ -133,7 +185,9 @@ int netstack__run(struct netstack *ns)
 				break;
 			}
 		}
-		ns->be->ops->poll_done(ns->be, fds + 1, nb, r < 0);
+		if (r > 0 && fds[1].revents && !netstack__control(ns))
+			ns->ctl_fd = -1; /* vmm is gone or done with it */
+		ns->be->ops->poll_done(ns->be, fds + 2, nb, r < 0);
 	}
 	pr_info("NIC \"%s\": netstack: %s", ns->id,
 		ret ? "stopping on an error" : "every NIC end closed; exiting");

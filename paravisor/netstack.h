@@ -6,9 +6,10 @@
 struct netstack;
 
 /* Starts slirp as --net slirp,... says (its hostfwd sockets listen from
- * here on) for frames on fd, a SOCK_SEQPACKET socket.  NULL after a line
- * saying what is wrong. */
-struct netstack *netstack__open(int fd, const char *opt);
+ * here on) for frames on fd, a SOCK_SEQPACKET socket; ctl_fd (-1: none)
+ * takes save and load requests (net/socket.h).  NULL after a line saying
+ * what is wrong. */
+struct netstack *netstack__open(int fd, int ctl_fd, const char *opt);
 /* Sends NET_SOCKET_READY (net/socket.h).  0 or negative errno after a
  * line. */
 int netstack__ready(struct netstack *ns);

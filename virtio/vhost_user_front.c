@@ -648,6 +648,21 @@ static int front__start(struct virtio_device *vdev)
 	return err;
 }
 
+/* State the back-end does not hold, kept where the device's owner says. */
+static int front__save(struct virtio_device *vdev, uint8_t **buf, size_t *len)
+{
+	struct vhost_user_front *f = to_front(vdev);
+
+	return f->cfg.save(f->cfg.opaque, buf, len);
+}
+
+static int front__restore(struct virtio_device *vdev, const uint8_t *buf, size_t len)
+{
+	struct vhost_user_front *f = to_front(vdev);
+
+	return f->cfg.restore(f->cfg.opaque, buf, len);
+}
+
 static void front__destroy(struct virtio_device *vdev)
 {
 	struct vhost_user_front *f = to_front(vdev);
@@ -1286,6 +1301,8 @@ struct virtio_device *vhost_user_front__alloc(const struct vhost_user_front_cfg 
 	    .config_write = front__config_write,
 	    .start = front__start,
 	    .stop = front__stop,
+	    .save = cfg->save ? front__save : NULL,
+	    .restore = cfg->restore ? front__restore : NULL,
 	    .destroy = front__destroy,
 	};
 	f->vdev.ops = &f->ops;

@@ -40,6 +40,11 @@ struct vhost_user_front_cfg {
 	/* Called at destroy, after the socket is closed (e.g. to reap the
 	 * back-end's process). */
 	void (*release)(void *opaque);
+	/* The model's saved state beyond the rings, which the back-end does not
+	 * hold (a NIC's libslirp state, in its netstack); NULL: none.  As
+	 * virtio/device.h's save and restore, with opaque. */
+	int (*save)(void *opaque, uint8_t **buf, size_t *len);
+	int (*restore)(void *opaque, const uint8_t *buf, size_t len);
 	void *opaque;
 };
 

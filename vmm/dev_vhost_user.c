@@ -51,6 +51,9 @@
 
 /* A back-end that takes longer than this for one answer counts as hung. */
 #define PV_TIMEOUT_MS 10000
+/* A netstack answers a control request at once; it is asked while the
+ * guest is stopped, so a hung one must not hold it long. */
+#define PV_NETSTACK_CTL_MS 2000
 
 static struct pv_dev *pv_devs;
 static struct pv_host *pv_hosts;
@@ -256,6 +259,7 @@ out_free:
 }
 
 static int pv_dev__start_netstack(struct pv_dev *d, const char *opt);
+static void pv_dev__close_netstack_ctl(struct pv_dev *d);
 static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque);
 
 int64_t pv__now_ms(void)
@@ -293,6 +297,7 @@ static int pv_dev__netstack_restart(struct pv_dev *d, char *why, size_t wlen)
 	}
 	paravisor_proc__stop(&d->netstack, 0); /* reaped: closes its pidfd */
 	d->has_netstack = false;
+	pv_dev__close_netstack_ctl(d);
 	if (d->extra_fd >= 0)
 		close(d->extra_fd);
 	d->extra_fd = -1;
@@ -389,9 +394,9 @@ static int pv_dev__netstack_ready(struct pv_dev *d)
  */
 static int pv_dev__start_netstack(struct pv_dev *d, const char *opt)
 {
-	char why[512], uid[24], fdnum[8];
-	char *argv[12];
-	int sv[2], err, n = 0;
+	char why[512], uid[24], fdnum[8], ctlnum[8];
+	char *argv[14];
+	int sv[2], cv[2], err, n = 0;
 
 	err = paravisor_proc__find(&d->netstack, d->vm->cfg->paravisor, why, sizeof(why));
 	if (err) {
@@ -403,24 +408,40 @@ static int pv_dev__start_netstack(struct pv_dev *d, const char *opt)
 		pr_err("%s \"%s\": socketpair: %s", d->noun, d->id, strerror(errno));
 		return err;
 	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cv)) {
+		err = -errno;
+		pr_err("%s \"%s\": socketpair: %s", d->noun, d->id, strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return err;
+	}
 	snprintf(fdnum, sizeof(fdnum), "%d", PARAVISOR_PROC_FD);
+	snprintf(ctlnum, sizeof(ctlnum), "%d", PARAVISOR_PROC_FD + 1);
 	argv[n++] = d->netstack.path;
 	argv[n++] = "--netstack";
 	argv[n++] = "--fd";
 	argv[n++] = fdnum;
+	argv[n++] = "--control-fd";
+	argv[n++] = ctlnum;
 	argv[n++] = "--net";
 	argv[n++] = (char *)opt;
 	n = pv__common_args(d->vm, argv, n, uid, sizeof(uid));
 	argv[n] = NULL;
-	err = paravisor_proc__spawn(&d->netstack, argv, sv[1], why, sizeof(why));
+	err = paravisor_proc__spawn_fds(&d->netstack, argv, (int[]){sv[1], cv[1]}, 2, why,
+					sizeof(why));
 	close(sv[1]);
+	close(cv[1]);
 	if (err) {
 		close(sv[0]);
+		close(cv[0]);
 		pr_err("%s \"%s\": cannot start its netstack: %s", d->noun, d->id, why);
 		return -EINVAL;
 	}
 	d->has_netstack = true;
 	d->extra_fd = sv[0];
+	pthread_mutex_lock(&d->netstack_ctl_lock);
+	d->netstack_ctl = cv[0];
+	pthread_mutex_unlock(&d->netstack_ctl_lock);
 	err = pv_dev__netstack_ready(d);
 	if (err) {
 		close(sv[0]);
@@ -433,6 +454,124 @@ static int pv_dev__start_netstack(struct pv_dev *d, const char *opt)
 	return 0;
 }
 
+static void pv_dev__close_netstack_ctl(struct pv_dev *d)
+{
+	pthread_mutex_lock(&d->netstack_ctl_lock);
+	if (d->netstack_ctl >= 0)
+		close(d->netstack_ctl);
+	d->netstack_ctl = -1;
+	pthread_mutex_unlock(&d->netstack_ctl_lock);
+}
+
+/*
+ * One request to the netstack's control socket (net/socket.h), answered
+ * within PV_NETSTACK_CTL_MS (it is asked while the guest is stopped for a
+ * snapshot or a migration's last round).  0 and, for SAVE, its state in
+ * *out (malloc'd); negative errno with why.
+ */
+static int pv_dev__netstack_ask(struct pv_dev *d, uint32_t op, const uint8_t *in, size_t inlen,
+				uint8_t **out, size_t *outlen, char *why, size_t wlen)
+{
+	struct net_ctl_msg req = {.op = op}, *ans;
+	struct iovec iov[2] = {{.iov_base = &req, .iov_len = sizeof(req)},
+			       {.iov_base = (void *)in, .iov_len = inlen}};
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = inlen ? 2 : 1};
+	struct pollfd p = {.events = POLLIN};
+	size_t cap = sizeof(*ans) + NET_CTL_STATE_MAX;
+	uint8_t *buf = malloc(cap);
+	ssize_t n;
+	int err = 0;
+
+	if (!buf)
+		return why__set(why, wlen, -ENOMEM, "no memory for the netstack's answer");
+	pthread_mutex_lock(&d->netstack_ctl_lock);
+	p.fd = d->netstack_ctl;
+	if (p.fd < 0) {
+		err = why__set(why, wlen, -ENOTCONN, "the NIC has no netstack (it %s)",
+			       d->netstack_died[0] ? d->netstack_died : "never started");
+		goto out;
+	}
+	/* An answer that came after an earlier request gave up is stale. */
+	while (recv(p.fd, buf, cap, MSG_DONTWAIT) > 0)
+		;
+	if (sendmsg(p.fd, &m, MSG_NOSIGNAL) < 0) {
+		err = why__set(why, wlen, -errno, "cannot ask the netstack: %s", strerror(errno));
+		goto out;
+	}
+	if (poll(&p, 1, PV_NETSTACK_CTL_MS) != 1) {
+		err = why__set(why, wlen, -ETIMEDOUT,
+			       "the netstack (pid %d) did not answer within %d ms",
+			       (int)d->netstack.pid, PV_NETSTACK_CTL_MS);
+		goto out;
+	}
+	n = recv(p.fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC);
+	ans = (struct net_ctl_msg *)buf;
+	if (n < 0) {
+		err =
+		    why__set(why, wlen, -errno, "no answer from the netstack: %s", strerror(errno));
+		goto out;
+	}
+	if (n < (ssize_t)sizeof(*ans) || (size_t)n > cap || ans->op != op) {
+		err = why__set(why, wlen, -EPROTO, "the netstack's answer is %s",
+			       n ? "malformed" : "missing: it closed the socket");
+		goto out;
+	}
+	if (ans->status) {
+		err = why__set(why, wlen, ans->status < 0 ? ans->status : -EPROTO,
+			       "the netstack says: %s", strerror(-ans->status));
+		goto out;
+	}
+	if (out) {
+		*outlen = (size_t)n - sizeof(*ans);
+		*out = malloc(*outlen ? *outlen : 1);
+		if (!*out)
+			err = why__set(why, wlen, -ENOMEM, "no memory for the netstack's state");
+		else
+			memcpy(*out, buf + sizeof(*ans), *outlen);
+	}
+out:
+	pthread_mutex_unlock(&d->netstack_ctl_lock);
+	free(buf);
+	return err;
+}
+
+/* The transport's save of a slirp NIC: libslirp's state (its leases, IP
+ * ids) out of the netstack, as the model in vmm saves it.  A netstack that
+ * is gone or does not answer saves nothing, the snapshot or migration goes
+ * on, and the log says so: the restored NIC starts a fresh stack (the guest
+ * keeps its address; slirp learns it again from its packets). */
+static int pv_dev__netstack_save(void *opaque, uint8_t **buf, size_t *len)
+{
+	struct pv_dev *d = opaque;
+	char why[256];
+
+	*buf = NULL;
+	*len = 0;
+	if (pv_dev__netstack_ask(d, NET_CTL_SAVE, NULL, 0, buf, len, why, sizeof(why)))
+		pr_warn("%s \"%s\": libslirp's state is not saved: %s", d->noun, d->id, why);
+	return 0;
+}
+
+/* The transport's restore: the saved state into this VM's new netstack; a
+ * state it refuses fails the restore, as in vmm's own model. */
+static int pv_dev__netstack_restore(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct pv_dev *d = opaque;
+	char why[256];
+	int err;
+
+	if (len > NET_CTL_STATE_MAX) {
+		pr_err("%s \"%s\": saved libslirp state of %zu bytes: more than a netstack takes "
+		       "(%d)",
+		       d->noun, d->id, len, NET_CTL_STATE_MAX);
+		return -EFBIG;
+	}
+	err = pv_dev__netstack_ask(d, NET_CTL_LOAD, buf, len, NULL, NULL, why, sizeof(why));
+	if (err)
+		pr_err("%s \"%s\": cannot restore libslirp's state: %s", d->noun, d->id, why);
+	return err;
+}
+
 static void pv_dev__stop_netstack(struct pv_dev *d)
 {
 	if (!d->has_netstack)
@@ -440,6 +579,7 @@ static void pv_dev__stop_netstack(struct pv_dev *d)
 	if (d->netstack_watched)
 		evloop__del(&d->vm->loop, d->netstack.pidfd);
 	d->netstack_watched = false;
+	pv_dev__close_netstack_ctl(d);
 	/* It exits by itself once the last end of its socket is closed. */
 	paravisor_proc__stop(&d->netstack, PV_EXIT_GRACE_MS);
 	d->has_netstack = false;
@@ -505,6 +645,8 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 	}
 	d->vm = vm;
 	d->extra_fd = desc->extra_fd;
+	d->netstack_ctl = -1;
+	pthread_mutex_init(&d->netstack_ctl_lock, NULL);
 	d->noun = desc->noun;
 	d->flag = desc->flag;
 	d->opt_head = desc->opt_head;
@@ -524,6 +666,8 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 		err = pv_dev__start_netstack(d, desc->netstack_opt);
 		if (err)
 			goto out_free;
+		d->fc.save = pv_dev__netstack_save;
+		d->fc.restore = pv_dev__netstack_restore;
 	}
 	vdev = vhost_user_front__alloc(&d->fc, why, sizeof(why));
 	if (!vdev) {
@@ -561,6 +705,7 @@ out_netstack:
 		pv_dev__stop_netstack(d);
 	}
 out_free:
+	pthread_mutex_destroy(&d->netstack_ctl_lock);
 	free(d);
 out_close:
 	if (desc->extra_fd >= 0)

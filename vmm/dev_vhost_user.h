@@ -52,6 +52,10 @@ struct pv_dev {
 	 * the paravisors (the socket to it is extra_fd). */
 	bool has_netstack, netstack_watched;
 	struct paravisor_proc netstack;
+	/* Its control socket (save, load: net/socket.h); -1: none.  The lock
+	 * keeps one request at a time and the socket from closing under it. */
+	int netstack_ctl;
+	pthread_mutex_t netstack_ctl_lock;
 	char netstack_died[256]; /* how it ended; "" while it runs */
 	char netstack_opt[4200]; /* its --net, to start it again */
 	/* Its restarts (restart=on): so far, and when the last ones were. */

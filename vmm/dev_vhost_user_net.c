@@ -44,15 +44,13 @@ static int vhost_user_net__add_desc(struct vm *vm, struct pv_dev_desc *desc, con
 int vhost_user_net__add(struct vm *vm, const char *id, const char *stack_opt, const char *nic_opt,
 			bool restart, const char **pci_id)
 {
+	/* No migration blocker: the destination starts its own netstack,
+	 * which takes the source's libslirp state (the transport's save). */
 	struct pv_dev_desc desc = {
 	    .opt_head = "socket,",
 	    .opt = nic_opt,
 	    .netstack_opt = stack_opt,
 	    .extra_fd = -1,
-	    /* The destination's slirp would start empty: no DHCP leases, no
-	     * connections; nor is a migration of such a VM tested yet. */
-	    .migration_blocker = "served by the paravisor, whose slirp state does not move "
-				 "with a live migration yet",
 	};
 
 	return vhost_user_net__add_desc(vm, &desc, id, restart, pci_id);

@@ -14,6 +14,10 @@
 # page cache page shows as a wrong sum from the cache, a stale used ring as
 # a guest whose reads hang.  The passes carry on at each destination from
 # the source's last, the boot_id stays, and each paravisor reports the log.
+# The guest also has a slirp NIC served by the paravisor: each destination
+# starts its own netstack, which takes the source's libslirp state, and a
+# host client reaches the guest's TCP server through the destination's
+# hostfwd.
 # init_on_alloc=0: Debian's kernel zeroes every page it allocates, so the
 # vCPU would write each page cache page just before the paravisor fills it,
 # and KVM's dirty log alone would resend nearly all of them.  (Checked in
@@ -52,7 +56,14 @@ sum=$(md5sum <"$img" | cut -d' ' -f1)
 sum0=$(head -c 4194304 "$img" | md5sum | cut -d' ' -f1)
 sum4=$(tail -c 4194304 "$img" | md5sum | cut -d' ' -f1)
 machine="--memory 256M --stop-timeout 0 --disk path=$img,backend=paravisor,id=data"
-g='echo "VMMD-BOOTID $(cat /proc/sys/kernel/random/boot_id)"; echo VMMD-READY; i=0;
+# net PORT: the slirp NIC, served by the paravisor, its hostfwd on PORT
+# (each "host" here is this one, so each takes a port of its own).
+net() { echo "slirp,hostfwd=tcp:127.0.0.1:$1-:23,backend=paravisor"; }
+# served PORT: what the guest's TCP server says to a client on the host
+# through the hostfwd on PORT.
+served() { timeout 10 busybox nc 127.0.0.1 "$1" </dev/null 2>/dev/null | tr -d '\r'; }
+g='(while :; do echo "SER""VED $(cat /proc/sys/kernel/random/boot_id)" | nc -l -p 23; done) &
+echo "VMMD-BOOTID $(cat /proc/sys/kernel/random/boot_id)"; echo VMMD-READY; i=0;
 while [ $i -lt 2000 ]; do h=$((i % 2 * 4)); echo 3 >/proc/sys/vm/drop_caches;
 a=$(dd if=/dev/vda bs=1M skip=$h count=4 2>/dev/null | md5sum); sleep 0.3;
 b=$(dd if=/dev/vda bs=1M skip=$h count=4 2>/dev/null | md5sum); sleep 0.3;
@@ -63,7 +74,8 @@ echo "VMMD-PASS $i $h ${a%% *} ${b%% *} ${c%% *} $(cat /proc/sys/kernel/random/b
 dst() {
 	port=$((port + 1))
 	# shellcheck disable=SC2086
-	"$VMM" $machine --paravisor-uid "$2" --incoming "127.0.0.1:$port" --control "$WORK/$1.sock" \
+	"$VMM" $machine --net "$(net $((port + 100)))" --paravisor-uid "$2" \
+		--incoming "127.0.0.1:$port" --control "$WORK/$1.sock" \
 		</dev/null >"$WORK/$1" 2>&1 &
 	echo $! >"$WORK/$1.pid"
 	wait_for "$WORK/$1" "waiting for a migration" 20
@@ -95,6 +107,14 @@ hop() {
 	[ -n "$bad" ] && diag "$_to: $bad (want $sum0 / $sum4)"
 	check "$_from -> $_to: the same boot (boot_id $bootid)" \
 		sh -c "! grep VMMD-PASS '$WORK/$_to' | grep -qv ' $bootid'"
+	# The NIC moved too: $_to's own netstack took libslirp's state from
+	# $_from's, and a host client reaches the guest's server through $_to's
+	# hostfwd.
+	got=$(served $((port + 100)))
+	check "$_from -> $_to: $_to's netstack loaded $_from's slirp state; a client through $_to's hostfwd reaches the guest (${got:-nothing})" \
+		sh -c "grep -q 'netstack: info: NIC \"net0\": netstack: slirp state saved' '$WORK/$_from' &&
+		grep -q 'netstack: info: NIC \"net0\": netstack: slirp state loaded' '$WORK/$_to' &&
+		[ '$got' = 'SERVED $bootid' ]"
 	RC=0
 	result "$_from -> $_to: the source's paravisor logged what it wrote" "$_from" 0 \
 		"paravisor: info: data: dirty log of [0-9]* KiB from the front-end" \
@@ -104,8 +124,9 @@ hop() {
 }
 
 # --- A: the source, booted here.
-vmm_start "$WORK/a" $machine --paravisor-uid 4242 --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" \
-	--cmdline "console=ttyS0 panic=-1 quiet init_on_alloc=0 vmmd.run64=$(b64 "$g")"
+vmm_start "$WORK/a" $machine --net "$(net $((port + 100)))" --paravisor-uid 4242 \
+	--kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" \
+	--cmdline "console=ttyS0 panic=-1 quiet init_on_alloc=0 vmmd.dhcp=1 vmmd.run64=$(b64 "$g")"
 a_pid=$pid
 wait_for "$WORK/a" "VMMD-PASS 2 " 300
 bootid=$(sed -n 's/.*VMMD-BOOTID \([^ ]*\).*/\1/p' "$WORK/a" | tr -d '\r' | head -n 1)
@@ -115,6 +136,9 @@ check "at A, the guest's passes read their half's sum ($sum0 / $sum4) each time"
 [ -n "$bad" ] && diag "a: $bad (want $sum0 / $sum4)"
 
 check "A's paravisor runs as uid 4242 (pid $(pv_pid "$WORK/a"))" uid_is "$WORK/a" 4242
+got=$(served $((port + 100)))
+check "at A, the guest has its lease and a client through A's hostfwd reaches it (${got:-nothing})" \
+	sh -c "grep -q 'guest: eth0 lease' '$WORK/a' && [ '$got' = 'SERVED $bootid' ]"
 hop a b 4243
 wait $a_pid 2>/dev/null
 rc=$?

@@ -10,8 +10,9 @@
 # from a host server through 10.0.2.2 (guest to host), and a host client
 # reaches a guest server through hostfwd (host to guest), which the
 # netstack, not vmm or the NIC's paravisor, listens on, and the guest's
-# DNS query to 10.0.2.3 is answered by the host's name server.  Live migration is
-# refused (the slirp state does not move yet).  A tap NIC (`--net
+# DNS query to 10.0.2.3 is answered by the host's name server.  A snapshot
+# and a live migration carry libslirp's state from the netstack to the
+# restored or destination VM's own netstack.  A tap NIC (`--net
 # tap=NAME,backend=paravisor`): vmm opens the tap and hands it to each
 # paravisor, which alone holds it after servicing and restarts; a Linux
 # guest on it reaches the host while its paravisor is serviced.
@@ -106,8 +107,7 @@ check "no paravisor or netstack process is left after vmm exits" \
 # replaces it (and rolls every device back when the new one fails on one);
 # the NIC's netstack (its slirp, its hostfwd socket) runs on.  A killed
 # paravisor is restarted with both devices; so is a killed netstack (or,
-# with restart=off, it is reported and the NIC cut off).  Live migration is refused
-# naming the NIC.
+# with restart=off, it is reported and the NIC cut off).
 resolv_wrapper
 # Here a resolv.conf of 50 100-byte lines: the netstack's copy keeps the
 # first 40 (4000 bytes), never a line cut at 4096.
@@ -192,9 +192,6 @@ check "the one paravisor's death restarts the disk too, both in one new process 
 	sh -c "[ -n '$d_pid' ] && [ '$d_pid' = '$n_pid' ] && [ '$d_pid' != '$nic_new' ] && kill -0 '$d_pid' &&
 	[ '$exe' = '$WORK/paravisor-copy' ] &&
 	grep -q 'disk \"disk0\": its paravisor (pid $nic_new) killed by signal 9 (Killed); restarted it' '$WORK/svc'"
-r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:1"}')
-check "migrate is refused naming the NIC ($r)" \
-	sh -c "printf '%s' '$r' | grep -q 'migrate: NIC net0: served by the paravisor'"
 # A killed netstack (restart=on, the default) is started again with the
 # same --net, and the VM's paravisor moves to a new process (a servicing)
 # that is handed the socket to it: the hostfwd port is listened on again,
@@ -251,6 +248,62 @@ check "a netstack killed 6 times within 60 s is restarted 5 times, then the NIC 
 	printf '%s' '$st' | grep -q '\"netstack_pid\":-1,\"netstack_died\":\"(pid $ns) killed by signal 9 (Killed)\",\"netstack_restarts\":5' &&
 	kill -0 $pid"
 vmm_finish
+
+# --- 3a. A snapshot and a live migration of a VM whose disk and slirp NIC
+# the paravisor serves: the source's netstack hands libslirp's state (the
+# tiny guest's DHCP lease among it) over its control socket into the NIC's
+# saved state; a copy restore and the migration's destination each start
+# a paravisor and a netstack of their own (their own hostfwd ports, both
+# "hosts" being this one) and load it there; the heartbeat carries on.
+truncate -s 1M "$WORK/m.img"
+MIGPORT=${VMMD_PVNET_MIGPORT:-47690}
+mig_args="--memory 64M --stop-timeout 0 --disk path=$WORK/m.img,backend=paravisor"
+mig_net() { echo "slirp,hostfwd=tcp:127.0.0.1:$1-:80,backend=paravisor,mac=52:54:00:ab:cd:02"; }
+last_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
+# shellcheck disable=SC2086
+"$VMM" $mig_args --net "$(mig_net $((HOSTPORT + 1)))" --incoming "127.0.0.1:$MIGPORT" \
+	</dev/null >"$WORK/mig-dst" 2>&1 &
+mig_dst=$!
+wait_for "$WORK/mig-dst" "waiting for a migration" 20
+# shellcheck disable=SC2086
+vmm_start "$WORK/mig-src" $mig_args --net "$(mig_net "$HOSTPORT")" --kernel "$TINY" \
+	--cmdline "virtio=net heartbeat=5"
+wait_for "$WORK/mig-src" "tiny: virtio-net rx from 52:55:0a:00:02:02 type 0x0800 udp 67->68" 30
+wait_for "$WORK/mig-src" "tiny: heartbeat" 30
+r=$(ctl "{\"cmd\":\"snapshot\",\"path\":\"$WORK/mig-snap\"}")
+check "snapshot: the NIC's libslirp state comes from its netstack ($r)" sh -c \
+	"printf '%s' '$r' | grep -q '\"ok\":true' &&
+	grep -q 'netstack: info: NIC \"net0\": netstack: slirp state saved ([1-9][0-9]* bytes)' '$WORK/mig-src'"
+vmm_migrate "127.0.0.1:$MIGPORT" '' 60
+before=$(last_beat "$WORK/mig-src")
+wait_for "$WORK/mig-dst" "tiny: heartbeat" 20
+sleep 1
+after=$(last_beat "$WORK/mig-dst")
+dns=$(ns_pid "$WORK/mig-dst")
+dns_listens=no
+[ -n "$dns" ] && listens "$dns" $((HOSTPORT + 1)) && dns_listens=yes
+check "migrate: completes, the heartbeat goes on at the destination (${before:-none} -> ${after:-none}) ($st)" \
+	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"' &&
+	[ -n '$after' ] && [ '$after' -gt '${before:-0}' ] && ! grep -q 'tiny: virtio-net mac' '$WORK/mig-dst'"
+check "migrate: the destination's netstack (pid ${dns:-none}) loaded the source's slirp state and listens on its hostfwd port ($dns_listens)" \
+	sh -c "grep -q 'netstack: info: NIC \"net0\": netstack: slirp state loaded ([1-9][0-9]* bytes)' '$WORK/mig-dst' &&
+	[ $dns_listens = yes ] && grep -q 'paravisor: info: net0: queue 1 started' '$WORK/mig-dst'"
+vmm_finish
+kill -TERM "$mig_dst" 2>/dev/null
+wait "$mig_dst" 2>/dev/null
+# shellcheck disable=SC2086
+vmm_start "$WORK/mig-rest" $mig_args --net "$(mig_net $((HOSTPORT + 2)))" \
+	--restore "$WORK/mig-snap"
+wait_for "$WORK/mig-rest" "tiny: heartbeat" 20
+check "a copy restore of the snapshot loads the slirp state into its own netstack; the heartbeat goes on" \
+	sh -c "grep -q 'netstack: info: NIC \"net0\": netstack: slirp state loaded ([1-9][0-9]* bytes)' '$WORK/mig-rest' &&
+	grep -q 'tiny: heartbeat' '$WORK/mig-rest' && ! grep -q 'tiny: virtio-net mac' '$WORK/mig-rest'"
+vmm_finish
+RC=0
+for f in mig-src mig-dst mig-rest; do
+	check "$f: no sanitizer report, no sandbox kill" sh -c \
+		"! grep -qE 'AddressSanitizer|runtime error:|signal 31|Bad system call' '$WORK/$f'"
+done
 
 # --- 3b. A tap NIC served by the paravisor: vmm opens the tap and hands it
 # to each paravisor (the first, the serviced one, the restarted one), which

@@ -4,6 +4,7 @@
  * (virtio/vhost_user_front.c) on the other ends playing vmm and the test
  * playing the guest: rings in a memfd the process maps, real reads from
  * each disk's image, a real frame out of a NIC.  No KVM is needed. */
+#include "net/socket.h"
 #include "net/tap.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
@@ -796,6 +797,80 @@ static void test_paravisor_refuses_more_than_16_devices(void **state)
 	pv_refused(NULL, 0, args, "more than 16 devices in one paravisor");
 }
 
+/* --- the netstack's control socket --- */
+
+/* One control request; the answer's status, its state (if any) in out. */
+static int ns_ask(int ctl, uint32_t op, const void *in, size_t inlen, uint8_t *out, size_t *outlen)
+{
+	static uint8_t buf[sizeof(struct net_ctl_msg) + NET_CTL_STATE_MAX];
+	struct net_ctl_msg m = {.op = op}, a;
+	struct pollfd p = {.fd = ctl, .events = POLLIN};
+	ssize_t n;
+
+	assert_true(sizeof(m) + inlen <= sizeof(buf));
+	memcpy(buf, &m, sizeof(m));
+	if (inlen)
+		memcpy(buf + sizeof(m), in, inlen);
+	assert_int_equal(send(ctl, buf, sizeof(m) + inlen, 0), (ssize_t)(sizeof(m) + inlen));
+	assert_int_equal(poll(&p, 1, 10000), 1);
+	n = recv(ctl, buf, sizeof(buf), 0);
+	assert_true(n >= (ssize_t)sizeof(a));
+	memcpy(&a, buf, sizeof(a));
+	assert_int_equal(a.op, op);
+	if (out) {
+		*outlen = (size_t)n - sizeof(a);
+		memcpy(out, buf + sizeof(a), *outlen);
+	}
+	return a.status;
+}
+
+/* paravisor --netstack --control-fd: libslirp's state comes out and goes
+ * back in; a state it cannot read, an unknown request and a short message
+ * are each answered with an error, and the stack serves on (the next
+ * request is answered); it exits 0 once its frame socket's other end is
+ * closed, whatever the control socket does. */
+static void test_netstack_saves_and_loads_slirp_state_on_its_control_socket(void **state)
+{
+	const char *const args[] = {"--netstack", "--fd",  "3",		  "--control-fd",
+				    "4",	  "--net", "slirp,id=n0", NULL};
+	static uint8_t st[NET_CTL_STATE_MAX], again[NET_CTL_STATE_MAX];
+	const uint8_t junk[] = {4, 0, 0, 0, 'g', 'a', 'r', 'b', 'a', 'g', 'e'};
+	int frames[2], ctl[2], fds[2];
+	size_t len, len2;
+	char ready[64];
+	struct pv p;
+
+	(void)state;
+	pair(frames, SOCK_SEQPACKET);
+	pair(ctl, SOCK_SEQPACKET);
+	fds[0] = frames[1];
+	fds[1] = ctl[1];
+	pv_start(&p, fds, 2, args);
+	close(frames[1]);
+	close(ctl[1]);
+	assert_int_equal(recv(frames[0], ready, sizeof(ready), 0), strlen(NET_SOCKET_READY));
+
+	assert_int_equal(ns_ask(ctl[0], NET_CTL_SAVE, NULL, 0, st, &len), 0);
+	assert_true(len > 4); /* slirp's version, then its stream */
+	assert_int_equal(ns_ask(ctl[0], NET_CTL_LOAD, st, len, NULL, NULL), 0);
+	assert_int_equal(ns_ask(ctl[0], NET_CTL_LOAD, junk, sizeof(junk), NULL, NULL), -EINVAL);
+	assert_int_equal(ns_ask(ctl[0], 77, NULL, 0, NULL, NULL), -EOPNOTSUPP);
+	assert_int_equal(send(ctl[0], "x", 1, 0), 1);
+	assert_int_equal(recv(ctl[0], ready, sizeof(ready), 0),
+			 (ssize_t)sizeof(struct net_ctl_msg));
+	assert_int_equal(ns_ask(ctl[0], NET_CTL_SAVE, NULL, 0, again, &len2), 0);
+	assert_int_equal(len2, len);
+	pv_log_has(&p, "netstack: slirp state saved");
+	pv_log_has(&p, "netstack: slirp state loaded");
+	pv_log_has(&p, "control request 2 failed: Invalid argument");
+
+	close(ctl[0]); /* the stack runs on without it */
+	usleep(100000);
+	assert_true(pv_alive(&p));
+	close(frames[0]);
+	assert_int_equal(pv_exit(&p, 20), 0);
+}
+
 static int setup(void **state)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "%s/test_paravisor_main.XXXXXX",
@@ -830,6 +905,7 @@ int main(void)
 	    cmocka_unit_test(test_paravisor_refuses_two_devices_with_one_id),
 	    cmocka_unit_test(test_paravisor_refuses_socket_with_two_devices),
 	    cmocka_unit_test(test_paravisor_refuses_more_than_16_devices),
+	    cmocka_unit_test(test_netstack_saves_and_loads_slirp_state_on_its_control_socket),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
