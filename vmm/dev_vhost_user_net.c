@@ -56,6 +56,8 @@ int vhost_user_net__add(struct vm *vm, const char *id, const char *stack_opt, co
 	return vhost_user_net__add_desc(vm, &desc, id, restart, pci_id);
 }
 
+/* It migrates as vmm's own tap NIC does: the destination's vmm opens the
+ * tap by its name there and hands it to its paravisor. */
 int vhost_user_net__add_tap(struct vm *vm, const char *id, int tap_fd, const char *nic_opt,
 			    bool restart, const char **pci_id)
 {
@@ -63,9 +65,6 @@ int vhost_user_net__add_tap(struct vm *vm, const char *id, int tap_fd, const cha
 	    .opt_head = "tap,",
 	    .opt = nic_opt,
 	    .extra_fd = tap_fd,
-	    /* The destination would need the same tap handed to its
-	     * paravisor; nothing does that, nor has it been tested. */
-	    .migration_blocker = "a tap NIC served by the paravisor does not migrate yet",
 	};
 
 	return vhost_user_net__add_desc(vm, &desc, id, restart, pci_id);

@@ -83,6 +83,16 @@ vmm_finish() {
 	exec 8>&-
 }
 
+# IP2: iproute2's ip by its path; the lab's busybox sh runs its own applet
+# for a bare "ip", which has no netns and no tuntap.
+IP2=ip
+for _p in /usr/sbin/ip /sbin/ip /usr/bin/ip /bin/ip; do
+	if [ -x "$_p" ] && "$_p" -V 2>/dev/null | grep -q iproute2; then
+		IP2=$_p
+		break
+	fi
+done
+
 # vmm_migrate DEST EXTRA-JSON SECS: starts a live migration on the vmm at
 # $CTL_SOCK and waits up to SECS for it to end; $st is its last status.
 vmm_migrate() {

@@ -307,17 +307,21 @@ done
 
 # --- 3b. A tap NIC served by the paravisor: vmm opens the tap and hands it
 # to each paravisor (the first, the serviced one, the restarted one), which
-# alone reads and writes it.  The tap is made beforehand and up, so that the
-# tiny guest's one DISCOVER (sent at once) finds it so.
+# alone reads and writes it, and a live migration hands the guest to a vmm
+# on another tap.  The tap is made beforehand and up, so that the tiny
+# guest's one DISCOVER (sent at once) finds it so.
 TAPIF=vmmdpvtap0
 pv_holds_tap() {
 	for f in "/proc/$1/fd/"*; do [ "$(readlink "$f")" = /dev/net/tun ] && return 0; done 2>/dev/null
 	return 1
 }
-ip link del "$TAPIF" 2>/dev/null
-if { [ -e /dev/net/tun ] || modprobe tun 2>/dev/null; } &&
-	ip tuntap add dev "$TAPIF" mode tap vnet_hdr 2>/dev/null &&
-	ip link set "$TAPIF" up; then
+# mktap NAME: a tap with a vnet header, up (iproute2's ip: busybox's, the
+# lab's bare "ip", has no tuntap).
+mktap() {
+	"$IP2" link del "$1" 2>/dev/null
+	"$IP2" tuntap add dev "$1" mode tap vnet_hdr 2>/dev/null && "$IP2" link set "$1" up
+}
+if { [ -e /dev/net/tun ] || modprobe tun 2>/dev/null; } && mktap "$TAPIF" && mktap "${TAPIF}m"; then
 	rx0=$(cat "/sys/class/net/$TAPIF/statistics/rx_packets")
 	vmm_start "$WORK/tap" --kernel "$TINY" --cmdline "virtio=net heartbeat=5" \
 		--net "tap=$TAPIF,backend=paravisor,mac=52:54:00:ab:cd:01"
@@ -354,13 +358,29 @@ if { [ -e /dev/net/tun ] || modprobe tun 2>/dev/null; } &&
 		sh -c "[ -n '$trs' ] && [ '$trs' != '$tnew' ] && kill -0 '$trs' &&
 		printf '%s' '$st' | grep -q '\"restart\":true,\"restarts\":1' &&
 		for f in /proc/$trs/fd/*; do [ \"\$(readlink \"\$f\")\" = /dev/net/tun ] && exit 0; done; exit 1"
-	r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:1"}')
-	check "tap: migrate is refused naming the NIC ($r)" \
-		sh -c "printf '%s' '$r' | grep -q 'NIC net0: a tap NIC served by the paravisor does not migrate yet'"
+	# A live migration: the destination's vmm opens its own tap (another
+	# one here, both "hosts" being this one) and hands it to its paravisor.
+	"$VMM" --stop-timeout 0 --net "tap=${TAPIF}m,backend=paravisor,mac=52:54:00:ab:cd:01" \
+		--incoming "127.0.0.1:$((MIGPORT + 1))" </dev/null >"$WORK/tap-dst" 2>&1 &
+	tap_dst=$!
+	wait_for "$WORK/tap-dst" "waiting for a migration" 20
+	vmm_migrate "127.0.0.1:$((MIGPORT + 1))" '' 60
+	before=$(last_beat "$WORK/tap")
+	wait_for "$WORK/tap-dst" "tiny: heartbeat" 20
+	sleep 1
+	after=$(last_beat "$WORK/tap-dst")
+	dpv=$(pv_pid "$WORK/tap-dst")
+	check "tap: migrate completes, the heartbeat goes on at the destination (${before:-none} -> ${after:-none}), whose paravisor (pid ${dpv:-none}) holds its tap ($st)" \
+		sh -c "printf '%s' '$st' | grep -q '\"migration\":\"completed\"' &&
+		[ -n '$after' ] && [ '$after' -gt '${before:-0}' ] && ! grep -q 'tiny: virtio-net mac' '$WORK/tap-dst' &&
+		[ -n '$dpv' ] && for f in /proc/$dpv/fd/*; do [ \"\$(readlink \"\$f\")\" = /dev/net/tun ] && exit 0; done; exit 1"
+	kill -TERM "$tap_dst" 2>/dev/null
+	wait "$tap_dst" 2>/dev/null
 	vmm_finish
 	check "tap: vmm stops cleanly with its paravisor, no sandbox kill, no sanitizer report" \
-		sh -c "! kill -0 '$trs' 2>/dev/null && ! grep -qE 'AddressSanitizer|runtime error:|signal 31|Bad system call' '$WORK/tap'"
-	ip link del "$TAPIF" 2>/dev/null
+		sh -c "! kill -0 '$trs' 2>/dev/null && ! grep -qE 'AddressSanitizer|runtime error:|signal 31|Bad system call' '$WORK/tap' '$WORK/tap-dst'"
+	"$IP2" link del "$TAPIF" 2>/dev/null
+	"$IP2" link del "${TAPIF}m" 2>/dev/null
 else
 	skip "tap: no /dev/net/tun or cannot make $TAPIF"
 fi

@@ -28,15 +28,8 @@ certs good hosta hostb
 certs evil stranger
 
 # Two namespaces and a veth pair if this machine can; else the loopback.
-# iproute2's ip by its path: the lab's busybox sh runs its own applet for a
-# bare "ip", and that one has no netns.
-ip=ip
-for p in /usr/sbin/ip /sbin/ip /usr/bin/ip /bin/ip; do
-	if [ -x "$p" ] && "$p" -V 2>/dev/null | grep -q iproute2; then
-		ip=$p
-		break
-	fi
-done
+# iproute2's ip (lib.sh's IP2): busybox's has no netns.
+ip=$IP2
 ip() { "$ip" "$@"; }
 NSA="" NSB="" IPA=127.0.0.1 IPB=127.0.0.1
 if ip netns add vmmd-mig-a 2>/dev/null; then
