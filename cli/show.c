@@ -129,6 +129,33 @@ void show__vm(json_t *vm, FILE *out)
 		snprintf(buf, sizeof(buf), "%" PRId64, jint(vm, "status.pid"));
 		field(out, "pid:", buf);
 	}
+	json_array_foreach(json_object_get(jget(vm, "status"), "paravisor_devices"), i, d)
+	{
+		char line[1024];
+		int n;
+
+		/* e.g. "pid 812, restarts 1 (last: (pid 790) killed by signal 9 (Killed))" */
+		n = snprintf(line, sizeof(line), "pid %" PRId64 ", restarts %" PRId64 "%s",
+			     jint(d, "pid"), jint(d, "restarts"),
+			     json_is_true(json_object_get(d, "restart")) ? "" : " (restart off)");
+		if (*jstr(d, "last_death") && n > 0 && (size_t)n < sizeof(line))
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " (last: %s)",
+				      jstr(d, "last_death"));
+		if (*jstr(d, "failed") && n > 0 && (size_t)n < sizeof(line))
+			n += snprintf(line + n, sizeof(line) - (size_t)n, "; failed: %s",
+				      jstr(d, "failed"));
+		if (!strcmp(jstr(d, "kind"), "nic") && n > 0 && (size_t)n < sizeof(line)) {
+			if (jint(d, "netstack_pid"))
+				snprintf(line + n, sizeof(line) - (size_t)n,
+					 "; netstack pid %" PRId64 ", restarts %" PRId64,
+					 jint(d, "netstack_pid"), jint(d, "netstack_restarts"));
+			else if (*jstr(d, "netstack_died"))
+				snprintf(line + n, sizeof(line) - (size_t)n,
+					 "; netstack %s: cut off", jstr(d, "netstack_died"));
+		}
+		snprintf(buf2, sizeof(buf2), "paravisor %s:", jstr(d, "id"));
+		field(out, buf2, line);
+	}
 	fmt__time_ms(buf, sizeof(buf), jint(vm, "status.created_at_ms"));
 	field(out, "created:", buf);
 	if (jint(vm, "status.started_at_ms")) {

@@ -39,6 +39,18 @@ struct console;
 struct events;
 struct metrics;
 
+/* A paravisor-served device as the VM's vmm last reported it
+ * ({"cmd":"paravisor-status"}, daemon/pv_status.c). */
+struct vm_pv_dev {
+	char id[32], kind[8];
+	int pid, netstack_pid; /* 0: none */
+	bool restart;
+	unsigned int restarts, netstack_restarts;
+	char last_death[256], netstack_last_death[256], netstack_died[256];
+	char failed[512];
+};
+#define VM_PV_DEVS 16
+
 struct vm {
 	struct vm *next;
 	char id[DAEMON_ID_LEN];
@@ -55,6 +67,9 @@ struct vm {
 	unsigned int paravisor_uid; /* its paravisors' uid (persisted); 0: none yet */
 	char op_id[DAEMON_ID_LEN];
 	struct console *console;
+	/* Its paravisor devices, as last reported; nr_pv 0: none or no report. */
+	struct vm_pv_dev pv[VM_PV_DEVS];
+	unsigned int nr_pv;
 };
 
 struct op {
@@ -209,6 +224,11 @@ void worker__remove_files(struct daemon *d, const char *id);
 void registry__remove(struct daemon *d, struct vm *vm, const char *op_id, const char *why);
 /* Startup: re-attach to live workers or settle the state of dead ones. */
 void worker__reattach(struct daemon *d);
+
+/* daemon/pv_status.c */
+/* Asks each running or paused VM with paravisor devices for their status
+ * (d->lock not held; taken to read and update the registry). */
+void pv_status__poll(struct daemon *d);
 
 /* daemon/snapshot.c */
 /* Seconds vmm may take to write or load a snapshot of a VM this large. */

@@ -100,6 +100,7 @@ Vmmd__V1__Vm *registry__vm_message(const struct vm *vm)
 {
 	Vmmd__V1__Vm m = VMMD__V1__VM__INIT;
 	Vmmd__V1__VmStatus st = VMMD__V1__VM_STATUS__INIT;
+	Vmmd__V1__ParavisorDeviceStatus pv[VM_PV_DEVS], *pvp[VM_PV_DEVS];
 
 	m.id = (char *)vm->id;
 	m.spec = vm->spec;
@@ -112,6 +113,27 @@ Vmmd__V1__Vm *registry__vm_message(const struct vm *vm)
 	st.pid = vm->pid;
 	st.operation_id = (char *)vm->op_id;
 	st.paravisor_uid = vm->paravisor_uid;
+	for (unsigned int i = 0; i < vm->nr_pv; i++) {
+		const struct vm_pv_dev *p = &vm->pv[i];
+
+		vmmd__v1__paravisor_device_status__init(&pv[i]);
+		pv[i].id = (char *)p->id;
+		pv[i].kind = (char *)p->kind;
+		pv[i].pid = p->pid;
+		pv[i].restart = p->restart;
+		pv[i].restarts = p->restarts;
+		pv[i].last_death = (char *)p->last_death;
+		pv[i].failed = (char *)p->failed;
+		pv[i].netstack_pid = p->netstack_pid;
+		pv[i].netstack_restarts = p->netstack_restarts;
+		pv[i].netstack_last_death = (char *)p->netstack_last_death;
+		pv[i].netstack_died = (char *)p->netstack_died;
+		pvp[i] = &pv[i];
+		if (!st.paravisor_pid)
+			st.paravisor_pid = p->pid;
+	}
+	st.n_paravisor_devices = vm->nr_pv;
+	st.paravisor_devices = pvp;
 	return (Vmmd__V1__Vm *)msg__dup(&m.base);
 }
 

@@ -405,6 +405,7 @@ static void worker__exited(struct daemon *d, struct vm *vm, int code, int sig)
 	exit_info(d, vm, &code, msg, sizeof(msg));
 	vm->pid = 0;
 	vm->child = false;
+	vm->nr_pv = 0; /* its paravisors went with it */
 	pr_info("vm \"%s\": vmm (pid %d) exited: code %d signal %d %s", vm->spec->name, pid, code,
 		sig, msg);
 	if (sig)
@@ -472,6 +473,8 @@ static void *supervisor(void *arg)
 	struct daemon *d = arg;
 	struct probe probes[64];
 
+	unsigned int tick = 0;
+
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping) {
 		int np = 0;
@@ -522,6 +525,9 @@ static void *supervisor(void *arg)
 			}
 			pthread_mutex_unlock(&d->lock);
 		}
+		/* Every second: what serves each VM's paravisor devices now. */
+		if (++tick % 10 == 0)
+			pv_status__poll(d);
 		usleep(100 * 1000);
 		pthread_mutex_lock(&d->lock);
 	}

@@ -6,7 +6,9 @@
 # that fails, or one that refuses the device state (--test-fail-restore),
 # rolls back (the same paravisor serves on, the operation failed naming
 # why); ServiceFleet services every VM at most max_parallel at a
-# time and every guest's heartbeat carries on; /metrics and vmmctl say so.
+# time and every guest's heartbeat carries on; /metrics and vmmctl say so;
+# GetVm and vmmctl get report which process serves each device, and a
+# restart.
 . "$(dirname "$0")/lib.sh"
 VMMD="$VMMD_BUILDDIR/daemon/vmmd"
 VMMCTL="$VMMD_BUILDDIR/cli/vmmctl"
@@ -26,6 +28,18 @@ VPID=$!
 api_wait "$S"
 field() { printf '%s' "$R" | sed -n "s/.*\"$1\":\"*\([^\",}]*\).*/\1/p" | head -n 1; }
 alive() { [ -n "$1" ] && [ -d "/proc/$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = paravisor ]; }
+# reported VM PATTERN: GetVm's answer ($R) matches PATTERN within 5 s (vmmd
+# asks each vmm about its paravisor devices once a second).
+reported() {
+	_i=0
+	while [ $_i -lt 50 ]; do
+		api GET "/v1/vms/$1"
+		has_r "$2" && return 0
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	return 1
+}
 # paravisors: how many paravisor processes run now.
 paravisors() { for c in /proc/[0-9]*/comm; do cat "$c" 2>/dev/null; done | grep -c '^paravisor$'; }
 
@@ -64,6 +78,10 @@ check "ServiceVm succeeds, the device in its result" \
 	sh -c "printf '%s' '$R' | grep -q OPERATION_STATE_SUCCEEDED && printf '%s' '$R' | grep -q '\"devices\":\[{\"id\":\"disk0\"'"
 check "...a new paravisor serves (pid $old -> $new) and the old one is gone" \
 	sh -c "[ -n '$new' ] && [ '$new' != '$old' ] && ! [ -d /proc/$old ] && [ -d /proc/$new ]"
+reported vm1 "\"paravisor_pid\":$new,"
+check "GetVm reports the new paravisor: paravisor_pid and the disk's paravisor_devices entry ($R)" \
+	sh -c "printf '%s' '$R' | grep -q '\"paravisor_pid\":$new,' &&
+	printf '%s' '$R' | grep -q '\"paravisor_devices\":\[{\"id\":\"disk0\",\"kind\":\"disk\",\"pid\":$new,\"restart\":true}\]'"
 
 # 2. A binary that cannot serve: everything goes back.
 printf '#!/bin/sh\necho "broken paravisor: refusing to start" >&2\nexit 1\n' >"$WORK/broken"
@@ -153,6 +171,17 @@ check "ServiceVm of a VM whose NIC a paravisor serves succeeds, net0 in its resu
 	sh -c "printf '%s' '$R' | grep -q OPERATION_STATE_SUCCEEDED && printf '%s' '$R' | grep -q '\"devices\":\[{\"id\":\"net0\"'"
 check "...a new paravisor serves the NIC (pid $old -> $new); the netstack (pid ${ns:-?}) runs on" \
 	sh -c "[ -n '$new' ] && [ '$new' != '$old' ] && ! [ -d /proc/$old ] && [ -d /proc/$new ] && [ -n '$ns' ] && [ '$(netstack_of)' = '$ns' ]"
+# GetVm and vmmctl get say what serves the NIC, and a restart shows.
+kill -KILL "$new"
+reported vmnic "\"restarts\":1,\"last_death\":\"(pid $new) killed by signal 9 (Killed)\""
+rs=$(printf '%s' "$R" | sed -n 's/.*"paravisor_devices":\[{"id":"net0","kind":"nic","pid":\([0-9]*\),.*/\1/p')
+check "GetVm reports the NIC's restarted paravisor (pid $new -> ${rs:-none}) and its netstack (pid ${ns:-?}) ($R)" \
+	sh -c "[ -n '$rs' ] && [ '$rs' != '$new' ] && [ -d /proc/$rs ] &&
+	printf '%s' '$R' | grep -q '\"paravisor_pid\":$rs,' &&
+	printf '%s' '$R' | grep -q '{\"id\":\"net0\",\"kind\":\"nic\",\"pid\":$rs,\"restart\":true,\"restarts\":1,\"last_death\":\"(pid $new) killed by signal 9 (Killed)\",\"netstack_pid\":$ns}'"
+timeout -s KILL 30 "$VMMCTL" --socket "$S" get vmnic >"$WORK/show.out" 2>&1
+check "vmmctl get lists it: $(grep paravisor "$WORK/show.out")" \
+	grep -q "^paravisor net0: pid $rs, restarts 1 (last: (pid $new) killed by signal 9 (Killed)); netstack pid $ns, restarts 0" "$WORK/show.out"
 api POST /v1/vms/vmnic:stop '{"force":true}'
 wait_state vmnic VM_STATE_STOPPED 30
 
