@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "migration/page.h"
 #include "migration/live.h"
+#include "migration/snapshot_lazy.h"
 #include "migration/saved_state.h"
 #include "migration/stream.h"
 #include "vmm/control.h"
@@ -710,6 +711,10 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 				     SEND_MAX_CHANNELS);
 	if (vm->migration_blocker[0])
 		return control__fail("migrate: %s", vm->migration_blocker);
+	/* RAM is read through the memfd's extents: not while a lazy restore
+	 * still fills it. */
+	if (vm->ram_loader && snapshot_lazy__wait(vm->ram_loader))
+		return control__fail("migrate: the lazy restore's RAM did not load");
 	if (cert && (strlen(cert) >= sizeof(ls->cert) || strlen(key) >= sizeof(ls->key) ||
 		     strlen(ca) >= sizeof(ls->ca)))
 		return control__fail("migrate: a TLS file path is too long");

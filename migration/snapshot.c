@@ -10,7 +10,9 @@
 #include "common/log.h"
 #include "migration/saved_state.h"
 #include "migration/snapshot_file.h"
+#include "migration/snapshot_lazy.h"
 #include "vmm/control.h"
+#include "vmm/dev_vhost_user.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -68,6 +70,11 @@ static int snapshot__write(struct vm *vm, int dirfd, struct snapshot_result *res
 	uint8_t *buf = NULL;
 	int err;
 
+	/* The memfd's holes are not zeros while a lazy restore loads. */
+	if (vm->ram_loader && snapshot_lazy__wait(vm->ram_loader)) {
+		snprintf(why, wlen, "the lazy restore's RAM did not load");
+		return -EIO;
+	}
 	err = saved_state__collect(vm, &m, why, wlen);
 	if (!err)
 		err = snapshot_mem__write(dirfd, vm->ram, vm->ram_private ? -1 : vm->mem_fd,
@@ -133,12 +140,46 @@ control_command("snapshot", snapshot__control);
 
 /* --- restore --- */
 
+/* The one lazy restore's loader, kept for the process's life (as
+ * vm->ram_loader; here, where leak checkers see it held). */
+static struct snapshot_lazy *snapshot__loader;
+
+/* A lazy restore into shared RAM is loaded: the paravisors may start. */
+static void snapshot__loaded(void *opaque, uint64_t pages, int64_t ms)
+{
+	struct vm *vm = opaque;
+
+	pr_info("lazy restore: RAM loaded (%llu pages filled) %lld ms after the restore began; "
+		"the paravisor devices start",
+		(unsigned long long)pages, (long long)ms);
+	pv__hold(vm, false);
+}
+
+static void snapshot__load_failed(void *opaque, const char *why)
+{
+	vm__request_stop(opaque, VM_STOP_ERROR, "lazy restore: %s", why);
+}
+
 static int snapshot__load_memory(struct vm *vm, int dirfd, const Manifest *m, bool lazy,
 				 char *why, size_t wlen)
 {
 	struct mem_digest d;
 	int err;
 
+	if (lazy && vm->ram_shared) {
+		struct snapshot_lazy_ops ops = {
+		    .loaded = snapshot__loaded, .failed = snapshot__load_failed, .opaque = vm};
+
+		/* The paravisors wait for RAM: vCPUs and vmm's own devices
+		 * do not. */
+		pv__hold(vm, true);
+		err = snapshot_lazy__start(dirfd, vm->ram, vm->ram_size, vm->mem_fd, &ops,
+					   &snapshot__loader, why, wlen);
+		if (err)
+			pv__hold(vm, false);
+		vm->ram_loader = snapshot__loader;
+		return err;
+	}
 	if (lazy) {
 		err = snapshot_mem__map(dirfd, vm->ram, vm->ram_size, why, wlen);
 		vm->ram_private = !err;

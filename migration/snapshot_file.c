@@ -264,7 +264,7 @@ out:
 	return err;
 }
 
-static int snapshot_mem__open(int dirfd, uint64_t size, char *why, size_t wlen)
+int snapshot_mem__open(int dirfd, uint64_t size, char *why, size_t wlen)
 {
 	struct stat st;
 	int fd = openat(dirfd, SNAPSHOT_MEMORY, O_RDONLY | O_CLOEXEC);

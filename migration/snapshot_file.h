@@ -34,5 +34,8 @@ int snapshot_mem__read(int dirfd, uint8_t *ram, uint64_t size, struct mem_digest
 		       size_t wlen);
 /* Maps the memory file privately over ram: pages load on first touch. */
 int snapshot_mem__map(int dirfd, uint8_t *ram, uint64_t size, char *why, size_t wlen);
+/* The memory file, read-only, once its size is checked: an fd, or
+ * negative errno with why. */
+int snapshot_mem__open(int dirfd, uint64_t size, char *why, size_t wlen);
 
 #endif

@@ -56,6 +56,9 @@ struct vhost_user_front {
 	uint64_t log_size;
 	pthread_mutex_t lock;		/* the socket, running, refuser */
 	bool running;			/* the transport started us (and has not stopped us) */
+	/* vhost_user_front__hold: the transport's start waits (start_held)
+	 * until released, as the back-end may not touch guest RAM yet. */
+	bool held, start_held;
 	int dead;			/* atomic: nothing more is sent */
 	struct virtio_refuser *refuser; /* answering in the back-end's place */
 	/* INFLIGHT_SHMFD: the region the first back-end made, handed to every
@@ -526,6 +529,7 @@ static int front__stop_locked(struct vhost_user_front *f, char *why, size_t whyl
 {
 	int err;
 
+	f->start_held = false;
 	if (f->refuser) {
 		virtio_refuser__stop(f->refuser);
 		f->refuser = NULL;
@@ -640,12 +644,34 @@ static int front__start(struct virtio_device *vdev)
 	int err;
 
 	pthread_mutex_lock(&f->lock);
+	if (f->held) {
+		f->start_held = true;
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
 	err = front__start_locked(f, why, sizeof(why));
 	/* A refusal: the transport fails the device; say what was refused. */
 	if (err == -EIO || err == -EINVAL)
 		pr_err("%s: %s", vdev->id, why);
 	pthread_mutex_unlock(&f->lock);
 	return err;
+}
+
+void vhost_user_front__hold(struct virtio_device *vdev, bool hold)
+{
+	struct vhost_user_front *f = to_front(vdev);
+	char why[256];
+
+	pthread_mutex_lock(&f->lock);
+	f->held = hold;
+	if (!hold && f->start_held) {
+		f->start_held = false;
+		if (front__start_locked(f, why, sizeof(why)) && !f->running) {
+			pr_err("%s: %s", vdev->id, why);
+			front__broken(f, why);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
 }
 
 /* State the back-end does not hold, kept where the device's owner says. */

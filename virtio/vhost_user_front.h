@@ -69,6 +69,12 @@ struct virtio_device *vhost_user_front__alloc(const struct vhost_user_front_cfg 
 					      size_t whylen);
 int vhost_user_front__connect(struct virtio_device *vdev, int sock, char *why, size_t whylen);
 
+/* hold: the transport's start() is put off (the back-end gets neither
+ * the memory table nor the rings) until hold is false again, which then
+ * starts the device if the transport started it meanwhile (a failure
+ * fails the device).  For a back-end that may not touch guest RAM yet. */
+void vhost_user_front__hold(struct virtio_device *vdev, bool hold);
+
 /* The back-end is gone (its process exited): fails the device with why,
  * sends nothing more and answers the rings with errors.  Callable from any
  * thread. */

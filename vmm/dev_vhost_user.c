@@ -585,24 +585,31 @@ static void pv_dev__stop_netstack(struct pv_dev *d)
 	d->has_netstack = false;
 }
 
-/* A lazy restore maps the snapshot privately over guest RAM, so the memfd
- * the paravisor maps would not hold the guest's memory; an incoming
- * migration needs a device that migrates. */
+/* An incoming migration needs a device that migrates. */
 static int pv_dev__check_vm(struct vm *vm, const struct pv_dev_desc *desc)
 {
-	if (vm->cfg->restore_dir && vm->cfg->restore_lazy) {
-		pr_err("%s \"%s\": backend=paravisor cannot be used with --restore-mode lazy "
-		       "yet (the paravisor maps the RAM memfd, which a lazy restore does not "
-		       "fill; use --restore-mode copy)",
-		       desc->noun, desc->fc.id);
-		return -EINVAL;
-	}
 	if (vm->cfg->incoming && desc->migration_blocker) {
 		pr_err("%s \"%s\": backend=paravisor cannot be used with --incoming yet (%s)",
 		       desc->noun, desc->fc.id, desc->migration_blocker);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+void pv__hold(struct vm *vm, bool hold)
+{
+	struct virtio_device *vdevs[PV_MAX_DEVS];
+	unsigned int n = 0;
+
+	pv__lock();
+	for (struct pv_dev *d = pv_devs; d; d = d->next)
+		if (d->vm == vm && d->vdev && n < PV_MAX_DEVS)
+			vdevs[n++] = d->vdev;
+	pv__unlock();
+	/* Out of the lock: a release starts the devices, which talks to the
+	 * paravisor. */
+	for (unsigned int i = 0; i < n; i++)
+		vhost_user_front__hold(vdevs[i], hold);
 }
 
 static void pv_dev__keep(struct pv_dev *d)
@@ -644,6 +651,7 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 		goto out_close;
 	}
 	d->vm = vm;
+	vm->ram_shared = true; /* the paravisor maps the memfd */
 	d->extra_fd = desc->extra_fd;
 	d->netstack_ctl = -1;
 	pthread_mutex_init(&d->netstack_ctl_lock, NULL);

@@ -107,6 +107,10 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id);
 
 /* Everything here (devices, hosts) is under this lock: the event loop
  * (deaths, servicing, restarts, status) and teardown (release). */
+/* hold: the VM's paravisor devices start only once released (their
+ * paravisors get neither guest RAM nor rings meanwhile): a lazy restore
+ * holds them until RAM is loaded. */
+void pv__hold(struct vm *vm, bool hold);
 void pv__lock(void);
 void pv__unlock(void);
 /* CLOCK_MONOTONIC in ms: when restarts happened, how long servicing took. */

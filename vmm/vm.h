@@ -28,6 +28,8 @@ struct state_section {
 	void *opaque;
 };
 
+struct snapshot_lazy;
+
 struct vm {
 	struct vm_config *cfg;
 	int kvm_fd;
@@ -59,6 +61,14 @@ struct vm {
 	 * own writes since.  Whoever looks for data (snapshot, migration) must
 	 * scan RAM itself rather than the memfd's extents. */
 	bool ram_private;
+	/* Another process maps mem_fd (a paravisor): RAM must stay in it, so
+	 * a lazy restore goes through userfaultfd (migration/snapshot_lazy.c)
+	 * rather than a private mapping. */
+	bool ram_shared;
+	/* Such a lazy restore (NULL if RAM was not restored so): whoever
+	 * reads RAM through mem_fd (a snapshot, a migration) waits until it
+	 * has loaded, as the memfd's holes are not the guest's zeros before. */
+	struct snapshot_lazy *ram_loader;
 
 	/* Set by a device that a live migration cannot yet carry along: why
 	 * it is refused ("" when it is fine). */

@@ -21,9 +21,6 @@ expect_refused "a missing --paravisor binary is named with the disk" \
 expect_refused "a --paravisor that is not executable is refused" 'not an executable file' \
 	--kernel "$TINY" --disk "path=$WORK/disk.img,backend=paravisor" \
 	--paravisor "$WORK/disk.img"
-expect_refused "backend=paravisor with a lazy restore is refused" \
-	'backend=paravisor cannot be used with --restore-mode lazy' --restore "$WORK" \
-	--restore-mode lazy --disk "path=$WORK/disk.img,backend=paravisor"
 # vmm opens the image (every paravisor of the disk is handed it).
 expect_refused "a missing image of a paravisor disk is named with the disk" \
 	"disk \"data\": cannot open $WORK/no-such.img: No such file or directory" \

@@ -9,7 +9,8 @@
 # paravisor-restart.sh has restarts) vmm names the failed device and why,
 # keeps running, the guest's
 # heartbeat goes on and its reads of that disk fail with an I/O error.  A snapshot of a running guest restores onto a
-# new paravisor: the guest carries on where it was, and its disk with it.
+# new paravisor, copied and lazily: the guest carries on where it was, and
+# its disk with it.
 . "$(dirname "$0")/lib.sh"
 
 PARAVISOR="$VMMD_BUILDDIR/paravisor/paravisor"
@@ -132,18 +133,30 @@ result "saving stopped the paravisor's queue and started it again" s-orig 0 \
 	"paravisor: info: data: queue 0 stopped at avail index [1-9]"
 check "the original's paravisor is gone with its vmm" sh -c "[ -n '$pv' ] && ! kill -0 '$pv' 2>/dev/null"
 
-# shellcheck disable=SC2086
-vmm_start "$WORK/s-rest" $machine --restore "$snap"
-wait_for "$WORK/s-rest" "TICK" 60
-type_in 'echo "AFTER""ID $(cat /proc/sys/kernel/random/boot_id)"'
-type_in 'echo "DISK""READ $(dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 15)"'
-type_in 'echo after-restore | dd of=/dev/vda bs=512 seek=1 oflag=direct 2>/dev/null; echo "WRITE""DONE"'
-wait_for "$WORK/s-rest" "DISKREAD" 60
-wait_for "$WORK/s-rest" "WRITEDONE" 60
-sleep 2
-first=$(sed -n 's/.*TICK \([0-9]*\).*/\1/p' "$WORK/s-rest" | tr -d '\r' | head -n 1)
-now=$(field "$WORK/s-rest" TICK)
-after=$(field "$WORK/s-rest" AFTERID)
+# restore_run NAME SECTOR [ARGS]: vmm --restore $snap ARGS (serial in
+# $WORK/NAME); the guest prints its boot_id (AFTERID) and sector 0 (DISKREAD)
+# and writes "after-NAME" to SECTOR; sets first and now (its counter) and
+# after (the boot_id).
+restore_run() {
+	_n=$1 _seek=$2
+	shift 2
+	# shellcheck disable=SC2086
+	vmm_start "$WORK/$_n" $machine --restore "$snap" "$@"
+	wait_for "$WORK/$_n" "TICK" 60
+	type_in 'echo "AFTER""ID $(cat /proc/sys/kernel/random/boot_id)"'
+	type_in 'echo "DISK""READ $(dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 15)"'
+	type_in "echo after-$_n | dd of=/dev/vda bs=512 seek=$_seek oflag=direct 2>/dev/null; echo \"WRITE\"\"DONE\""
+	wait_for "$WORK/$_n" "DISKREAD" 60
+	wait_for "$WORK/$_n" "WRITEDONE" 60
+	sleep 2
+	first=$(sed -n 's/.*TICK \([0-9]*\).*/\1/p' "$WORK/$_n" | tr -d '\r' | head -n 1)
+	now=$(field "$WORK/$_n" TICK)
+	after=$(field "$WORK/$_n" AFTERID)
+}
+# written NAME SECTOR: the image holds "after-NAME" there.
+written() { dd if="$img3" bs=512 skip="$2" count=1 2>/dev/null | head -c ${#1} | grep -q "$1"; }
+
+restore_run s-rest 1
 check "restore: the same boot (boot_id ${boot_id:-none}, after: ${after:-none})" \
 	[ -n "$boot_id" -a "$after" = "$boot_id" ]
 check "restore: the guest's counter goes on (${last:-?} before, ${first:-?}..${now:-?} after)" \
@@ -155,8 +168,23 @@ result "restore: the new paravisor resumes the queue at the saved index" s-rest 
 grep -E 'paravisor: info: data: queue|restored' "$WORK/s-rest" | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
 vmm_finish
 RC=0
-check "restore: the guest's write after restore is in the image" \
-	sh -c "dd if='$img3' bs=512 skip=1 count=1 2>/dev/null | head -c 13 | grep -q after-restore"
+check "restore: the guest's write after restore is in the image" written after-s-rest 1
 check "restore: no sanitizer report" sanitizer_clean "$WORK/s-rest"
+
+# The same snapshot restored lazily: RAM stays the memfd the paravisor maps,
+# filled through userfaultfd as the guest touches it (and in order
+# meanwhile); the paravisor gets RAM and the rings once all of it is in.
+restore_run s-lazy 2 --restore-mode lazy
+check "lazy restore: the same boot (boot_id ${boot_id:-none}, after: ${after:-none}), the counter goes on (${last:-?} before, ${first:-?}..${now:-?} after)" \
+	[ -n "$boot_id" -a "$after" = "$boot_id" -a "${first:-0}" -ge "${last:-99999}" -a "${now:-0}" -gt "${first:-0}" ]
+result "lazy restore: RAM loads through userfaultfd, then the paravisor starts and reads what the guest wrote before" \
+	s-lazy 0 "restored .* (lazy mode" \
+	"lazy restore: RAM loaded ([0-9]* pages filled) [0-9]* ms after the restore began; the paravisor devices start" \
+	"paravisor: info: data: queue 0 started: size [0-9]*, avail index [1-9]" "DISKREAD before-snapshot"
+grep -E 'lazy restore|restored' "$WORK/s-lazy" | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
+vmm_finish
+RC=0
+check "lazy restore: the guest's write is in the image" written after-s-lazy 2
+check "lazy restore: no sanitizer report" sanitizer_clean "$WORK/s-lazy"
 
 tap_plan

@@ -2,7 +2,8 @@
 # Snapshot and restore of the tiny guest through vmm's control socket and
 # vmm --restore: the guest carries on where it was (its heartbeat counter
 # keeps counting, no second boot, its memory pattern verifies) with RAM
-# copied in or mapped lazily; a corrupt or mismatched snapshot is refused
+# copied in or mapped lazily (with a paravisor disk: loaded through
+# userfaultfd); a corrupt or mismatched snapshot is refused
 # with the reason and nothing runs.
 . "$(dirname "$0")/lib.sh"
 snap=$WORK/snap
@@ -81,6 +82,39 @@ printf 'v' >&8
 wait_for "$WORK/cp2" "tiny: verify" 20
 check "...and that snapshot restores with the pattern intact" has "$WORK/cp2" "tiny: verify ok"
 vmm_finish
+
+# 2c. A VM with a paravisor disk: the paravisor maps the RAM memfd, so the
+# lazy restore fills that memfd through userfaultfd (vCPU faults through
+# KVM first) and starts the paravisor's device once RAM is in; a snapshot
+# of the restored VM waits for that and holds all of RAM.
+truncate -s 1M "$WORK/pv.img"
+pvargs="--disk path=$WORK/pv.img,backend=paravisor"
+# shellcheck disable=SC2086
+start "$WORK/pvo" --kernel "$TINY" --cmdline "heartbeat=14 pattern=77 dirty_size=32" $pvargs
+wait_for "$WORK/pvo" "tiny: pattern 77 sum" 20
+wait_for "$WORK/pvo" "tiny: heartbeat 32768" 30
+r=$(ctl "{\"cmd\":\"snapshot\",\"path\":\"$WORK/pvsnap\",\"resume\":false}")
+saved=$(last_beat "$WORK/pvo")
+check "paravisor disk: snapshot ($r)" sh -c "printf '%s' '$r' | grep -q '\"ok\":true'"
+vmm_finish
+# shellcheck disable=SC2086
+start "$WORK/pvl" --restore "$WORK/pvsnap" --restore-mode lazy $pvargs
+wait_for "$WORK/pvl" "tiny: heartbeat" 20
+wait_for "$WORK/pvl" "lazy restore: RAM loaded" 20
+first=$(sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$WORK/pvl" | head -n 1)
+printf 'v' >&8
+wait_for "$WORK/pvl" "tiny: verify" 20
+r=$(ctl "{\"cmd\":\"snapshot\",\"path\":\"$WORK/pvsnap2\"}")
+pages=$(printf '%s' "$r" | sed -n 's/.*"memory_pages":\([0-9]*\).*/\1/p')
+RC=0
+result "paravisor disk, lazy restore: RAM through userfaultfd, the heartbeat goes on ($saved, then $first), the pattern holds, the paravisor starts after" \
+	pvl 0 "lazy restore: RAM loaded ([0-9]* pages filled) [0-9]* ms after the restore began; the paravisor devices start" \
+	"restored .* (lazy" "tiny: verify ok"
+check "...and a snapshot of it holds all its RAM (${pages:-?} pages; the pattern alone is 8192)" \
+	sh -c "[ '${first:-0}' -gt '$saved' ] && ! grep -q 'tiny: hello' '$WORK/pvl' && [ '${pages:-0}' -ge 8192 ]"
+vmm_finish
+RC=0
+check "paravisor disk, lazy restore: no sanitizer report" sanitizer_clean "$WORK/pvl"
 
 # 3. Refusals: vmm exits 2 naming the problem, and no vCPU runs.
 refuse() { # refuse NAME DIR PATTERN [ARGS...]
