@@ -709,8 +709,6 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 		return control__fail("migrate: downtime_limit_ms must be 1..600000, max_rounds "
 				     "1..1000, bandwidth_limit >= 0, connections 1..%d",
 				     SEND_MAX_CHANNELS);
-	if (vm->migration_blocker[0])
-		return control__fail("migrate: %s", vm->migration_blocker);
 	/* RAM is read through the memfd's extents: not while a lazy restore
 	 * still fills it. */
 	if (vm->ram_loader && snapshot_lazy__wait(vm->ram_loader))

@@ -585,17 +585,6 @@ static void pv_dev__stop_netstack(struct pv_dev *d)
 	d->has_netstack = false;
 }
 
-/* An incoming migration needs a device that migrates. */
-static int pv_dev__check_vm(struct vm *vm, const struct pv_dev_desc *desc)
-{
-	if (vm->cfg->incoming && desc->migration_blocker) {
-		pr_err("%s \"%s\": backend=paravisor cannot be used with --incoming yet (%s)",
-		       desc->noun, desc->fc.id, desc->migration_blocker);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 void pv__hold(struct vm *vm, bool hold)
 {
 	struct virtio_device *vdevs[PV_MAX_DEVS];
@@ -637,14 +626,12 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 	char why[512];
 	int err;
 
-	err = pv_dev__check_vm(vm, desc);
-	if (!err && pv_dev__count(vm) >= PV_MAX_DEVS) {
+	if (pv_dev__count(vm) >= PV_MAX_DEVS) {
 		pr_err("%s \"%s\": more than %d devices with backend=paravisor in one VM",
 		       desc->noun, desc->fc.id, PV_MAX_DEVS);
 		err = -E2BIG;
-	}
-	if (err)
 		goto out_close;
+	}
 	d = calloc(1, sizeof(*d));
 	if (!d) {
 		err = -ENOMEM;
@@ -697,11 +684,8 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 		return err;
 	}
 	*id = vdev->id;
-	if (desc->migration_blocker) {
-		snprintf(vm->migration_blocker, sizeof(vm->migration_blocker), "%s %s: %s", d->noun,
-			 d->id, desc->migration_blocker);
-		return 0;
-	}
+	/* Every paravisor device migrates: what it writes to guest RAM is in
+	 * vhost-user's dirty log. */
 	err = vhost_log__register(vm, vdev);
 	if (err)
 		pr_err("%s \"%s\": %s", d->noun, d->id, strerror(-err));

@@ -85,9 +85,6 @@ struct pv_dev_desc {
 	/* Non-NULL: start `paravisor --netstack --net netstack_opt` first; the
 	 * socket to it becomes extra_fd (then -1 here). */
 	const char *netstack_opt;
-	/* Why a live migration must be refused; NULL: the device migrates
-	 * (what its paravisor writes to guest RAM is in vmm/vhost_log.c's log). */
-	const char *migration_blocker;
 	/* id, type, device_id, config_size, queue_size, nr_queues, refuse;
 	 * the rest is filled in here. */
 	struct vhost_user_front_cfg fc;

@@ -70,10 +70,6 @@ struct vm {
 	 * has loaded, as the memfd's holes are not the guest's zeros before. */
 	struct snapshot_lazy *ram_loader;
 
-	/* Set by a device that a live migration cannot yet carry along: why
-	 * it is refused ("" when it is fine). */
-	char migration_blocker[192];
-
 	unsigned int nr_cpus;
 	struct vcpu **vcpus;
 
