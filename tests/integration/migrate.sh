@@ -10,8 +10,6 @@
 . "$(dirname "$0")/lib.sh"
 args="--memory 128M --cpus 2 --stop-timeout 0"
 port=47000
-last_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
-first_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | head -n 1; }
 says() { printf '%s\n' "$1" | grep -q -- "$2"; }
 field() { printf '%s\n' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 

@@ -259,7 +259,6 @@ truncate -s 1M "$WORK/m.img"
 MIGPORT=${VMMD_PVNET_MIGPORT:-47690}
 mig_args="--memory 64M --stop-timeout 0 --disk path=$WORK/m.img,backend=paravisor"
 mig_net() { echo "slirp,hostfwd=tcp:127.0.0.1:$1-:80,backend=paravisor,mac=52:54:00:ab:cd:02"; }
-last_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
 # shellcheck disable=SC2086
 "$VMM" $mig_args --net "$(mig_net $((HOSTPORT + 1)))" --incoming "127.0.0.1:$MIGPORT" \
 	</dev/null >"$WORK/mig-dst" 2>&1 &

@@ -10,7 +10,6 @@ snap=$WORK/snap
 args="--memory 128M --cpus 2 --stop-timeout 0"
 says() { printf '%s\n' "$1" | grep -q -- "$2"; }
 beats() { grep -c "tiny: heartbeat" "$1"; }
-last_beat() { sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
 # shellcheck disable=SC2086
 start() { _o=$1; shift; vmm_start "$_o" $args "$@"; }
 
@@ -38,7 +37,8 @@ vmm_finish
 for mode in copy lazy; do
 	start "$WORK/$mode" --restore "$snap" --restore-mode "$mode"
 	wait_for "$WORK/$mode" "tiny: heartbeat" 20
-	first=$(sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$WORK/$mode" | head -n 1)
+	sleep 1 # a whole line: the first may still be being written
+	first=$(first_beat "$WORK/$mode")
 	check "restore ($mode): the guest continues from heartbeat $saved (first after restore: $first)" \
 		sh -c "[ '${first:-0}' -gt '$saved' ] && ! grep -q 'tiny: hello' '$WORK/$mode'"
 	printf 'v' >&8
@@ -101,7 +101,7 @@ vmm_finish
 start "$WORK/pvl" --restore "$WORK/pvsnap" --restore-mode lazy $pvargs
 wait_for "$WORK/pvl" "tiny: heartbeat" 20
 wait_for "$WORK/pvl" "lazy restore: RAM loaded" 20
-first=$(sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' "$WORK/pvl" | head -n 1)
+first=$(first_beat "$WORK/pvl")
 printf 'v' >&8
 wait_for "$WORK/pvl" "tiny: verify" 20
 r=$(ctl "{\"cmd\":\"snapshot\",\"path\":\"$WORK/pvsnap2\"}")
