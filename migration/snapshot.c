@@ -143,11 +143,13 @@ control_command("snapshot", snapshot__control);
 /* The one lazy restore's loader, kept for the process's life (as
  * vm->ram_loader; here, where leak checkers see it held). */
 static struct snapshot_lazy *snapshot__loader;
+static int64_t snapshot__load_t0;
 
 /* A lazy restore into shared RAM is loaded: the paravisors may start. */
-static void snapshot__loaded(void *opaque, uint64_t pages, int64_t ms)
+static void snapshot__loaded(void *opaque, uint64_t pages)
 {
 	struct vm *vm = opaque;
+	int64_t ms = now_ms(CLOCK_MONOTONIC) - snapshot__load_t0;
 
 	pr_info("lazy restore: RAM loaded (%llu pages filled) %lld ms after the restore began; "
 		"the paravisor devices start",
@@ -173,6 +175,7 @@ static int snapshot__load_memory(struct vm *vm, int dirfd, const Manifest *m, bo
 		/* The paravisors wait for RAM: vCPUs and vmm's own devices
 		 * do not. */
 		pv__hold(vm, true);
+		snapshot__load_t0 = now_ms(CLOCK_MONOTONIC);
 		err = snapshot_lazy__start(dirfd, vm->ram, vm->ram_size, vm->mem_fd, &ops,
 					   &snapshot__loader, why, wlen);
 		if (err)

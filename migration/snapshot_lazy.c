@@ -31,7 +31,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PAGE	   4096u
@@ -50,16 +49,7 @@ struct snapshot_lazy {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
 	int done; /* 0 loading, 1 loaded, <0 failed */
-	int64_t t0;
 };
-
-static int64_t lazy__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* RAM at off gets len bytes of buf; pages already there are left alone
  * (something filled them first, and the guest may have written them). */
@@ -211,7 +201,7 @@ static void *lazy__thread(void *arg)
 		l->uffd = l->file_fd = -1;
 		free(l->buf);
 		l->buf = NULL;
-		l->ops.loaded(l->ops.opaque, l->pages, lazy__now_ms() - l->t0);
+		l->ops.loaded(l->ops.opaque, l->pages);
 		lazy__end(l, 1);
 	} else {
 		/* Touched pages stay missing: the VM stops, and nothing it
@@ -264,7 +254,6 @@ int snapshot_lazy__start(int dirfd, uint8_t *ram, uint64_t size, int mem_fd,
 	l->ram = ram;
 	l->size = size;
 	l->ops = *ops;
-	l->t0 = lazy__now_ms();
 	l->uffd = -1;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->done_cond, NULL);

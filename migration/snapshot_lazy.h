@@ -11,7 +11,7 @@ struct snapshot_lazy;
 
 struct snapshot_lazy_ops {
 	/* Every page of the file is in RAM (from the loader's thread). */
-	void (*loaded)(void *opaque, uint64_t pages, int64_t ms);
+	void (*loaded)(void *opaque, uint64_t pages);
 	/* The file could not be read: RAM is incomplete, and whatever touches
 	 * a missing page waits for good; the VM must stop (why says why). */
 	void (*failed)(void *opaque, const char *why);

@@ -181,6 +181,12 @@ result "lazy restore: RAM loads through userfaultfd, then the paravisor starts a
 	s-lazy 0 "restored .* (lazy mode" \
 	"lazy restore: RAM loaded ([0-9]* pages filled) [0-9]* ms after the restore began; the paravisor devices start" \
 	"paravisor: info: data: queue 0 started: size [0-9]*, avail index [1-9]" "DISKREAD before-snapshot"
+# The paravisor got RAM and the rings only after it was loaded: its queue
+# starts on a later line of the log than the loader's end.
+loaded_at=$(grep -n 'lazy restore: RAM loaded' "$WORK/s-lazy" | head -n 1 | cut -d: -f1)
+started_at=$(grep -n 'paravisor: info: data: queue 0 started' "$WORK/s-lazy" | head -n 1 | cut -d: -f1)
+check "lazy restore: the paravisor's queue started after RAM was loaded (log lines ${loaded_at:-none}, ${started_at:-none})" \
+	[ -n "$loaded_at" -a -n "$started_at" -a "${started_at:-0}" -gt "${loaded_at:-0}" ]
 grep -E 'lazy restore|restored' "$WORK/s-lazy" | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
 vmm_finish
 RC=0

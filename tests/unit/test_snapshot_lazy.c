@@ -35,11 +35,10 @@ struct fixture {
 	char why[512];
 };
 
-static void loaded(void *opaque, uint64_t pages, int64_t ms)
+static void loaded(void *opaque, uint64_t pages)
 {
 	struct fixture *f = opaque;
 
-	(void)ms;
 	f->pages = pages;
 	__atomic_store_n(&f->loaded, 1, __ATOMIC_RELEASE);
 }
