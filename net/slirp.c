@@ -40,6 +40,9 @@ struct net_slirp {
 	unsigned int bl_head, bl_count;
 	struct pollfd *fds; /* valid between poll_fill and poll_done */
 	int nfds, maxfds;
+	struct net_slirp_fwd fwd[NET_SLIRP_MAX_FWD]; /* to stop and start listening */
+	int nr_fwd;
+	bool listening;
 };
 
 static int64_t slirp_cb__clock_ns(void *opaque)
@@ -468,6 +471,42 @@ int net_slirp__parse_hostfwd(const char *str, struct net_slirp_fwd *fwd)
 	return 0;
 }
 
+int net_slirp__listen(struct net_backend *be, bool on, char *err, size_t errlen)
+{
+	struct net_slirp *s = (struct net_slirp *)be;
+	int i;
+
+	if (s->listening == on)
+		return 0;
+	if (!on) {
+		for (i = 0; i < s->nr_fwd; i++)
+			slirp_remove_hostfwd(s->slirp, s->fwd[i].udp, s->fwd[i].host_addr,
+					     s->fwd[i].host_port);
+		s->listening = false;
+		return 0;
+	}
+	for (i = 0; i < s->nr_fwd; i++) {
+		const struct net_slirp_fwd *f = &s->fwd[i];
+
+		errno = 0;
+		if (slirp_add_hostfwd(s->slirp, f->udp, f->host_addr, f->host_port, f->guest_addr,
+				      f->guest_port) < 0) {
+			char a[INET_ADDRSTRLEN];
+			int e = errno ? errno : EADDRINUSE;
+
+			inet_ntop(AF_INET, &f->host_addr, a, sizeof(a));
+			snprintf(err, errlen, "hostfwd: cannot listen on %s:%u: %s", a,
+				 f->host_port, strerror(e));
+			while (i--)
+				slirp_remove_hostfwd(s->slirp, s->fwd[i].udp, s->fwd[i].host_addr,
+						     s->fwd[i].host_port);
+			return -e;
+		}
+	}
+	s->listening = true;
+	return 0;
+}
+
 struct net_backend *net_slirp__new(const char *name, const struct net_slirp_fwd *fwd, int nr_fwd,
 				   char *err, size_t errlen)
 {
@@ -498,17 +537,14 @@ struct net_backend *net_slirp__new(const char *name, const struct net_slirp_fwd 
 		snprintf(err, errlen, "slirp_new failed");
 		goto fail;
 	}
-	for (int i = 0; i < nr_fwd; i++) {
-		if (slirp_add_hostfwd(s->slirp, fwd[i].udp, fwd[i].host_addr, fwd[i].host_port,
-				      fwd[i].guest_addr, fwd[i].guest_port) < 0) {
-			char a[INET_ADDRSTRLEN];
-
-			inet_ntop(AF_INET, &fwd[i].host_addr, a, sizeof(a));
-			snprintf(err, errlen, "hostfwd: cannot listen on %s:%u: %s", a,
-				 fwd[i].host_port, strerror(errno ? errno : EADDRINUSE));
-			goto fail;
-		}
+	if (nr_fwd < 0 || nr_fwd > NET_SLIRP_MAX_FWD) {
+		snprintf(err, errlen, "%d hostfwd rules (at most %d)", nr_fwd, NET_SLIRP_MAX_FWD);
+		goto fail;
 	}
+	memcpy(s->fwd, fwd, (size_t)nr_fwd * sizeof(*fwd));
+	s->nr_fwd = nr_fwd;
+	if (net_slirp__listen(&s->be, true, err, errlen))
+		goto fail;
 	return &s->be;
 fail:
 	slirp__free(&s->be);

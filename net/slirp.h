@@ -28,4 +28,9 @@ int net_slirp__parse_hostfwd(const char *s, struct net_slirp_fwd *fwd);
 struct net_backend *net_slirp__new(const char *name, const struct net_slirp_fwd *fwd, int nr_fwd,
 				   char *err, size_t errlen);
 
+/* Stops or starts listening on the hostfwd ports (connections already
+ * accepted go on): a netstack being replaced hands its ports to the new
+ * one.  0, or negative errno with err (nothing listens then). */
+int net_slirp__listen(struct net_backend *be, bool on, char *err, size_t errlen);
+
 #endif

@@ -22,7 +22,14 @@
  * negative errno, and what follows is the state (SAVE's answer, LOAD's
  * request), at most NET_CTL_STATE_MAX bytes.
  */
-enum { NET_CTL_SAVE = 1, NET_CTL_LOAD = 2 };
+/*
+ * DRAIN carries (SCM_RIGHTS) one end of a SOCK_SEQPACKET pair whose other
+ * end a new netstack got as --drain-fd: this one stops listening on the
+ * hostfwd ports and drains its connections into the new one
+ * (paravisor/netstack.c); UNDRAIN, when the new one did not take over,
+ * makes it listen again and forget the link.
+ */
+enum { NET_CTL_SAVE = 1, NET_CTL_LOAD = 2, NET_CTL_DRAIN = 3, NET_CTL_UNDRAIN = 4 };
 #define NET_CTL_STATE_MAX (64 * 1024)
 
 struct net_ctl_msg {

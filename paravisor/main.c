@@ -70,6 +70,7 @@ struct pv_cmdline {
 	const char *sock_path;
 	bool netstack;
 	const char *control_fd; /* --netstack's --control-fd */
+	const char *drain_fd;	/* --netstack's --drain-fd */
 	bool fail_restore, too_new;
 	const char *fail_ids[PARAVISOR_MAX_DEVICES]; /* --test-fail-restore-id */
 	unsigned int nr_fail_ids;
@@ -86,7 +87,7 @@ static void usage(FILE *f)
 		"usage: paravisor --fd N DEVICE [--fd N DEVICE]... [-v]\n"
 		"       paravisor --socket PATH DEVICE [-v]\n"
 		"       paravisor --netstack --fd N --net slirp[,hostfwd=RULE]...[,id=NAME]\n"
-		"                 [--control-fd M]\n"
+		"                 [--control-fd M] [--drain-fd D]\n"
 		"DEVICE is one of\n"
 		"  --disk path=FILE|fd=N[,readonly=on|off][,cache=none|writeback][,queues=N]"
 		"[,id=NAME]\n"
@@ -102,7 +103,10 @@ static void usage(FILE *f)
 		"frames go over descriptor M (SOCK_SEQPACKET) to a --netstack process,\n"
 		"which runs the slirp stack apart, so it outlives a servicing of the\n"
 		"paravisor; on its --control-fd M (SOCK_SEQPACKET) it saves and loads\n"
-		"libslirp's state.  With --net tap the NIC's frames go to the tap device open on\n"
+		"libslirp's state, and drains into a newer netstack (one started with\n"
+		"--drain-fd D, the other end of a SOCK_SEQPACKET pair): that one takes the\n"
+		"hostfwd ports and new connections, this one keeps its own to their end.  With "
+		"--net tap the NIC's frames go to the tap device open on\n"
 		"descriptor M (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR; vmm opens it), read only\n"
 		"while the NIC's rings run, so a servicing can hand it on.  A device's state "
 		"(vhost-user DEVICE_STATE) is format %d.\n"
@@ -199,13 +203,13 @@ static int main__accept(int lfd, const char *path)
 	return fd;
 }
 
-/* --netstack --fd N --net slirp,... [--control-fd M]: the NIC's stack,
+/* --netstack --fd N --net slirp,... [--control-fd M] [--drain-fd D]: the NIC's stack,
  * apart (netstack.c). */
-static int main__netstack(const char *fd_arg, const char *ctl_arg, const char *net,
-			  struct sandbox_opts *sb)
+static int main__netstack(const char *fd_arg, const char *ctl_arg, const char *drain_arg,
+			  const char *net, struct sandbox_opts *sb)
 {
 	struct netstack *ns;
-	int fd, ctl = -1, ret;
+	int fd, ctl = -1, drain = -1, ret;
 
 	if (!fd_arg || !net) {
 		pr_err("--netstack needs --fd N (its frame socket) and --net slirp,...");
@@ -220,11 +224,16 @@ static int main__netstack(const char *fd_arg, const char *ctl_arg, const char *n
 		if (ctl < 0)
 			return 2;
 	}
-	ns = netstack__open(fd, ctl, net);
+	if (drain_arg) {
+		drain = main__inherited_as("--drain-fd", drain_arg, SOCK_SEQPACKET);
+		if (drain < 0)
+			return 2;
+	}
+	ns = netstack__open(fd, ctl, drain, net);
 	if (!ns)
 		return 2;
 	sb->profile = SANDBOX_NET;
-	if (sandbox__enter(sb, (int[]){fd, ctl}, ctl < 0 ? 1 : 2) || netstack__ready(ns))
+	if (sandbox__enter(sb, (int[]){fd, ctl, drain}, 3) || netstack__ready(ns))
 		ret = 1;
 	else
 		ret = netstack__run(ns) ? 1 : 0;
@@ -307,6 +316,7 @@ static int main__parse(int argc, char **argv, struct pv_cmdline *c)
 	    {"net", required_argument, NULL, 'n'},
 	    {"netstack", no_argument, NULL, 'S'},
 	    {"control-fd", required_argument, NULL, 'C'},
+	    {"drain-fd", required_argument, NULL, 'D'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"test-fail-restore", no_argument, NULL, 'R'},
@@ -348,6 +358,7 @@ static int main__parse(int argc, char **argv, struct pv_cmdline *c)
 			break;
 		case 'S': c->netstack = true; break;
 		case 'C': c->control_fd = optarg; break;
+		case 'D': c->drain_fd = optarg; break;
 		case 'v': log__set_level(LOG_DEBUG); break;
 		case 'h': usage(stdout); return 1;
 		case 'R': c->fail_restore = true; break;
@@ -377,8 +388,10 @@ static int main__parse(int argc, char **argv, struct pv_cmdline *c)
 	}
 	if (main__pair(c, pending))
 		return 2;
-	if (c->control_fd && !c->netstack) {
-		pr_err("--control-fd %s: only a --netstack takes one", c->control_fd);
+	if ((c->control_fd || c->drain_fd) && !c->netstack) {
+		pr_err("--%s %s: only a --netstack takes one",
+		       c->control_fd ? "control-fd" : "drain-fd",
+		       c->control_fd ? c->control_fd : c->drain_fd);
 		return 2;
 	}
 	if (c->netstack) {
@@ -567,7 +580,7 @@ int main(int argc, char **argv)
 		goto out_free;
 	}
 	if (c->netstack) {
-		ret = main__netstack(c->nr ? c->dev[0].fd_arg : NULL, c->control_fd,
+		ret = main__netstack(c->nr ? c->dev[0].fd_arg : NULL, c->control_fd, c->drain_fd,
 				     c->nr ? c->dev[0].opt : NULL, &c->sb);
 		goto out_free;
 	}

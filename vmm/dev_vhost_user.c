@@ -145,8 +145,6 @@ struct pv_dev *pv_dev__next(struct vm *vm, struct pv_dev *prev)
 	}
 }
 
-static void pv_dev__stop_netstack(struct pv_dev *d);
-
 /* The model is being destroyed (its socket just closed): the process goes
  * with the VM's last device. */
 static void pv_dev__release(void *opaque)
@@ -168,6 +166,7 @@ static void pv_dev__release(void *opaque)
 		close(d->extra_fd);
 	d->extra_fd = -1;
 	pv_dev__stop_netstack(d);
+	pv_netstack__release(d);
 	pv__unlock();
 }
 
@@ -258,10 +257,6 @@ out_free:
 	return NULL;
 }
 
-static int pv_dev__start_netstack(struct pv_dev *d, const char *opt);
-static void pv_dev__close_netstack_ctl(struct pv_dev *d);
-static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque);
-
 int64_t pv__now_ms(void)
 {
 	struct timespec ts;
@@ -301,7 +296,7 @@ static int pv_dev__netstack_restart(struct pv_dev *d, char *why, size_t wlen)
 	if (d->extra_fd >= 0)
 		close(d->extra_fd);
 	d->extra_fd = -1;
-	err = pv_dev__start_netstack(d, d->netstack_opt);
+	err = pv_dev__start_netstack(d, NULL, -1);
 	if (err) {
 		snprintf(why, wlen, "a new netstack did not start (see above)");
 		return err;
@@ -325,7 +320,7 @@ static int pv_dev__netstack_restart(struct pv_dev *d, char *why, size_t wlen)
 /* The event loop: the netstack exited.  Its NAT is gone with it; the NIC's
  * paravisor notices the closed socket and drops what the guest sends, until
  * (restart=on) a new netstack and a new paravisor take over. */
-static void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque)
+void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque)
 {
 	struct pv_dev *d = opaque;
 	char how[128], why[1400];
@@ -387,18 +382,20 @@ static int pv_dev__netstack_ready(struct pv_dev *d)
 }
 
 /*
- * The NIC's slirp in a process of its own (paravisor/netstack.c), which no
- * servicing or restart replaces: its end of a SOCK_SEQPACKET pair is its
- * descriptor 3, ours becomes the device's extra_fd, handed to each
- * paravisor after the NIC's socket.
+ * The NIC's slirp in a process of its own (paravisor/netstack.c), which
+ * servicing replaces only when asked (vmm/paravisor_netstack.c): its end of
+ * a SOCK_SEQPACKET pair is its descriptor 3, ours becomes the device's
+ * extra_fd, handed to each paravisor after the NIC's socket.
  */
-static int pv_dev__start_netstack(struct pv_dev *d, const char *opt)
+int pv_dev__start_netstack(struct pv_dev *d, const char *path, int drain_fd)
 {
-	char why[512], uid[24], fdnum[8], ctlnum[8];
-	char *argv[14];
+	char why[512], uid[24], fdnum[8], ctlnum[8], drainnum[8];
+	const char *opt = d->netstack_opt;
+	char *argv[16];
 	int sv[2], cv[2], err, n = 0;
 
-	err = paravisor_proc__find(&d->netstack, d->vm->cfg->paravisor, why, sizeof(why));
+	err = paravisor_proc__find(&d->netstack, path ? path : d->vm->cfg->paravisor, why,
+				   sizeof(why));
 	if (err) {
 		pr_err("%s \"%s\": cannot start the paravisor: %s", d->noun, d->id, why);
 		return -EINVAL;
@@ -425,10 +422,15 @@ static int pv_dev__start_netstack(struct pv_dev *d, const char *opt)
 	argv[n++] = ctlnum;
 	argv[n++] = "--net";
 	argv[n++] = (char *)opt;
+	if (drain_fd >= 0) {
+		snprintf(drainnum, sizeof(drainnum), "%d", PARAVISOR_PROC_FD + 2);
+		argv[n++] = "--drain-fd";
+		argv[n++] = drainnum;
+	}
 	n = pv__common_args(d->vm, argv, n, uid, sizeof(uid));
 	argv[n] = NULL;
-	err = paravisor_proc__spawn_fds(&d->netstack, argv, (int[]){sv[1], cv[1]}, 2, why,
-					sizeof(why));
+	err = paravisor_proc__spawn_fds(&d->netstack, argv, (int[]){sv[1], cv[1], drain_fd},
+					drain_fd >= 0 ? 3 : 2, why, sizeof(why));
 	close(sv[1]);
 	close(cv[1]);
 	if (err) {
@@ -454,7 +456,7 @@ static int pv_dev__start_netstack(struct pv_dev *d, const char *opt)
 	return 0;
 }
 
-static void pv_dev__close_netstack_ctl(struct pv_dev *d)
+void pv_dev__close_netstack_ctl(struct pv_dev *d)
 {
 	pthread_mutex_lock(&d->netstack_ctl_lock);
 	if (d->netstack_ctl >= 0)
@@ -463,19 +465,17 @@ static void pv_dev__close_netstack_ctl(struct pv_dev *d)
 	pthread_mutex_unlock(&d->netstack_ctl_lock);
 }
 
-/*
- * One request to the netstack's control socket (net/socket.h), answered
- * within PV_NETSTACK_CTL_MS (it is asked while the guest is stopped for a
- * snapshot or a migration's last round).  0 and, for SAVE, its state in
- * *out (malloc'd); negative errno with why.
- */
-static int pv_dev__netstack_ask(struct pv_dev *d, uint32_t op, const uint8_t *in, size_t inlen,
-				uint8_t **out, size_t *outlen, char *why, size_t wlen)
+int pv_dev__netstack_ask(struct pv_dev *d, uint32_t op, const uint8_t *in, size_t inlen,
+			 int pass_fd, uint8_t **out, size_t *outlen, char *why, size_t wlen)
 {
 	struct net_ctl_msg req = {.op = op}, *ans;
 	struct iovec iov[2] = {{.iov_base = &req, .iov_len = sizeof(req)},
 			       {.iov_base = (void *)in, .iov_len = inlen}};
 	struct msghdr m = {.msg_iov = iov, .msg_iovlen = inlen ? 2 : 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cm;
 	struct pollfd p = {.events = POLLIN};
 	size_t cap = sizeof(*ans) + NET_CTL_STATE_MAX;
 	uint8_t *buf = malloc(cap);
@@ -494,6 +494,18 @@ static int pv_dev__netstack_ask(struct pv_dev *d, uint32_t op, const uint8_t *in
 	/* An answer that came after an earlier request gave up is stale. */
 	while (recv(p.fd, buf, cap, MSG_DONTWAIT) > 0)
 		;
+	if (pass_fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&cm, 0, sizeof(cm));
+		m.msg_control = cm.buf;
+		m.msg_controllen = sizeof(cm.buf);
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	}
 	if (sendmsg(p.fd, &m, MSG_NOSIGNAL) < 0) {
 		err = why__set(why, wlen, -errno, "cannot ask the netstack: %s", strerror(errno));
 		goto out;
@@ -547,7 +559,7 @@ static int pv_dev__netstack_save(void *opaque, uint8_t **buf, size_t *len)
 
 	*buf = NULL;
 	*len = 0;
-	if (pv_dev__netstack_ask(d, NET_CTL_SAVE, NULL, 0, buf, len, why, sizeof(why)))
+	if (pv_dev__netstack_ask(d, NET_CTL_SAVE, NULL, 0, -1, buf, len, why, sizeof(why)))
 		pr_warn("%s \"%s\": libslirp's state is not saved: %s", d->noun, d->id, why);
 	return 0;
 }
@@ -566,13 +578,13 @@ static int pv_dev__netstack_restore(void *opaque, const uint8_t *buf, size_t len
 		       d->noun, d->id, len, NET_CTL_STATE_MAX);
 		return -EFBIG;
 	}
-	err = pv_dev__netstack_ask(d, NET_CTL_LOAD, buf, len, NULL, NULL, why, sizeof(why));
+	err = pv_dev__netstack_ask(d, NET_CTL_LOAD, buf, len, -1, NULL, NULL, why, sizeof(why));
 	if (err)
 		pr_err("%s \"%s\": cannot restore libslirp's state: %s", d->noun, d->id, why);
 	return err;
 }
 
-static void pv_dev__stop_netstack(struct pv_dev *d)
+void pv_dev__stop_netstack(struct pv_dev *d)
 {
 	if (!d->has_netstack)
 		return;
@@ -658,7 +670,7 @@ int pv_dev__add(struct vm *vm, const struct pv_dev_desc *desc, const char **id)
 	d->fc.opaque = d;
 	if (desc->netstack_opt) {
 		snprintf(d->netstack_opt, sizeof(d->netstack_opt), "%s", desc->netstack_opt);
-		err = pv_dev__start_netstack(d, desc->netstack_opt);
+		err = pv_dev__start_netstack(d, NULL, -1);
 		if (err)
 			goto out_free;
 		d->fc.save = pv_dev__netstack_save;

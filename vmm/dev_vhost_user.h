@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct vm;
+struct pv_drain;
 
 /* At teardown or after servicing: time to exit on its own once its socket
  * closed. */
@@ -62,6 +63,9 @@ struct pv_dev {
 	unsigned int netstack_restarts;
 	int64_t netstack_restart_ms[PV_RESTART_BURST];
 	char netstack_last_death[256];
+	/* Netstacks servicing replaced that still carry connections (they
+	 * drain into the current one, vmm/paravisor_netstack.c). */
+	struct pv_drain *draining;
 	const char *noun; /* "disk", "NIC": for messages */
 	const char *flag; /* the paravisor's option for it: "--disk", "--net" */
 	const char *opt_head; /* that option's value: head, fd=N (extra_fd), opt */
@@ -148,5 +152,53 @@ void pv_host__restart(struct pv_host *h, pid_t pid, const char *how);
  * 0, or negative errno with why (the devices serve on from the old one).
  */
 int pv_service__respawn(struct vm *vm, char *why, size_t whylen);
+
+/* --- a NIC's netstack (dev_vhost_user.c), for paravisor_netstack.c --- */
+/* Starts d's netstack (path NULL: the VM's paravisor binary); drain_fd
+ * (-1: none) links it to the netstack it replaces.  0, or negative errno
+ * after a line. */
+int pv_dev__start_netstack(struct pv_dev *d, const char *path, int drain_fd);
+/* Unwatches, stops and reaps d's netstack, its control socket closed. */
+void pv_dev__stop_netstack(struct pv_dev *d);
+void pv_dev__close_netstack_ctl(struct pv_dev *d);
+/* The event loop's handler for the death of d's current netstack. */
+void pv_dev__netstack_exited(int fd, uint32_t events, void *opaque);
+/*
+ * One request to the netstack's control socket (net/socket.h), answered
+ * within PV_NETSTACK_CTL_MS (it is asked while the guest is stopped for a
+ * snapshot or a migration's last round); pass_fd (-1: none) goes with it.
+ * 0 and, for SAVE, its state in *out (malloc'd); negative errno with why.
+ */
+int pv_dev__netstack_ask(struct pv_dev *d, uint32_t op, const uint8_t *in, size_t inlen,
+			 int pass_fd, uint8_t **out, size_t *outlen, char *why, size_t wlen);
+
+/* --- servicing a NIC's netstack (paravisor_netstack.c) --- */
+/* What pv_netstack__replace set aside: the old netstack, until the NIC's
+ * paravisor has moved (commit) or not (undo). */
+struct pv_netstack_swap {
+	bool done; /* replaced: commit or undo it */
+	struct paravisor_proc old;
+	int old_ctl, old_extra_fd;
+	bool old_watched;
+	pid_t new_pid;
+};
+/*
+ * Starts a new netstack for d from path (NULL: the running binary) with
+ * libslirp's state of the running one, which stops listening on the
+ * hostfwd ports and is linked to the new one to drain its connections
+ * into it.  d's extra_fd is then the new one's socket, for the paravisor
+ * servicing starts next.  0, or negative errno with why (nothing changed).
+ */
+int pv_netstack__replace(struct pv_dev *d, const char *path, struct pv_netstack_swap *sw, char *why,
+			 size_t whylen);
+/* The NIC's paravisor moved: the old netstack drains (it exits once its
+ * last connection closed; paravisor-status lists it until then). */
+void pv_netstack__commit(struct pv_dev *d, struct pv_netstack_swap *sw);
+/* It did not: the new netstack is stopped, the old one listens again. */
+void pv_netstack__undo(struct pv_dev *d, struct pv_netstack_swap *sw);
+/* At the device's release: stops every draining netstack. */
+void pv_netstack__release(struct pv_dev *d);
+/* The pids of d's draining netstacks, at most max; their count. */
+unsigned int pv_netstack__draining(const struct pv_dev *d, int pids[], unsigned int max);
 
 #endif

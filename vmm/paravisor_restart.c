@@ -138,13 +138,20 @@ static json_t *restart__status(struct vm *vm, json_t *req)
 			      d->host ? (int)d->host->proc.pid : -1, "restart", d->restart,
 			      "restarts", (json_int_t)d->restarts, "last_death", d->last_death,
 			      "failed", d->failed);
-		if (d->has_netstack || *d->netstack_died)
+		if (d->has_netstack || *d->netstack_died) {
+			int pids[16];
+			unsigned int n = pv_netstack__draining(d, pids, 16);
+			json_t *drain = json_array();
+
+			for (unsigned int k = 0; k < n; k++)
+				json_array_append_new(drain, json_integer(pids[k]));
 			json_object_update_new(
-			    o, json_pack("{s:i, s:s, s:I, s:s}", "netstack_pid",
+			    o, json_pack("{s:i, s:s, s:I, s:s, s:o}", "netstack_pid",
 					 d->has_netstack ? (int)d->netstack.pid : -1,
 					 "netstack_died", d->netstack_died, "netstack_restarts",
 					 (json_int_t)d->netstack_restarts, "netstack_last_death",
-					 d->netstack_last_death));
+					 d->netstack_last_death, "netstack_draining", drain));
+		}
 		json_array_append_new(strcmp(d->noun, "NIC") ? disks : nics, o);
 	}
 	pv__unlock();

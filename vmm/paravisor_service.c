@@ -22,6 +22,11 @@
  * connections kept open for that; the new process is stopped.  The
  * servicing fails with the reason and the VM runs on the old paravisor.
  *
+ * With "netstack":true each slirp NIC's netstack is replaced too, before
+ * the paravisor (so the new paravisor gets the new netstack's socket): the
+ * old one drains its connections into the new one (paravisor_netstack.c);
+ * if the paravisor's servicing fails, the old netstack serves on.
+ *
  * The command runs on the VM's event loop thread and blocks it for the
  * servicing: the vCPUs run on (only each device's I/O waits, between the
  * two rings), and the loop is also what watches the paravisors' pidfds, so
@@ -134,8 +139,8 @@ static json_t *service__fail(const char *msg, bool rolled_back)
 	return json_pack("{s:b, s:s, s:b}", "ok", 0, "error", msg, "rolled_back", rolled_back);
 }
 
-static json_t *service__run(struct vm *vm, const char *path, unsigned int timeout_ms,
-			    struct pv_dev *const devs[], unsigned int nr)
+static json_t *service__switch(struct vm *vm, const char *path, unsigned int timeout_ms,
+			       struct pv_dev *const devs[], unsigned int nr)
 {
 	struct virtio_device *next[PV_MAX_DEVS];
 	struct service_result res[PV_MAX_DEVS];
@@ -247,6 +252,71 @@ static json_t *service__run(struct vm *vm, const char *path, unsigned int timeou
 			 (json_int_t)(pv__now_ms() - t0), "devices", devices);
 }
 
+/* Adds each replaced netstack's pids to its NIC's entry of the result. */
+static void service__report_netstacks(json_t *r, struct pv_dev *const devs[], unsigned int nr,
+				      const struct pv_netstack_swap sw[])
+{
+	json_t *devices = json_object_get(r, "devices"), *o;
+	size_t k;
+
+	json_array_foreach(devices, k, o)
+	{
+		const char *id = json_string_value(json_object_get(o, "id"));
+
+		for (unsigned int i = 0; id && i < nr; i++)
+			if (sw[i].new_pid && !strcmp(devs[i]->id, id))
+				json_object_update_new(
+				    o,
+				    json_pack("{s:i, s:i}", "netstack_old_pid", (int)sw[i].old.pid,
+					      "netstack_new_pid", (int)sw[i].new_pid));
+	}
+}
+
+static json_t *service__run(struct vm *vm, const char *path, unsigned int timeout_ms,
+			    struct pv_dev *const devs[], unsigned int nr, bool netstack)
+{
+	struct pv_netstack_swap sw[PV_MAX_DEVS];
+	pid_t old_pid = devs[0]->host ? devs[0]->host->proc.pid : -1;
+	char why[1024];
+	json_t *r;
+	unsigned int i;
+	bool ok;
+
+	memset(sw, 0, sizeof(sw));
+	for (i = 0; netstack && i < nr; i++) {
+		if (!devs[i]->has_netstack)
+			continue;
+		if (pv_netstack__replace(devs[i], path, &sw[i], why, sizeof(why))) {
+			while (i--)
+				pv_netstack__undo(devs[i], &sw[i]);
+			snprintf(why + strlen(why), sizeof(why) - strlen(why),
+				 "; rolled back to the running paravisor (pid %d) and netstack(s)",
+				 (int)old_pid);
+			return service__fail(why, true);
+		}
+	}
+	r = service__switch(vm, path, timeout_ms, devs, nr);
+	ok = json_is_true(json_object_get(r, "ok"));
+	/* A NIC on the new paravisor keeps the new netstack (it has its
+	 * socket); one back on the old paravisor, the old netstack. */
+	for (i = 0; i < nr; i++) {
+		if (!sw[i].done)
+			continue;
+		if (ok || (devs[i]->host && devs[i]->host->proc.pid != old_pid)) {
+			pr_info("%s \"%s\": netstack serviced: pid %d -> %d; the old one keeps its "
+				"connections until they close",
+				devs[i]->noun, devs[i]->id, (int)sw[i].old.pid, (int)sw[i].new_pid);
+			pv_netstack__commit(devs[i], &sw[i]);
+		} else {
+			pv_netstack__undo(devs[i], &sw[i]);
+			sw[i].new_pid = 0;
+		}
+	}
+	if (ok)
+		service__report_netstacks(r, devs, nr, sw);
+	return r;
+}
+
 int pv_service__respawn(struct vm *vm, char *why, size_t whylen)
 {
 	struct pv_dev *devs[PV_MAX_DEVS];
@@ -263,7 +333,7 @@ int pv_service__respawn(struct vm *vm, char *why, size_t whylen)
 		snprintf(why, whylen, "no device of this VM is served by a paravisor");
 		return -ENODEV;
 	}
-	r = service__run(vm, NULL, SERVICE_TIMEOUT_MS, devs, nr);
+	r = service__run(vm, NULL, SERVICE_TIMEOUT_MS, devs, nr, false);
 	ok = json_is_true(json_object_get(r, "ok"));
 	msg = json_string_value(json_object_get(r, "error"));
 	if (!ok)
@@ -278,12 +348,15 @@ static json_t *service__control(struct vm *vm, json_t *req)
 	json_int_t timeout_ms = SERVICE_TIMEOUT_MS;
 	struct pv_dev *devs[PV_MAX_DEVS];
 	unsigned int nr = 0;
+	int netstack = 0;
 	json_t *r;
 
-	if (json_unpack(req, "{s?s, s?I}", "paravisor", &path, "timeout_ms", &timeout_ms) ||
+	if (json_unpack(req, "{s?s, s?I, s?b}", "paravisor", &path, "timeout_ms", &timeout_ms,
+			"netstack", &netstack) ||
 	    (path && !*path) || timeout_ms <= 0 || timeout_ms > 600000)
-		return control__fail("service: optional \"paravisor\" (a path) and "
-				     "\"timeout_ms\" (1..600000)");
+		return control__fail("service: optional \"paravisor\" (a path), "
+				     "\"timeout_ms\" (1..600000) and \"netstack\" (true: "
+				     "replace slirp NICs' netstacks too)");
 	pv__lock();
 	/* A device that failed for good has no paravisor left to replace. */
 	for (struct pv_dev *d = pv_dev__next(vm, NULL); d && nr < PV_MAX_DEVS;
@@ -294,7 +367,7 @@ static json_t *service__control(struct vm *vm, json_t *req)
 		r = json_pack("{s:b, s:s, s:b}", "ok", 0, "error",
 			      "no device of this VM is served by a paravisor", "rolled_back", 0);
 	else
-		r = service__run(vm, path, (unsigned int)timeout_ms, devs, nr);
+		r = service__run(vm, path, (unsigned int)timeout_ms, devs, nr, netstack);
 	pv__unlock();
 	return r;
 }

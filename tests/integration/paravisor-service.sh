@@ -33,6 +33,18 @@ dev_num() { printf '%s' "$1" | sed -n "s/.*{\"id\":\"$2\"[^}]*\"$3\":\([0-9]*\).
 num() { dev_num "$1" data "$2"; }
 netstack_pid() { ctl '{"cmd":"paravisor-status"}' | sed -n 's/.*"netstack_pid":\([0-9]*\).*/\1/p'; }
 HOSTPORT=${VMMD_PVSVC_HOSTPORT:-18091}
+HOSTPORT2=${VMMD_PVSVC_HOSTPORT2:-18092}
+# A new host connection through the second hostfwd port: 1 when the
+# guest's hello server answered (retried: between two of its connections
+# nothing listens for a moment).
+hello() {
+	for _ in 1 2 3 4 5; do
+		h=$(timeout 10 busybox nc 127.0.0.1 "$HOSTPORT2" </dev/null 2>/dev/null | grep -c VMMD-HELLO)
+		[ "$h" = 1 ] && break
+		sleep 0.5
+	done
+	echo "${h:-0}"
+}
 # The guest's side of the TCP stream: DHCP from the netstack's slirp, then
 # an echo server on 8080 (nc's output fed back into its input), announced
 # once the port listens (/proc/net/tcp or tcp6: port 8080 in state 0A): the
@@ -47,6 +59,7 @@ ip link set eth0 up
 udhcpc -i eth0 -n -q -t 5 -s /tmp/dhcp.sh || echo VMMD-DHCP-FAILED
 mkfifo /tmp/echo
 nc -l -p 8080 </tmp/echo | cat >/tmp/echo &
+(while :; do echo VMMD-HELLO | nc -l -p 8081 >/dev/null; done) &
 i=0
 while ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q ":1F90 0*:0000 0A" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 echo VMMD-ECHO-LISTENING
@@ -99,7 +112,7 @@ img=$WORK/disk.img
 truncate -s 16M "$img"
 vmm_start "$WORK/run" --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD" --memory 256M \
 	--stop-timeout 0 --cmdline "$CMDLINE_BASE" --disk "path=$img,backend=paravisor,id=data" \
-	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080,backend=paravisor"
+	--net "slirp,hostfwd=tcp:127.0.0.1:$HOSTPORT-:8080,hostfwd=tcp:127.0.0.1:$HOSTPORT2-:8081,backend=paravisor"
 wait_for "$WORK/run" "VMMD-GUEST-READY" 300
 sleep 1
 type_in 'echo "BOOT""ID $(cat /proc/sys/kernel/random/boot_id) UP""TIME $(cut -d. -f1 /proc/uptime)"'
@@ -278,6 +291,38 @@ rollback "a paravisor that takes the disk but refuses the NIC's state" "$failnic
 check "the disk went back to the running paravisor with its rings" \
 	grep -q 'disk "data": back on the running paravisor (blackout [0-9]* us)' "$WORK/run"
 
+# --- 6. The NIC's netstack serviced too ("netstack":true): a new one takes
+# the hostfwd ports and new connections, the old one keeps the TCP stream
+# to its end (its frames through the new one), then exits.  First one
+# whose paravisor refuses the NIC's state: both roll back.
+h=$(hello)
+check "a new host connection through the second hostfwd port reaches the guest" [ "$h" = 1 ]
+r=$(ctl "{\"cmd\":\"service\",\"netstack\":true,\"paravisor\":\"$failnic\",\"timeout_ms\":5000}")
+diag "netstack servicing that fails: $r"
+h=$(hello)
+check "a netstack servicing whose paravisor refuses the NIC's state is rolled back; the netstack (pid $ns) serves on, its hostfwd ports listen again" \
+	sh -c "printf '%s' '$r' | grep -q '^{\"ok\":false,\"error\":\"NIC net0: .*; rolled back to the running paravisor (pid [0-9]*)\",\"rolled_back\":true}' &&
+		[ '$(netstack_pid)' = '$ns' ] && kill -0 $ns && [ '$h' = 1 ] &&
+		grep -q 'the running netstack (pid $ns) serves on, hostfwd ports included' '$WORK/run'"
+n0=$(grep -c TCPSEQ "$WORK/tcpecho")
+r=$(ctl "{\"cmd\":\"service\",\"netstack\":true,\"paravisor\":\"$NEXT\"}")
+diag "netstack servicing: $r"
+nsold=$(dev_num "$r" net0 netstack_old_pid)
+nsnew=$(dev_num "$r" net0 netstack_new_pid)
+check "serviced with its netstack: pid ${nsold:-?} -> ${nsnew:-?}, the new one paravisor-next, the old one still running (draining)" \
+	sh -c "printf '%s' '$r' | grep -q '^{\"ok\":true' && [ '$nsold' = '$ns' ] && [ -n '$nsnew' ] &&
+		[ '$nsnew' != '$ns' ] && kill -0 '$nsnew' && kill -0 '$ns' &&
+		tr '\0' ' ' </proc/$nsnew/cmdline | grep -q 'paravisor-next --netstack'"
+st=$(ctl '{"cmd":"paravisor-status"}')
+check "paravisor-status names the new netstack and the one draining" \
+	sh -c "printf '%s' '$st' | grep -q '\"netstack_pid\":$nsnew' && printf '%s' '$st' | grep -q '\"netstack_draining\":\[$ns\]'"
+h=$(hello)
+check "a new host connection through hostfwd reaches the guest through the new netstack" [ "$h" = 1 ]
+wait_for "$WORK/tcpecho" "TCPSEQ $((n0 + 20))" 30
+grep -E 'netstack' "$WORK/run" | tail -n 12 | while IFS= read -r l; do diag "$l"; done
+check "the TCP stream opened before goes on through the old netstack ($n0 then $(grep -c TCPSEQ "$WORK/tcpecho") lines back)" \
+	sh -c "kill -0 $tcp_nc && [ $(grep -c TCPSEQ "$WORK/tcpecho") -ge $((n0 + 20)) ] && kill -0 $ns"
+
 # A last good servicing after the failures, then the end of the loop.
 r=$(ctl '{"cmd":"service"}')
 check "servicing works again after the rollbacks" says "$r" '"ok":true'
@@ -286,8 +331,17 @@ i=0
 while kill -0 $tcp_nc 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 kill $tcp_nc 2>/dev/null
 diag "TCP stream: $(cat "$WORK/tcpsent" 2>/dev/null) lines sent, $(grep -c TCPSEQ "$WORK/tcpecho") back, last: $(tail -n 1 "$WORK/tcpecho")"
-check "the TCP stream stayed intact through every servicing: each line back once, in order" \
+check "the TCP stream stayed intact through every servicing, its netstack's too: each line back once, in order" \
 	tcp_stream_intact
+i=0
+while kill -0 "$ns" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep -E "netstack servicing replaced|netstack: (drained|every NIC|the next netstack|the older)" "$WORK/run" |
+	while IFS= read -r l; do diag "$l"; done
+check "the old netstack (pid $ns) exited once the stream it carried had closed (drained)" \
+	sh -c "! kill -0 '$ns' 2>/dev/null && grep -q 'the netstack servicing replaced (pid $ns) exited with status 0: drained' '$WORK/run' &&
+		grep -q 'netstack: drained: its last connection closed; exiting' '$WORK/run'"
+h=$(hello)
+check "the new netstack (pid $nsnew) serves on" sh -c "kill -0 '$nsnew' && [ '$h' = 1 ]"
 type_in 'touch /tmp/stop'
 wait_for "$WORK/run" "LOOPEND" 60
 type_in 'echo "AFTER""ID $(cat /proc/sys/kernel/random/boot_id) UP""TIME $(cut -d. -f1 /proc/uptime)"'

@@ -6,6 +6,7 @@
  * each disk's image, a real frame out of a NIC.  No KVM is needed. */
 #include "net/socket.h"
 #include "net/tap.h"
+#include "tests/unit/pv_proc.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/vhost_user_front.h"
@@ -43,16 +44,6 @@
 #define F_NEXT	1
 #define F_WRITE 2
 
-#define MAX_ARGS 80
-
-/* A paravisor process; its stdout and stderr go to log. */
-struct pv {
-	pid_t pid;
-	char log[300];
-	int status; /* once reaped */
-	bool reaped;
-};
-
 /* One device's front-end: vmm's model of it and the guest's RAM. */
 struct fe {
 	int memfd;
@@ -62,12 +53,9 @@ struct fe {
 	int kick[2], call[2];
 };
 
-static char tmpdir[256];
-static int nr_started; /* names each process's log */
-
 static void path_of(char *buf, size_t len, const char *name)
 {
-	snprintf(buf, len, "%s/%s", tmpdir, name);
+	snprintf(buf, len, "%s/%s", pv_tmpdir, name);
 }
 
 /* An image of 1 MiB whose sector 3 holds seed's pattern (see read_sector3). */
@@ -85,120 +73,6 @@ static void make_image(const char *name, uint8_t seed)
 		sector[i] = (uint8_t)(i * 5 + seed);
 	assert_int_equal(pwrite(fd, sector, sizeof(sector), (off_t)3 * 512), 512);
 	close(fd);
-}
-
-/* --- the process --- */
-
-/*
- * Starts the paravisor with args (NULL-terminated; "@NAME" in one is the
- * path of NAME in the test's directory); fds[i] is its descriptor 3 + i.
- */
-static void pv_start(struct pv *p, const int *fds, int nr_fds, const char *const *args)
-{
-	const char *dir = getenv("VMMD_BUILDDIR");
-	char bin[300], paths[MAX_ARGS][300];
-	char *argv[MAX_ARGS + 2];
-	int n = 0;
-
-	snprintf(bin, sizeof(bin), "%s/paravisor/paravisor", dir ? dir : ".");
-	if (access(bin, X_OK))
-		fail_msg("%s: not built (make)", bin);
-	argv[n++] = bin;
-	for (int i = 0; args[i]; i++) {
-		assert_true(n < MAX_ARGS);
-		const char *name = strchr(args[i], '@');
-
-		if (name) {
-			snprintf(paths[i], sizeof(paths[i]), "%.*s%s/%s", (int)(name - args[i]),
-				 args[i], tmpdir, name + 1);
-			argv[n++] = paths[i];
-		} else {
-			argv[n++] = (char *)args[i];
-		}
-	}
-	argv[n] = NULL;
-	memset(p, 0, sizeof(*p));
-	snprintf(p->log, sizeof(p->log), "%s/paravisor.%d.log", tmpdir, ++nr_started);
-	fflush(NULL);
-	p->pid = fork();
-	assert_true(p->pid >= 0);
-	if (!p->pid) {
-		int log = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644), high[16];
-
-		if (log < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
-			_exit(125);
-		/* Out of the way first: a target number may be a source. */
-		for (int i = 0; i < nr_fds; i++)
-			high[i] = fcntl(fds[i], F_DUPFD, 100);
-		for (int i = 0; i < nr_fds; i++)
-			if (high[i] < 0 || dup2(high[i], 3 + i) < 0)
-				_exit(126);
-		/* Only 3 + i hold them: a connection ends when the paravisor
-		 * closes it. */
-		for (int i = 0; i < nr_fds; i++)
-			close(high[i]);
-		execv(bin, argv);
-		_exit(127);
-	}
-}
-
-static bool pv_alive(struct pv *p)
-{
-	if (p->reaped)
-		return false;
-	if (waitpid(p->pid, &p->status, WNOHANG) == p->pid)
-		p->reaped = true;
-	return !p->reaped;
-}
-
-/* Its log so far, in buf. */
-static const char *pv_log(const struct pv *p, char *buf, size_t len)
-{
-	int fd = open(p->log, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
-
-	buf[n > 0 ? n : 0] = 0;
-	if (fd >= 0)
-		close(fd);
-	return buf;
-}
-
-static void pv_log_has(const struct pv *p, const char *want)
-{
-	static char buf[65536];
-
-	if (!strstr(pv_log(p, buf, sizeof(buf)), want))
-		fail_msg("the paravisor's log lacks \"%s\":\n%s", want, buf);
-}
-
-/* Waits up to 10 s for a line the process writes as it goes. */
-static void pv_log_wait(const struct pv *p, const char *want)
-{
-	char buf[16384];
-
-	for (int i = 0; i < 1000 && !strstr(pv_log(p, buf, sizeof(buf)), want); i++)
-		usleep(10000);
-	pv_log_has(p, want);
-}
-
-/* Its exit status (killed after secs: a failure). */
-static int pv_exit(struct pv *p, int secs)
-{
-	static char buf[65536];
-
-	for (int i = 0; i < secs * 100 && pv_alive(p); i++)
-		usleep(10000);
-	if (pv_alive(p)) {
-		kill(p->pid, SIGKILL);
-		waitpid(p->pid, &p->status, 0);
-		p->reaped = true;
-		fail_msg("the paravisor did not exit within %d s:\n%s", secs,
-			 pv_log(p, buf, sizeof(buf)));
-	}
-	if (!WIFEXITED(p->status))
-		fail_msg("the paravisor died by signal %d:\n%s", WTERMSIG(p->status),
-			 pv_log(p, buf, sizeof(buf)));
-	return WEXITSTATUS(p->status);
 }
 
 /* A command line that must be refused: exit 2, want in the log. */
@@ -381,11 +255,6 @@ static const char *ns_of(pid_t pid, const char *which, char *buf)
 	n = readlink(path, buf, 63);
 	buf[n > 0 ? n : 0] = 0;
 	return buf;
-}
-
-static void pair(int sv[2], int type)
-{
-	assert_int_equal(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv), 0);
 }
 
 /* A paravisor serving two devices, one on each new socketpair: s0[0] and
@@ -781,7 +650,7 @@ static void test_paravisor_refuses_more_than_16_devices(void **state)
 {
 	static const char *const fdn[] = {"3",	"4",  "5",  "6",  "7",	"8",  "9",  "10", "11",
 					  "12", "13", "14", "15", "16", "17", "18", "19"};
-	const char *args[MAX_ARGS];
+	const char *args[PV_MAX_ARGS];
 	char opt[17][64];
 	int n = 0;
 
@@ -798,31 +667,6 @@ static void test_paravisor_refuses_more_than_16_devices(void **state)
 }
 
 /* --- the netstack's control socket --- */
-
-/* One control request; the answer's status, its state (if any) in out. */
-static int ns_ask(int ctl, uint32_t op, const void *in, size_t inlen, uint8_t *out, size_t *outlen)
-{
-	static uint8_t buf[sizeof(struct net_ctl_msg) + NET_CTL_STATE_MAX];
-	struct net_ctl_msg m = {.op = op}, a;
-	struct pollfd p = {.fd = ctl, .events = POLLIN};
-	ssize_t n;
-
-	assert_true(sizeof(m) + inlen <= sizeof(buf));
-	memcpy(buf, &m, sizeof(m));
-	if (inlen)
-		memcpy(buf + sizeof(m), in, inlen);
-	assert_int_equal(send(ctl, buf, sizeof(m) + inlen, 0), (ssize_t)(sizeof(m) + inlen));
-	assert_int_equal(poll(&p, 1, 10000), 1);
-	n = recv(ctl, buf, sizeof(buf), 0);
-	assert_true(n >= (ssize_t)sizeof(a));
-	memcpy(&a, buf, sizeof(a));
-	assert_int_equal(a.op, op);
-	if (out) {
-		*outlen = (size_t)n - sizeof(a);
-		memcpy(out, buf + sizeof(a), *outlen);
-	}
-	return a.status;
-}
 
 /* paravisor --netstack --control-fd: libslirp's state comes out and goes
  * back in; a state it cannot read, an unknown request and a short message
@@ -850,15 +694,15 @@ static void test_netstack_saves_and_loads_slirp_state_on_its_control_socket(void
 	close(ctl[1]);
 	assert_int_equal(recv(frames[0], ready, sizeof(ready), 0), strlen(NET_SOCKET_READY));
 
-	assert_int_equal(ns_ask(ctl[0], NET_CTL_SAVE, NULL, 0, st, &len), 0);
+	assert_int_equal(ns_ask(ctl[0], NET_CTL_SAVE, NULL, 0, -1, st, &len), 0);
 	assert_true(len > 4); /* slirp's version, then its stream */
-	assert_int_equal(ns_ask(ctl[0], NET_CTL_LOAD, st, len, NULL, NULL), 0);
-	assert_int_equal(ns_ask(ctl[0], NET_CTL_LOAD, junk, sizeof(junk), NULL, NULL), -EINVAL);
-	assert_int_equal(ns_ask(ctl[0], 77, NULL, 0, NULL, NULL), -EOPNOTSUPP);
+	assert_int_equal(ns_ask(ctl[0], NET_CTL_LOAD, st, len, -1, NULL, NULL), 0);
+	assert_int_equal(ns_ask(ctl[0], NET_CTL_LOAD, junk, sizeof(junk), -1, NULL, NULL), -EINVAL);
+	assert_int_equal(ns_ask(ctl[0], 77, NULL, 0, -1, NULL, NULL), -EOPNOTSUPP);
 	assert_int_equal(send(ctl[0], "x", 1, 0), 1);
 	assert_int_equal(recv(ctl[0], ready, sizeof(ready), 0),
 			 (ssize_t)sizeof(struct net_ctl_msg));
-	assert_int_equal(ns_ask(ctl[0], NET_CTL_SAVE, NULL, 0, again, &len2), 0);
+	assert_int_equal(ns_ask(ctl[0], NET_CTL_SAVE, NULL, 0, -1, again, &len2), 0);
 	assert_int_equal(len2, len);
 	pv_log_has(&p, "netstack: slirp state saved");
 	pv_log_has(&p, "netstack: slirp state loaded");
@@ -873,13 +717,13 @@ static void test_netstack_saves_and_loads_slirp_state_on_its_control_socket(void
 
 static int setup(void **state)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_paravisor_main.XXXXXX",
+	snprintf(pv_tmpdir, sizeof(pv_tmpdir), "%s/test_paravisor_main.XXXXXX",
 		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(tmpdir))
+	if (!mkdtemp(pv_tmpdir))
 		return -1;
 	/* The sandboxed paravisor (nobody, when started as root) reads its
 	 * images only before it is confined; it writes its log to an fd. */
-	chmod(tmpdir, 0755);
+	chmod(pv_tmpdir, 0755);
 	return 0;
 }
 
@@ -887,7 +731,7 @@ static int teardown(void **state)
 {
 	char cmd[300];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pv_tmpdir);
 	return system(cmd) ? -1 : 0;
 }
 
