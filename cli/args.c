@@ -41,9 +41,11 @@ const char cli_usage[] =
     "                                a guest that dirties memory faster than the link;\n"
     "                                --connections N carries RAM on N connections at once;\n"
     "                                --wait prints the figures\n"
-    "  service VM [--paravisor PATH] [--wait]\n"
+    "  service VM [--paravisor PATH] [--netstack] [--wait]\n"
     "                                replace the VM's paravisor processes (PATH: the new\n"
     "                                binary, else the one running) while the guest runs;\n"
+    "                                --netstack replaces slirp NICs' netstacks too (the\n"
+    "                                old ones keep their connections until they close);\n"
     "                                --wait prints each device's I/O blackout\n"
     "  delete VM [--force] [--wait]\n"
     "  operations [--vm VM]          operations, newest first\n"
@@ -136,6 +138,7 @@ enum {
 	O_CONVERGE,
 	O_CONNECTIONS,
 	O_PARAVISOR,
+	O_NETSTACK,
 };
 
 static const struct option long_opts[] = {
@@ -168,6 +171,7 @@ static const struct option long_opts[] = {
     {"auto-converge", no_argument, NULL, O_CONVERGE},
     {"connections", required_argument, NULL, O_CONNECTIONS},
     {"paravisor", required_argument, NULL, O_PARAVISOR},
+    {"netstack", no_argument, NULL, O_NETSTACK},
     {0},
 };
 
@@ -202,6 +206,7 @@ static const unsigned opt_cmds[] = {
     [O_CONVERGE - O_SOCKET] = M(CLI_MIGRATE),
     [O_CONNECTIONS - O_SOCKET] = M(CLI_MIGRATE),
     [O_PARAVISOR - O_SOCKET] = M(CLI_SERVICE),
+    [O_NETSTACK - O_SOCKET] = M(CLI_SERVICE),
 };
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -306,6 +311,7 @@ static int set_opt(struct cli_args *a, int c, const char *arg, char *err, size_t
 	case O_CONVERGE:
 		a->auto_converge = true;
 		break;
+	case O_NETSTACK: a->netstack = true; break;
 	case O_PARAVISOR:
 		if (arg[0] != '/')
 			return bad(err, errlen, "--paravisor %s: expected an absolute path", arg);

@@ -65,6 +65,7 @@ struct cli_args {
 	uint64_t bandwidth_limit;
 	bool auto_converge;
 	const char *paravisor; /* service --paravisor */
+	bool netstack;	       /* service --netstack */
 	uint32_t connections;
 
 	/* create (and restore: --name) */

@@ -145,13 +145,25 @@ void show__vm(json_t *vm, FILE *out)
 			n += snprintf(line + n, sizeof(line) - (size_t)n, "; failed: %s",
 				      jstr(d, "failed"));
 		if (!strcmp(jstr(d, "kind"), "nic") && n > 0 && (size_t)n < sizeof(line)) {
+			json_t *dr = json_object_get(d, "netstack_draining_pids"), *v;
+			size_t k;
+
 			if (jint(d, "netstack_pid"))
-				snprintf(line + n, sizeof(line) - (size_t)n,
-					 "; netstack pid %" PRId64 ", restarts %" PRId64,
-					 jint(d, "netstack_pid"), jint(d, "netstack_restarts"));
+				n +=
+				    snprintf(line + n, sizeof(line) - (size_t)n,
+					     "; netstack pid %" PRId64 ", restarts %" PRId64,
+					     jint(d, "netstack_pid"), jint(d, "netstack_restarts"));
 			else if (*jstr(d, "netstack_died"))
-				snprintf(line + n, sizeof(line) - (size_t)n,
-					 "; netstack %s: cut off", jstr(d, "netstack_died"));
+				n += snprintf(line + n, sizeof(line) - (size_t)n,
+					      "; netstack %s: cut off", jstr(d, "netstack_died"));
+			json_array_foreach(dr, k, v)
+			{
+				if (n <= 0 || (size_t)n >= sizeof(line))
+					break;
+				n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%" PRId64,
+					      k ? ", " : "; draining netstack pid ",
+					      (int64_t)json_integer_value(v));
+			}
 		}
 		snprintf(buf2, sizeof(buf2), "paravisor %s:", jstr(d, "id"));
 		field(out, buf2, line);
@@ -285,6 +297,11 @@ const char *show__service(json_t *op, bool devices, char *buf, size_t len)
 					" -> %" PRId64,
 					jstr(dv, "id"), jint(dv, "blackout_ms"), jint(dv, "old_pid"),
 					jint(dv, "new_pid"));
+		if (jint(dv, "netstack_new_pid") && off < len)
+			off += (size_t)snprintf(
+			    buf + off, len - off,
+			    ", netstack pid %" PRId64 " -> %" PRId64 " (the old one drains)",
+			    jint(dv, "netstack_old_pid"), jint(dv, "netstack_new_pid"));
 	}
 	return buf;
 }

@@ -175,6 +175,7 @@ static json_t *action_body(const struct cli_args *a, char *dir)
 		return api_json__from_message(&mig.base);
 	case CLI_SERVICE:
 		svc.paravisor = (char *)(a->paravisor ? a->paravisor : "");
+		svc.netstack = a->netstack;
 		return api_json__from_message(&svc.base);
 	case CLI_STOP:
 		stop.force = a->force;

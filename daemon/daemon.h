@@ -46,6 +46,8 @@ struct vm_pv_dev {
 	int pid, netstack_pid; /* 0: none */
 	bool restart;
 	unsigned int restarts, netstack_restarts;
+	int netstack_draining[4]; /* the first nr_draining of them */
+	unsigned int nr_draining;
 	char last_death[256], netstack_last_death[256], netstack_died[256];
 	char failed[512];
 };
@@ -105,12 +107,14 @@ struct op {
 struct op_service {
 	char paravisor[REGISTRY_PATH_MAX]; /* empty: the binary serving now */
 	uint32_t max_parallel;		   /* ServiceFleet: VMs at once; 0: no gate */
+	bool netstack;			   /* replace slirp NICs' netstacks too */
 	bool has_result, rolled_back;
 	uint32_t duration_ms, nr_devices;
 	struct {
 		char id[32];
 		uint32_t blackout_ms;
 		int32_t old_pid, new_pid;
+		int32_t netstack_old_pid, netstack_new_pid; /* 0: not replaced */
 	} dev[SERVICE_DEVICES_KEPT];
 };
 

@@ -49,6 +49,10 @@ static void service__take(struct op_service *s, json_t *rep)
 		    (uint32_t)json_integer_value(json_object_get(dv, "blackout_ms"));
 		s->dev[i].old_pid = (int32_t)json_integer_value(json_object_get(dv, "old_pid"));
 		s->dev[i].new_pid = (int32_t)json_integer_value(json_object_get(dv, "new_pid"));
+		s->dev[i].netstack_old_pid =
+		    (int32_t)json_integer_value(json_object_get(dv, "netstack_old_pid"));
+		s->dev[i].netstack_new_pid =
+		    (int32_t)json_integer_value(json_object_get(dv, "netstack_new_pid"));
 		s->nr_devices++;
 	}
 }
@@ -91,8 +95,9 @@ void paravisor_service__run(struct daemon *d, struct op *op, struct vm *vm)
 		return;
 	}
 	d->services_running++;
-	req = *s->paravisor ? json_pack("{s:s, s:s}", "cmd", "service", "paravisor", s->paravisor)
-			    : json_pack("{s:s}", "cmd", "service");
+	req = json_pack("{s:s, s:b}", "cmd", "service", "netstack", s->netstack);
+	if (req && *s->paravisor)
+		json_object_set_new(req, "paravisor", json_string(s->paravisor));
 	cmd = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	ops__update(d, op, op->state, 20, "vmm moves the devices to %s",

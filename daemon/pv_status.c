@@ -28,6 +28,22 @@ static int pv_status__int(json_t *o, const char *key)
 	return v > 0 && v < INT32_MAX ? (int)v : 0; /* -1: none */
 }
 
+/* The netstacks draining after a netstack servicing, as many as kept. */
+static void pv_status__draining(struct vm_pv_dev *p, json_t *arr)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v)
+	{
+		if (p->nr_draining ==
+		    sizeof(p->netstack_draining) / sizeof(p->netstack_draining[0]))
+			break;
+		if (json_is_integer(v))
+			p->netstack_draining[p->nr_draining++] = (int)json_integer_value(v);
+	}
+}
+
 /* The devices of one answer (disks, then NICs) into pv; how many. */
 static unsigned int pv_status__parse(json_t *rep, struct vm_pv_dev *pv)
 {
@@ -58,6 +74,7 @@ static unsigned int pv_status__parse(json_t *rep, struct vm_pv_dev *pv)
 				       "netstack_last_death");
 			pv_status__str(p->netstack_died, sizeof(p->netstack_died), o,
 				       "netstack_died");
+			pv_status__draining(p, json_object_get(o, "netstack_draining"));
 			n++;
 		}
 	}

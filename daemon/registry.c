@@ -128,6 +128,8 @@ Vmmd__V1__Vm *registry__vm_message(const struct vm *vm)
 		pv[i].netstack_restarts = p->netstack_restarts;
 		pv[i].netstack_last_death = (char *)p->netstack_last_death;
 		pv[i].netstack_died = (char *)p->netstack_died;
+		pv[i].n_netstack_draining_pids = p->nr_draining;
+		pv[i].netstack_draining_pids = (int32_t *)p->netstack_draining;
 		pvp[i] = &pv[i];
 		if (!st.paravisor_pid)
 			st.paravisor_pid = p->pid;
@@ -216,6 +218,8 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 			sdev[i].blackout_ms = s->dev[i].blackout_ms;
 			sdev[i].old_pid = s->dev[i].old_pid;
 			sdev[i].new_pid = s->dev[i].new_pid;
+			sdev[i].netstack_old_pid = s->dev[i].netstack_old_pid;
+			sdev[i].netstack_new_pid = s->dev[i].netstack_new_pid;
 			sdp[i] = &sdev[i];
 		}
 		svc.n_devices = s->nr_devices;

@@ -392,6 +392,7 @@ HANDLER(ServiceVm)
 	if (r)
 		return r;
 	snprintf(svc.paravisor, sizeof(svc.paravisor), "%s", req->paravisor);
+	svc.netstack = req->netstack;
 	pthread_mutex_lock(&d->lock);
 	vm = registry__find(d, req->id);
 	if (vm && !paravisor_service__has_device(vm))
@@ -423,6 +424,7 @@ HANDLER(ServiceFleet)
 		return api_error__set(err, API_INVALID_ARGUMENT, "max_parallel",
 				      "%u: at most 1024", req->max_parallel);
 	snprintf(svc.paravisor, sizeof(svc.paravisor), "%s", req->paravisor);
+	svc.netstack = req->netstack;
 	pthread_mutex_lock(&d->lock);
 	for (struct vm *vm = d->vms; vm && !r; vm = vm->next) {
 		struct op *op;

@@ -232,6 +232,8 @@ static struct op *parse_op(const char *text, size_t len, char *why, size_t whyle
 			s->dev[i].blackout_ms = r->devices[i]->blackout_ms;
 			s->dev[i].old_pid = r->devices[i]->old_pid;
 			s->dev[i].new_pid = r->devices[i]->new_pid;
+			s->dev[i].netstack_old_pid = r->devices[i]->netstack_old_pid;
+			s->dev[i].netstack_new_pid = r->devices[i]->netstack_new_pid;
 			s->nr_devices++;
 		}
 	}

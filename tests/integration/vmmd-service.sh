@@ -182,6 +182,23 @@ check "GetVm reports the NIC's restarted paravisor (pid $new -> ${rs:-none}) and
 timeout -s KILL 30 "$VMMCTL" --socket "$S" get vmnic >"$WORK/show.out" 2>&1
 check "vmmctl get lists it: $(grep paravisor "$WORK/show.out")" \
 	grep -q "^paravisor net0: pid $rs, restarts 1 (last: (pid $new) killed by signal 9 (Killed)); netstack pid $ns, restarts 0" "$WORK/show.out"
+# ServiceVm with netstack true: a new netstack (its own process) takes the
+# hostfwd port; the old one, carrying no connection, exits at once.
+api POST /v1/vms/vmnic:service '{"netstack":true}'
+wait_op "$(op_id)" 60
+diag "ServiceVm with netstack true: $R"
+nso=$(printf '%s' "$R" | sed -n 's/.*"netstack_old_pid":\([0-9]*\).*/\1/p')
+nsn=$(printf '%s' "$R" | sed -n 's/.*"netstack_new_pid":\([0-9]*\).*/\1/p')
+check "ServiceVm with netstack true replaces the NIC's netstack too (pid ${nso:-?} -> ${nsn:-?})" \
+	sh -c "printf '%s' '$R' | grep -q OPERATION_STATE_SUCCEEDED && [ '$nso' = '$ns' ] && [ -n '$nsn' ] &&
+	[ '$nsn' != '$ns' ] && [ -d /proc/$nsn ]"
+i=0
+while [ -d "/proc/$ns" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+reported vmnic "\"netstack_pid\":$nsn"
+ino=$(awk -v p=":$(printf %04X "$NICPORT")\$" '$2 ~ p && $4 == "0A" { print $10 }' /proc/net/tcp | head -n 1)
+check "...the old one, carrying no connection, exited; GetVm reports the new one, which holds the hostfwd port's listening socket ($R)" \
+	sh -c "! [ -d /proc/$ns ] && printf '%s' '$R' | grep -q '\"netstack_pid\":$nsn' && [ -n '$ino' ] &&
+	ls -l /proc/$nsn/fd 2>/dev/null | grep -q 'socket:\[$ino\]'"
 api POST /v1/vms/vmnic:stop '{"force":true}'
 wait_state vmnic VM_STATE_STOPPED 30
 
