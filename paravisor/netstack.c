@@ -169,8 +169,15 @@ static int netstack__from_nic(struct netstack *ns)
 		ssize_t n =
 		    recv(ns->fd, ns->buf + 1, sizeof(ns->buf) - 1, MSG_DONTWAIT | MSG_TRUNC);
 
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 1;
+		/* The last NIC end closed with frames for the guest unread in
+		 * it (the paravisor had stopped reading, as in servicing): the
+		 * kernel says ECONNRESET then, not end of file. */
+		if (n < 0 && errno == ECONNRESET)
+			return 0;
 		if (n < 0)
-			return errno == EAGAIN || errno == EINTR ? 1 : -errno;
+			return -errno;
 		if (n == 0)
 			return 0;
 		if ((size_t)n > sizeof(ns->buf) - 1 || n < NET_FRAME_MIN)

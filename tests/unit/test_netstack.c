@@ -336,6 +336,7 @@ struct relay {
 	pthread_mutex_t lock;
 	int tap, nic, next; /* next: -1, or the socket to change to */
 	bool stop, running;
+	bool pause, paused; /* pause: leave the NIC's frames unread */
 };
 
 /* The drain test's parts, global so that its teardown ends what a failure
@@ -363,7 +364,12 @@ static void *relay_run(void *arg)
 			pthread_mutex_unlock(&r->lock);
 			return NULL;
 		}
+		r->paused = r->pause;
 		pthread_mutex_unlock(&r->lock);
+		if (r->paused) {
+			usleep(5000);
+			continue;
+		}
 		p[0] = (struct pollfd){.fd = r->tap, .events = POLLIN};
 		p[1] = (struct pollfd){.fd = r->nic, .events = POLLIN};
 		if (poll(p, 2, 50) <= 0)
@@ -395,10 +401,30 @@ static void relay_stop(struct relay *r)
 	r->running = false;
 }
 
+static void relay_pause(struct relay *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->pause = true;
+	pthread_mutex_unlock(&r->lock);
+	for (;;) {
+		bool paused;
+
+		pthread_mutex_lock(&r->lock);
+		paused = r->paused;
+		pthread_mutex_unlock(&r->lock);
+		if (paused)
+			return;
+		usleep(5000);
+	}
+}
+
+/* Moves the relay to another NIC socket (closing the one it had) and lets
+ * it run again if paused. */
 static void relay_switch(struct relay *r, int nic)
 {
 	pthread_mutex_lock(&r->lock);
 	r->next = nic;
+	r->pause = false;
 	pthread_mutex_unlock(&r->lock);
 	for (;;) {
 		bool taken;
@@ -448,13 +474,27 @@ static int client_connect(int port)
 	return err;
 }
 
-/* line goes to the guest's echo server and comes back within 20 s. */
-static void client_echo(int s, const char *line)
+/* The netstack put a frame for the guest into the NIC socket s (left
+ * unread), within 10 s. */
+static void frame_waits(int s)
+{
+	struct pollfd p = {.fd = s, .events = POLLIN};
+
+	if (poll(&p, 1, 10000) != 1)
+		fail_msg("no frame for the guest came within 10 s");
+}
+
+static void client_send(int s, const char *line)
+{
+	assert_int_equal(send(s, line, strlen(line), MSG_NOSIGNAL), (ssize_t)strlen(line));
+}
+
+/* line comes back from the guest's echo server within 20 s. */
+static void client_expect(int s, const char *line)
 {
 	size_t len = strlen(line), got = 0;
 	char buf[256];
 
-	assert_int_equal(send(s, line, len, MSG_NOSIGNAL), (ssize_t)len);
 	while (got < len) {
 		struct pollfd p = {.fd = s, .events = POLLIN};
 		ssize_t n;
@@ -469,12 +509,20 @@ static void client_echo(int s, const char *line)
 	assert_memory_equal(buf, line, len);
 }
 
+static void client_echo(int s, const char *line)
+{
+	client_send(s, line);
+	client_expect(s, line);
+}
+
 /*
  * A netstack drains into a newer one: the old stops listening on the
  * hostfwd port and hands over; the new one starts on that port with the
  * old one's libslirp state, linked to it (--drain-fd), and the NIC moves to
- * it (the old one's NIC end closes, as when the old paravisor exits).  A
- * host client's connection opened before goes on (its frames through the
+ * it (the old one's NIC end closes, as when the old paravisor exits, with
+ * frames for the guest still unread in it: the paravisor had stopped
+ * reading).  A host client's connection opened before goes on (its frames
+ * through the
  * new stack to the old one), a new connection is the new stack's, and the
  * old stack exits once the old connection has closed; the new one serves
  * on.
@@ -528,11 +576,14 @@ static void test_netstack_drains_into_a_newer_one(void **state)
 	netstack_start(b, port, fb, cb, lk[0]);
 	close(lk[0]);
 	assert_int_equal(ns_ask(cb[0], NET_CTL_LOAD, st, len, -1, NULL, NULL), 0);
+	relay_pause(r);
+	client_send(c1, "two: through the new netstack to the old one\n");
+	frame_waits(fa[0]);
 	relay_switch(r, fb[0]);
 	pv_log_wait(a, "the NIC end closed; frames for the guest go through the next netstack");
 	pv_log_has(a, "draining into the next netstack: 1 connection(s) stay here");
 
-	client_echo(c1, "two: through the new netstack to the old one\n");
+	client_expect(c1, "two: through the new netstack to the old one\n");
 	c2 = client_connect(port);
 	assert_true(c2 >= 0);
 	client_echo(c2, "three: a new connection, the new netstack's\n");
@@ -572,7 +623,8 @@ static int drain_teardown(void **state)
 }
 
 /* A hand-over that does not happen (the new netstack did not start): the
- * old one takes its port back and serves on. */
+ * old one takes its port back and serves on; it exits cleanly when its NIC
+ * end closes with frames for the guest unread in it. */
 static void test_netstack_undrain_listens_again(void **state)
 {
 	int port = 20000 + (int)((getpid() + 7) % 20000);
@@ -599,6 +651,7 @@ static void test_netstack_undrain_listens_again(void **state)
 	assert_int_equal(ns_ask(ca[0], NET_CTL_DRAIN, NULL, 0, -1, NULL, NULL), -EBADF);
 	pv_log_has(&a, "not draining after all; the hostfwd ports are here again");
 	assert_true(pv_alive(&a));
+	frame_waits(fa[0]); /* slirp reaching out to the guest for c */
 	close(fa[0]);
 	assert_int_equal(pv_exit(&a, 20), 0);
 	close(ca[0]);
