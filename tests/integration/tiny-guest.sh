@@ -106,4 +106,22 @@ wait $pid
 beats=$(grep -c "tiny: heartbeat" "$WORK/heartbeat")
 check "the guest runs and counts its heartbeat ($beats reports)" [ "$beats" -ge 2 ]
 
+# tick=: the heartbeat comes from the local APIC timer and the vCPU halts
+# in between, so vmm's CPU time over 3 s stays far below the 3 s a
+# spinning guest takes (CPU seconds from /proc/PID/stat, in clock ticks).
+"$VMM" --kernel "$TINY" --cmdline "heartbeat=2 tick=50" --stop-timeout 0 >"$WORK/tick" 2>&1 &
+pid=$!
+sleep 1
+b0=$(grep -c "tiny: heartbeat" "$WORK/tick")
+c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+sleep 3
+b1=$(grep -c "tiny: heartbeat" "$WORK/tick")
+c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+kill -TERM $pid 2>/dev/null
+wait $pid
+cpu_ms=$(((c1 - c0) * 1000 / hz))
+check "tick=50: the guest beats from the APIC timer ($(((b1 - b0) * 4)) beats in 3 s) and halts in between (vmm used $cpu_ms ms of CPU)" \
+	sh -c "[ $((b1 - b0)) -ge 5 ] && [ $cpu_ms -lt 1500 ]"
+
 tap_plan

@@ -21,7 +21,7 @@ TINY_CFLAGS="-m32 -march=i686 -ffreestanding -nostdlib -fno-pic -fno-pie \
 
 objs=
 for f in start.S tiny.c cmdline.c memory.c uart.c rtc.c lib.c pci.c virtio.c \
-	vblk.c vnet.c vrng.c; do
+	vblk.c vnet.c vrng.c tick.c; do
 	obj="$out/tiny-${f%.*}.o"
 	$CC $TINY_CFLAGS -I"$src" -c "$src/$f" -o "$obj"
 	objs="$objs $obj"

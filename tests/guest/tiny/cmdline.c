@@ -118,6 +118,16 @@ static bool opt_blk_pause(const char *val)
 	return true;
 }
 
+static bool opt_tick(const char *val)
+{
+	uint32_t n;
+
+	if (!parse_u32(val, &n) || n == 0 || n > 1000)
+		return false;
+	tiny_opts.tick_hz = n;
+	return true;
+}
+
 static bool opt_virtio(const char *val)
 {
 	static const struct {
@@ -147,6 +157,7 @@ static const struct {
 	{ "dirty", opt_dirty },		  { "dirty_size", opt_dirty_size },
 	{ "pattern", opt_pattern },	  { "verify", opt_verify },
 	{ "virtio", opt_virtio },	  { "blk_pause", opt_blk_pause },
+	{ "tick", opt_tick },
 };
 
 /* token is "key=value", NUL-terminated, and may be modified. */

@@ -66,6 +66,7 @@ struct tiny_opts {
 	uint32_t verify_seed;
 	enum tiny_virtio virtio;
 	uint32_t blk_pause; /* s between the ring's start and the first request */
+	uint32_t tick_hz;   /* 0: busy heartbeat; else beats per second, halting */
 };
 
 extern struct tiny_opts tiny_opts;
@@ -79,6 +80,10 @@ extern uint32_t tiny_memmap_entries;
 
 void heartbeat__tick(void);
 void tiny__poweroff(void) __attribute__((noreturn));
+
+/* tick.c */
+void tick__start(uint32_t hz);
+void tick__wait(void);
 
 /* memory.c */
 void memory__print_map(void);
