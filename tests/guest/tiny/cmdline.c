@@ -39,6 +39,17 @@ static bool parse_u32(const char *s, uint32_t *out)
 	return true;
 }
 
+/* parse_u32 within [lo, hi]; out is left alone otherwise. */
+static bool parse_u32_in(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	uint32_t n;
+
+	if (!parse_u32(s, &n) || n < lo || n > hi)
+		return false;
+	*out = n;
+	return true;
+}
+
 static bool str_eq(const char *a, const char *b)
 {
 	while (*a && *a == *b) {
@@ -87,12 +98,7 @@ static bool opt_dirty(const char *val)
 
 static bool opt_dirty_size(const char *val)
 {
-	uint32_t n;
-
-	if (!parse_u32(val, &n) || n == 0 || n > 4096)
-		return false;
-	tiny_opts.dirty_size = n;
-	return true;
+	return parse_u32_in(val, 1, 4096, &tiny_opts.dirty_size);
 }
 
 static bool opt_pattern(const char *val)
@@ -110,22 +116,12 @@ static bool opt_verify(const char *val)
 
 static bool opt_blk_pause(const char *val)
 {
-	uint32_t n;
-
-	if (!parse_u32(val, &n) || n > 60)
-		return false;
-	tiny_opts.blk_pause = n;
-	return true;
+	return parse_u32_in(val, 0, 60, &tiny_opts.blk_pause);
 }
 
 static bool opt_tick(const char *val)
 {
-	uint32_t n;
-
-	if (!parse_u32(val, &n) || n == 0 || n > 1000)
-		return false;
-	tiny_opts.tick_hz = n;
-	return true;
+	return parse_u32_in(val, 1, 1000, &tiny_opts.tick_hz);
 }
 
 static bool opt_virtio(const char *val)
