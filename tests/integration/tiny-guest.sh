@@ -87,6 +87,14 @@ while [ "$(grep -c 'tiny: hello' "$WORK/restart")" -lt 2 ] && [ $i -lt 400 ]; do
 	i=$((i + 1))
 done
 n=$(grep -c 'tiny: hello' "$WORK/restart")
+# Too few boots: where vmm is (timeout's child: its state, what it waits
+# in, how much CPU it had), to tell a hang from a slow start.
+if [ "$n" -lt 2 ]; then
+	for c in /proc/[0-9]*; do
+		[ "$(cut -d' ' -f4 "$c/stat" 2>/dev/null)" = "$pid" ] || continue
+		diag "vmm ${c#/proc/}: $(cut -d' ' -f3,14,15 "$c/stat") (state, user and system ticks), wchan $(cat "$c/wchan" 2>/dev/null), threads $(ls "$c/task" | wc -l)"
+	done
+fi
 kill -KILL $pid 2>/dev/null
 wait $pid 2>/dev/null
 if [ "$n" -ge 2 ]; then
