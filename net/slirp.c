@@ -541,7 +541,8 @@ struct net_backend *net_slirp__new(const char *name, const struct net_slirp_fwd 
 		snprintf(err, errlen, "%d hostfwd rules (at most %d)", nr_fwd, NET_SLIRP_MAX_FWD);
 		goto fail;
 	}
-	memcpy(s->fwd, fwd, (size_t)nr_fwd * sizeof(*fwd));
+	if (nr_fwd) /* fwd may be NULL then, which memcpy must not get */
+		memcpy(s->fwd, fwd, (size_t)nr_fwd * sizeof(*fwd));
 	s->nr_fwd = nr_fwd;
 	if (net_slirp__listen(&s->be, true, err, errlen))
 		goto fail;
