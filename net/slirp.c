@@ -430,7 +430,7 @@ int net_slirp__parse_hostfwd(const char *str, struct net_slirp_fwd *fwd)
 
 	if (strlen(str) >= sizeof(buf))
 		return -EINVAL;
-	strcpy(buf, str);
+	snprintf(buf, sizeof(buf), "%s", str);
 	memset(fwd, 0, sizeof(*fwd));
 	if (!strncmp(p, "tcp:", 4)) {
 		p += 4;

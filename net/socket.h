@@ -30,7 +30,7 @@
  * makes it listen again and forget the link.
  */
 enum { NET_CTL_SAVE = 1, NET_CTL_LOAD = 2, NET_CTL_DRAIN = 3, NET_CTL_UNDRAIN = 4 };
-#define NET_CTL_STATE_MAX (64 * 1024)
+#define NET_CTL_STATE_MAX 65536 /* 64 KiB */
 
 struct net_ctl_msg {
 	uint32_t op;

@@ -437,7 +437,7 @@ int netstack__run(struct netstack *ns)
 			if (ns->want_out && fds[i].fd == gfd && gfd >= 0)
 				fds[i].events |= POLLOUT;
 		nb = ns->be->ops->poll_fill(ns->be, fds + 4, NET_POLL_MAX, &timeout);
-		r = poll(fds, (nfds_t)(4 + nb), timeout);
+		r = poll(fds, (nfds_t)4 + (nfds_t)nb, timeout);
 		if (r < 0 && errno != EINTR) {
 			ret = -errno;
 			pr_err("NIC \"%s\": netstack: poll: %s", ns->id, strerror(errno));
