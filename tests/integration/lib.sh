@@ -224,8 +224,11 @@ wait_console() {
 beats() { grep -c "tiny: heartbeat" "$1"; }
 # The lines of a console log that are whole: the last may be half printed.
 whole() { if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; }
-last_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | tail -n 1; }
-first_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9]*\).*/\1/p' | head -n 1; }
+# A heartbeat's number: a line cut where a snapshot or migration paused the
+# guest mid-number ("tiny: heartbeat " then vmm's log line) names none, and
+# is skipped rather than read as an empty number.
+last_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9][0-9]*\).*/\1/p' | tail -n 1; }
+first_beat() { whole "$1" | sed -n 's/.*tiny: heartbeat \([0-9][0-9]*\).*/\1/p' | head -n 1; }
 # disk_rw_setup IMG: a 64 MiB image holding the host's 1 MiB pattern, for
 # the disk back-end tests; sets host_md5, guest_md5 and DISK_RW, a guest
 # command that prints the disk's size and the md5 of what it reads, writes

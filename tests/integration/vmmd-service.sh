@@ -112,7 +112,7 @@ check "...the same paravisor serves on (pid $new)" alive "$new"
 last_beat_of() {
 	api GET "/v1/vms/$1/console?tail_kib=2"
 	printf '%s' "$R" | sed -n 's/.*"data":"\([^"]*\)".*/\1/p' | base64 -d >"$WORK/tail" 2>/dev/null
-	whole "$WORK/tail" | sed -n 's/^tiny: heartbeat \([0-9]*\).*/\1/p' | tail -n 1
+	whole "$WORK/tail" | sed -n 's/^tiny: heartbeat \([0-9][0-9]*\).*/\1/p' | tail -n 1
 }
 for n in $(seq 1 "$N"); do last_beat_of "vm$n" >"$WORK/b$n"; done
 curl -s -N --unix-socket "$S" "http://v/v1/events" >"$WORK/events" 2>/dev/null &
