@@ -35,11 +35,14 @@ const char cli_usage[] =
     "                                a new VM (NAME, else the saved VM's name) from the\n"
     "                                snapshot in DIR, running where the snapshot left it\n"
     "  migrate VM DEST [--downtime-limit MS] [--bandwidth-limit BYTES] [--max-rounds N]\n"
-    "         [--auto-converge] [--connections N] [--wait]\n"
+    "         [--auto-converge] [--connections N] [--priority migration|equal] [--wait]\n"
     "                                move the running VM live to the vmmd whose migration\n"
     "                                listener is DEST (host:port); --auto-converge throttles\n"
     "                                a guest that dirties memory faster than the link;\n"
     "                                --connections N carries RAM on N connections at once;\n"
+    "                                --priority equal: on a busy host the migration gets\n"
+    "                                no more CPU than the guest's vCPUs (default migration:\n"
+    "                                its threads come first, at nice -10);\n"
     "                                --wait prints the figures\n"
     "  service VM [--paravisor PATH] [--netstack] [--wait]\n"
     "                                replace the VM's paravisor processes (PATH: the new\n"
@@ -137,6 +140,7 @@ enum {
 	O_ROUNDS,
 	O_CONVERGE,
 	O_CONNECTIONS,
+	O_PRIORITY,
 	O_PARAVISOR,
 	O_NETSTACK,
 };
@@ -170,6 +174,7 @@ static const struct option long_opts[] = {
     {"max-rounds", required_argument, NULL, O_ROUNDS},
     {"auto-converge", no_argument, NULL, O_CONVERGE},
     {"connections", required_argument, NULL, O_CONNECTIONS},
+    {"priority", required_argument, NULL, O_PRIORITY},
     {"paravisor", required_argument, NULL, O_PARAVISOR},
     {"netstack", no_argument, NULL, O_NETSTACK},
     {0},
@@ -205,6 +210,7 @@ static const unsigned opt_cmds[] = {
     [O_ROUNDS - O_SOCKET] = M(CLI_MIGRATE),
     [O_CONVERGE - O_SOCKET] = M(CLI_MIGRATE),
     [O_CONNECTIONS - O_SOCKET] = M(CLI_MIGRATE),
+    [O_PRIORITY - O_SOCKET] = M(CLI_MIGRATE),
     [O_PARAVISOR - O_SOCKET] = M(CLI_SERVICE),
     [O_NETSTACK - O_SOCKET] = M(CLI_SERVICE),
 };
@@ -321,6 +327,11 @@ static int set_opt(struct cli_args *a, int c, const char *arg, char *err, size_t
 		if (parse_u32(arg, 1, 16, &a->connections))
 			return bad(err, errlen, "--connections %s: not a number of connections (1-16)",
 				   arg);
+		break;
+	case O_PRIORITY:
+		a->priority_equal = strcmp(arg, "equal") == 0;
+		if (!a->priority_equal && strcmp(arg, "migration") != 0)
+			return bad(err, errlen, "--priority %s: must be migration or equal", arg);
 		break;
 	case O_PAUSED: a->paused = true; break;
 	case O_MEMORY_MODE:

@@ -67,6 +67,7 @@ struct cli_args {
 	const char *paravisor; /* service --paravisor */
 	bool netstack;	       /* service --netstack */
 	uint32_t connections;
+	bool priority_equal; /* migrate --priority equal */
 
 	/* create (and restore: --name) */
 	const char *name;

@@ -247,6 +247,10 @@ const char *show__migration(json_t *op, bool rounds, char *buf, size_t len)
 	if (off < len && *jstr(op, "migration.dirty_log"))
 		off += (size_t)snprintf(buf + off, len - off, ", dirty %s",
 					jstr(op, "migration.dirty_log"));
+	if (off < len && jint(op, "migration.thread_nice"))
+		off +=
+		    (size_t)snprintf(buf + off, len - off, ", migration threads at nice %" PRId64,
+				     jint(op, "migration.thread_nice"));
 	if (off < len && jint(op, "migration.throttle_percent"))
 		off += (size_t)snprintf(buf + off, len - off, ", vCPUs throttled up to %" PRId64 "%%",
 					jint(op, "migration.throttle_percent"));

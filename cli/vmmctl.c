@@ -172,6 +172,9 @@ static json_t *action_body(const struct cli_args *a, char *dir)
 		mig.max_rounds = a->max_rounds;
 		mig.auto_converge = a->auto_converge;
 		mig.connections = a->connections;
+		mig.priority = a->priority_equal
+				   ? VMMD__V1__MIGRATION_PRIORITY__MIGRATION_PRIORITY_EQUAL
+				   : VMMD__V1__MIGRATION_PRIORITY__MIGRATION_PRIORITY_MIGRATION;
 		return api_json__from_message(&mig.base);
 	case CLI_SERVICE:
 		svc.paravisor = (char *)(a->paravisor ? a->paravisor : "");

@@ -119,6 +119,9 @@ struct op_service {
 };
 
 #define MIGRATE_ROUNDS_KEPT 64
+/* MIGRATION_PRIORITY_MIGRATION's nice value: the migration's threads get
+ * about nine times a vCPU's share of a contended CPU (vmm's default). */
+#define MIGRATE_THREAD_NICE (-10)
 
 struct op_migrate {
 	char dest[256];
@@ -126,11 +129,13 @@ struct op_migrate {
 	uint64_t bandwidth_limit;
 	bool auto_converge;
 	uint32_t connections;
+	int thread_nice; /* asked for the migration's threads at both ends */
 	char cert[REGISTRY_PATH_MAX], key[REGISTRY_PATH_MAX], ca[REGISTRY_PATH_MAX];
 	bool has_result;
 	uint32_t setup_ms, total_ms, downtime_ms, rounds;
 	uint64_t bytes, pages_normal, pages_zero, throughput;
 	uint32_t throttle_pct, nr_conns;
+	int nice_now; /* what the source's migration threads ran at */
 	uint32_t dt_pause, dt_state, dt_pages, dt_restore, dt_start; /* downtime parts */
 	uint64_t dt_last_pages;
 	char dirty_log[8];
@@ -214,6 +219,7 @@ struct worker_restore {
 	bool lazy;
 	const char *incoming;
 	const char *cert, *key, *ca;
+	int incoming_nice; /* --incoming-nice */
 };
 /* Starts vmm for vm; restore NULL boots the kernel. */
 int worker__spawn(struct daemon *d, struct vm *vm, const struct worker_restore *restore, char *why,

@@ -126,10 +126,20 @@ fail:
 	return NULL;
 }
 
+/* The nice value the source asked for the migration's threads; the
+ * default where it did not say (a vmmd from before MigrationPriority). */
+static int in__nice(json_t *hello)
+{
+	json_t *n = json_object_get(hello, "thread_nice");
+	json_int_t v = json_is_integer(n) ? json_integer_value(n) : MIGRATE_THREAD_NICE;
+
+	return v < -20 || v > 19 ? MIGRATE_THREAD_NICE : (int)v;
+}
+
 /* The VM record and its vmm --incoming (d->lock held).  The spec is taken
  * over. */
 static struct vm *in__create(struct daemon *d, const char *id, Vmmd__V1__VmSpec *spec,
-			     const char *peer, struct op **op, struct api_error *err)
+			     const char *peer, int nice, struct op **op, struct api_error *err)
 {
 	struct vm *vm, *other;
 	char addr[200], why[256];
@@ -181,10 +191,11 @@ static struct vm *in__create(struct daemon *d, const char *id, Vmmd__V1__VmSpec 
 	ops__update(d, *op, (*op)->state, 10, "incoming from %s on data port %u", peer, port);
 	snprintf(addr, sizeof(addr), strchr(d->mig_in->host, ':') ? "[%s]:%u" : "%s:%u",
 		 d->mig_in->host, port);
-	const struct worker_restore in = { .incoming = addr,
-					   .cert = d->cfg.migration_cert,
-					   .key = d->cfg.migration_key,
-					   .ca = d->cfg.migration_ca };
+	const struct worker_restore in = {.incoming = addr,
+					  .cert = d->cfg.migration_cert,
+					  .key = d->cfg.migration_key,
+					  .ca = d->cfg.migration_ca,
+					  .incoming_nice = nice};
 	if (worker__spawn(d, vm, &in, why, sizeof(why))) {
 		api_error__set(err, API_INTERNAL, NULL, "cannot start vmm on the destination: %s",
 			       why);
@@ -331,7 +342,7 @@ static void *in__serve(void *arg)
 		goto out;
 	}
 	pthread_mutex_lock(&d->lock);
-	vm = in__create(d, id, spec, ic->peer, &op, &err);
+	vm = in__create(d, id, spec, ic->peer, in__nice(hello), &op, &err);
 	if (vm)
 		snprintf(op_id, sizeof(op_id), "%s", op->id);
 	ok = vm ? json_pack("{s:b, s:i, s:s}", "ok", 1, "data_port", (int)vm->data_port, "vm_id",

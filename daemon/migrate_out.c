@@ -34,8 +34,9 @@ struct out {
 	char dest_why[300]; /* what the destination said went wrong */
 };
 
-/* {"cmd":"migrate-in","id":..,"vm":CreateVmRequest,"disk_sizes":[..]} */
-static json_t *out__hello(const char *id, Vmmd__V1__VmSpec *spec)
+/* {"cmd":"migrate-in","id":..,"vm":CreateVmRequest,"disk_sizes":[..],
+ *  "thread_nice":N} (a destination before thread_nice ignores it) */
+static json_t *out__hello(const char *id, Vmmd__V1__VmSpec *spec, int nice)
 {
 	Vmmd__V1__CreateVmRequest req = VMMD__V1__CREATE_VM_REQUEST__INIT;
 	json_t *sizes = json_array();
@@ -46,8 +47,9 @@ static json_t *out__hello(const char *id, Vmmd__V1__VmSpec *spec)
 		json_array_append_new(sizes, json_integer(stat(spec->disks[i]->path, &st) ?
 								  -1 :
 								  (json_int_t)st.st_size));
-	return json_pack("{s:s, s:s, s:o, s:o}", "cmd", "migrate-in", "id", id, "vm",
-			 api_json__from_message(&req.base), "disk_sizes", sizes);
+	return json_pack("{s:s, s:s, s:o, s:o, s:i}", "cmd", "migrate-in", "id", id, "vm",
+			 api_json__from_message(&req.base), "disk_sizes", sizes, "thread_nice",
+			 nice);
 }
 
 /* vmm's migrate-status into the result (d->lock held). */
@@ -67,6 +69,7 @@ static void out__take_status(struct op_migrate *g, json_t *st, uint32_t vmmd_set
 	g->rounds = (uint32_t)I("rounds");
 	g->throttle_pct = (uint32_t)I("throttle_percent");
 	g->nr_conns = (uint32_t)I("connections");
+	g->nice_now = (int)json_integer_value(json_object_get(st, "thread_nice"));
 #define D(k) ((uint32_t)json_integer_value(json_object_get(json_object_get(st, "downtime_breakdown"), k)))
 	g->dt_pause = D("pause_ms");
 	g->dt_state = D("state_ms");
@@ -137,7 +140,7 @@ static int out__setup(struct out *o, Vmmd__V1__VmSpec *spec, char *data, size_t 
 			 g->dest, cwhy);
 		return -ECONNREFUSED;
 	}
-	hello = out__hello(o->id, spec);
+	hello = out__hello(o->id, spec, g->thread_nice);
 	r = hello ? mchan__send(o->c, hello) : -ENOMEM;
 	json_decref(hello);
 	if (!r)
@@ -296,14 +299,15 @@ void migrate_out__run(struct daemon *d, struct op *op, struct vm *vm)
 	pthread_mutex_unlock(&d->lock);
 	if (out__setup(&o, spec, data, sizeof(data)))
 		goto out_unlocked;
-	rep = out__vmm(&o,
-		       json_pack("{s:s, s:s, s:i, s:i, s:I, s:b, s:i, s:{s:s, s:s, s:s}}", "cmd",
-				 "migrate", "destination", data, "downtime_limit_ms",
-				 (int)g->downtime_limit_ms, "max_rounds", (int)g->max_rounds,
-				 "bandwidth_limit", (json_int_t)g->bandwidth_limit, "auto_converge",
-				 g->auto_converge, "connections", (int)g->connections, "tls", "cert",
-				 g->cert, "key", g->key, "ca", g->ca),
-		       5000);
+	rep =
+	    out__vmm(&o,
+		     json_pack("{s:s, s:s, s:i, s:i, s:I, s:b, s:i, s:i, s:{s:s, s:s, s:s}}", "cmd",
+			       "migrate", "destination", data, "downtime_limit_ms",
+			       (int)g->downtime_limit_ms, "max_rounds", (int)g->max_rounds,
+			       "bandwidth_limit", (json_int_t)g->bandwidth_limit, "auto_converge",
+			       g->auto_converge, "connections", (int)g->connections, "thread_nice",
+			       g->thread_nice, "tls", "cert", g->cert, "key", g->key, "ca", g->ca),
+		     5000);
 	if (rep && !json_is_true(json_object_get(rep, "ok")))
 		snprintf(o.why, sizeof(o.why), "vmm refused to migrate: %s",
 			 json_string_value(json_object_get(rep, "error")) ?: "no reason given");

@@ -186,6 +186,7 @@ Vmmd__V1__Operation *registry__op_message(const struct op *op)
 		mig.dirty_log = (char *)g->dirty_log;
 		mig.throttle_percent = g->throttle_pct;
 		mig.connections = g->nr_conns;
+		mig.thread_nice = g->nice_now;
 		down.pause_ms = g->dt_pause;
 		down.state_ms = g->dt_state;
 		down.last_pages_ms = g->dt_pages;

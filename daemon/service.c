@@ -347,6 +347,12 @@ HANDLER(MigrateVm)
 	else if (req->connections > 16)
 		r = api_error__set(err, API_INVALID_ARGUMENT, "connections", "%u: at most 16",
 				   req->connections);
+	else if (req->priority != VMMD__V1__MIGRATION_PRIORITY__MIGRATION_PRIORITY_MIGRATION &&
+		 req->priority != VMMD__V1__MIGRATION_PRIORITY__MIGRATION_PRIORITY_EQUAL)
+		r = api_error__set(err, API_INVALID_ARGUMENT, "priority",
+				   "%d: expected MIGRATION_PRIORITY_MIGRATION or "
+				   "MIGRATION_PRIORITY_EQUAL",
+				   (int)req->priority);
 	else if (!(r = migrate_file("tls.cert", t ? t->cert : NULL, d->cfg.migration_cert,
 				    m->cert, sizeof(m->cert), err)) &&
 		 !(r = migrate_file("tls.key", t ? t->key : NULL, d->cfg.migration_key, m->key,
@@ -360,6 +366,10 @@ HANDLER(MigrateVm)
 		m->bandwidth_limit = req->bandwidth_limit;
 		m->auto_converge = req->auto_converge;
 		m->connections = req->connections ? req->connections : 1;
+		m->thread_nice =
+		    req->priority == VMMD__V1__MIGRATION_PRIORITY__MIGRATION_PRIORITY_EQUAL
+			? 0
+			: MIGRATE_THREAD_NICE;
 		r = action(d, req->id, VMMD__V1__OPERATION_KIND__OPERATION_KIND_MIGRATE, M(RUNNING),
 			   ": only a running VM can be migrated", &args, resp, err);
 	}

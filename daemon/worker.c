@@ -89,6 +89,8 @@ static char **build_argv(struct daemon *d, struct vm *vm, const struct worker_re
 		ARG("%s", restore->key);
 		ARG("--tls-ca");
 		ARG("%s", restore->ca);
+		ARG("--incoming-nice");
+		ARG("%d", restore->incoming_nice);
 	} else if (restore) {
 		/* The same machine, its state from the snapshot: no boot. */
 		ARG("--restore");

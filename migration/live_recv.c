@@ -7,6 +7,7 @@
 #include "migration/live.h"
 #include "migration/saved_state.h"
 #include "migration/stream.h"
+#include "migration/thread_nice.h"
 #include "vmm/vm.h"
 
 #include <endian.h>
@@ -504,8 +505,14 @@ static int live_recv__incoming(struct vm *vm)
 	struct mig_stream *s = NULL;
 	char why[512] = "";
 	uint64_t ignored = 0;
-	int err;
+	int err, old_nice;
 
+	/* This (main) thread and the channel threads it starts; put back
+	 * before the vCPU threads, which it starts too, are made. */
+	if (thread_nice__set(cfg->incoming_nice, &old_nice))
+		pr_warn("incoming: cannot take nice %d (no CAP_SYS_NICE): the migration shares "
+			"the CPU with vCPUs as an equal",
+			cfg->incoming_nice);
 	/* --prefault: RAM already allocated is zeroed here, off the clock, so
 	 * the pages the source sends land in RAM that is there. */
 	if (cfg->prefault)
@@ -513,8 +520,8 @@ static int live_recv__incoming(struct vm *vm)
 	/* Open until the end: the source's extra connections come later. */
 	x.lfd = mig_stream__listen(cfg->incoming, why, sizeof(why));
 	if (x.lfd >= 0) {
-		pr_info("incoming: waiting for a migration on %s%s", cfg->incoming,
-			tls.cert ? " (mutual TLS)" : "");
+		pr_info("incoming: waiting for a migration on %s%s, receiving at nice %d",
+			cfg->incoming, tls.cert ? " (mutual TLS)" : "", thread_nice__get());
 		s = mig_stream__accept_on(x.lfd, cfg->incoming, &tls, RECV_ACCEPT_MS, why,
 					  sizeof(why));
 	}
@@ -522,6 +529,7 @@ static int live_recv__incoming(struct vm *vm)
 		pr_err("incoming: %s", why);
 		if (x.lfd >= 0)
 			close(x.lfd);
+		thread_nice__restore(old_nice);
 		return -ECONNABORTED;
 	}
 	err = recv__run(vm, s, &x, why, sizeof(why));
@@ -535,6 +543,7 @@ static int live_recv__incoming(struct vm *vm)
 		pr_info("incoming: the guest runs here now");
 	}
 	mig_stream__close(s);
+	thread_nice__restore(old_nice);
 	return err;
 }
 

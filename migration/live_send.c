@@ -8,6 +8,7 @@
 #include "migration/live.h"
 #include "migration/snapshot_lazy.h"
 #include "migration/saved_state.h"
+#include "migration/thread_nice.h"
 #include "migration/stream.h"
 #include "vmm/control.h"
 #include "vmm/vcpu_throttle.h"
@@ -71,6 +72,8 @@ struct live_send {
 	uint64_t bandwidth; /* bytes per second; 0: as fast as the link goes */
 	bool auto_converge;
 	unsigned int throttle_pct, high_rounds;
+	int nice;     /* wanted for the migration's threads */
+	int nice_now; /* what they got (the old value when not allowed) */
 
 	pthread_mutex_t lock; /* guards what status reads, s, cancel */
 	enum send_state state;
@@ -581,9 +584,18 @@ static void *live_send__thread(void *arg)
 	bool paused_before = vm__is_paused(ls->vm);
 	int64_t t_stop = 0, t_end;
 	char why[512] = "";
-	int err = -ECONNREFUSED;
+	int err = -ECONNREFUSED, old_nice;
 	struct mig_stream *s;
 
+	/* This thread and the channel threads it starts (which inherit it);
+	 * the thread ends with the migration, so nothing is restored. */
+	if (thread_nice__set(ls->nice, &old_nice))
+		pr_warn("migrate: cannot give the migration's threads nice %d (no CAP_SYS_NICE): "
+			"they share the CPU with the guest's vCPUs as equals (%d)",
+			ls->nice, old_nice);
+	pthread_mutex_lock(&ls->lock);
+	ls->nice_now = thread_nice__get();
+	pthread_mutex_unlock(&ls->lock);
 	s = send__connect(ls, &tls, why, sizeof(why));
 	pthread_mutex_lock(&ls->lock);
 	ls->s = ls->chan[0].s = s;
@@ -664,23 +676,22 @@ static json_t *live_send__status_json(struct live_send *ls)
 							ls->round[i].dirty_pages_per_s,
 							"throttle_percent",
 							(int)ls->round[i].throttle_pct));
-	j = json_pack("{s:b, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
-		      "s:i, s:i, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
-		      "ok", 1, "migration", state_names[ls->state], "phase", ls->phase,
-		      "dirty_log", ls->vm ? vm__dirty_log_kind(ls->vm) : NULL,
-		      "destination", ls->state == MS_NONE ? NULL : ls->dest, "error",
-		      ls->error[0] ? ls->error : NULL, "setup_ms", (json_int_t)ls->setup_ms,
-		      "total_ms", (json_int_t)ls->total_ms, "downtime_ms",
-		      (json_int_t)ls->downtime_ms_measured, "bytes",
-		      (json_int_t)(ls->s ? send__bytes(ls) : ls->bytes),
-		      "pages_normal", (json_int_t)ls->pages_normal, "pages_zero",
-		      (json_int_t)ls->pages_zero, "rounds", (json_int_t)ls->rounds, "auto_converge",
-		      ls->auto_converge, "throttle_percent", (int)ls->throttle_pct, "connections",
-		      (int)ls->nr_chan, "round_stats", rounds, "downtime_breakdown", "pause_ms",
-		      (json_int_t)ls->stop.pause, "state_ms", (json_int_t)ls->stop.collect,
-		      "last_pages_ms", (json_int_t)ls->stop.pages, "last_pages",
-		      (json_int_t)ls->stop_pages, "destination_restore_ms",
-		      (json_int_t)ls->stop.restore, "go_to_running_ms", (json_int_t)ls->stop.start);
+	j = json_pack(
+	    "{s:b, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
+	    "s:i, s:i, s:i, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    "ok", 1, "migration", state_names[ls->state], "phase", ls->phase, "dirty_log",
+	    ls->vm ? vm__dirty_log_kind(ls->vm) : NULL, "destination",
+	    ls->state == MS_NONE ? NULL : ls->dest, "error", ls->error[0] ? ls->error : NULL,
+	    "setup_ms", (json_int_t)ls->setup_ms, "total_ms", (json_int_t)ls->total_ms,
+	    "downtime_ms", (json_int_t)ls->downtime_ms_measured, "bytes",
+	    (json_int_t)(ls->s ? send__bytes(ls) : ls->bytes), "pages_normal",
+	    (json_int_t)ls->pages_normal, "pages_zero", (json_int_t)ls->pages_zero, "rounds",
+	    (json_int_t)ls->rounds, "auto_converge", ls->auto_converge, "throttle_percent",
+	    (int)ls->throttle_pct, "connections", (int)ls->nr_chan, "thread_nice", ls->nice_now,
+	    "round_stats", rounds, "downtime_breakdown", "pause_ms", (json_int_t)ls->stop.pause,
+	    "state_ms", (json_int_t)ls->stop.collect, "last_pages_ms", (json_int_t)ls->stop.pages,
+	    "last_pages", (json_int_t)ls->stop_pages, "destination_restore_ms",
+	    (json_int_t)ls->stop.restore, "go_to_running_ms", (json_int_t)ls->stop.start);
 	pthread_mutex_unlock(&ls->lock);
 	return j;
 }
@@ -690,24 +701,25 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 	struct live_send *ls = &send_job;
 	const char *dest = NULL, *cert = NULL, *key = NULL, *ca = NULL;
 	json_int_t downtime = SEND_DOWNTIME_DEFAULT_MS, rounds = SEND_MAX_ROUNDS_DEFAULT, bw = 0;
-	json_int_t conns = 1;
+	json_int_t conns = 1, nice = THREAD_NICE_MIGRATION;
 	int converge = 0;
 	pthread_t tid;
 	uint64_t words;
 
-	if (json_unpack(req, "{s:s, s?I, s?I, s?I, s?b, s?I, s?{s:s, s:s, s:s}}", "destination",
-			&dest, "downtime_limit_ms", &downtime, "max_rounds", &rounds,
+	if (json_unpack(req, "{s:s, s?I, s?I, s?I, s?b, s?I, s?I, s?{s:s, s:s, s:s}}",
+			"destination", &dest, "downtime_limit_ms", &downtime, "max_rounds", &rounds,
 			"bandwidth_limit", &bw, "auto_converge", &converge, "connections", &conns,
-			"tls", "cert", &cert, "key", &key, "ca", &ca) ||
+			"thread_nice", &nice, "tls", "cert", &cert, "key", &key, "ca", &ca) ||
 	    !strchr(dest, ':') || strlen(dest) >= sizeof(ls->dest))
 		return control__fail("migrate: needs \"destination\":\"host:port\", optional "
 				     "\"downtime_limit_ms\", \"max_rounds\", \"bandwidth_limit\" "
 				     "(bytes/s), \"auto_converge\" (bool), \"connections\", "
-				     "\"tls\":{cert,key,ca}");
+				     "\"thread_nice\", \"tls\":{cert,key,ca}");
 	if (downtime < 1 || downtime > 600000 || rounds < 1 || rounds > 1000 || bw < 0 ||
-	    conns < 1 || conns > SEND_MAX_CHANNELS)
+	    conns < 1 || conns > SEND_MAX_CHANNELS || nice < -20 || nice > 19)
 		return control__fail("migrate: downtime_limit_ms must be 1..600000, max_rounds "
-				     "1..1000, bandwidth_limit >= 0, connections 1..%d",
+				     "1..1000, bandwidth_limit >= 0, connections 1..%d, "
+				     "thread_nice -20..19",
 				     SEND_MAX_CHANNELS);
 	/* RAM is read through the memfd's extents: not while a lazy restore
 	 * still fills it. */
@@ -746,6 +758,7 @@ static json_t *live_send__start(struct vm *vm, json_t *req)
 	ls->bandwidth = (uint64_t)bw;
 	ls->auto_converge = converge;
 	ls->nr_chan = (unsigned int)conns;
+	ls->nice = ls->nice_now = (int)nice;
 	for (unsigned int i = 0; i < SEND_MAX_CHANNELS; i++)
 		ls->chan[i] = (struct send_chan){ .ls = ls, .index = i };
 	ls->throttle_pct = ls->high_rounds = 0;

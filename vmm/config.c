@@ -16,6 +16,7 @@
 #define MIN_MEM_SIZE (16 * SZ_1M)
 #define MAX_CPUS 255 /* xAPIC ids in the MADT are 8 bits */
 #define DEFAULT_STOP_TIMEOUT 30
+#define DEFAULT_INCOMING_NICE (-10) /* as the source's migration threads */
 
 void config__usage(FILE *out)
 {
@@ -52,6 +53,9 @@ void config__usage(FILE *out)
 	      "  --incoming HOST:PORT wait there for a live migration of a VM with these options\n"
 	      "  --tls-cert/--tls-key/--tls-ca FILE  mutual TLS 1.3 for --incoming: only a source\n"
 	      "                       whose certificate chains to the CA gets through\n"
+	      "  --incoming-nice N    nice value (-20..19) of the thread receiving the migration\n"
+	      "                       (default -10: ahead of other guests' vCPUs; needs\n"
+	      "                       CAP_SYS_NICE, else it stays as it was)\n"
 	      "  --dirty-log MODE     how a live migration learns what vCPUs wrote: ring (KVM's\n"
 	      "                       per-vCPU dirty ring), bitmap (KVM_GET_DIRTY_LOG) or auto\n"
 	      "                       (the ring where KVM has it; default)\n"
@@ -158,7 +162,7 @@ enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS,
        OPT_SERIAL, OPT_ON_REBOOT, OPT_STOP_TIMEOUT, OPT_DISK, OPT_NET, OPT_CONSOLE,
        OPT_RNG, OPT_CONTROL, OPT_STATUS_FILE, OPT_RESTORE, OPT_RESTORE_MODE, OPT_INCOMING,
        OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_DIRTY_LOG, OPT_PARAVISOR,
-       OPT_PARAVISOR_UID, OPT_PREFAULT };
+       OPT_PARAVISOR_UID, OPT_PREFAULT, OPT_INCOMING_NICE };
 
 static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -179,6 +183,7 @@ static const struct option long_opts[] = {
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "restore-mode", required_argument, NULL, OPT_RESTORE_MODE },
 	{ "incoming", required_argument, NULL, OPT_INCOMING },
+	{ "incoming-nice", required_argument, NULL, OPT_INCOMING_NICE },
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
@@ -195,6 +200,19 @@ static uint64_t config__host_ram(void)
 	struct sysinfo si;
 
 	return sysinfo(&si) ? 0 : (uint64_t)si.totalram * si.mem_unit;
+}
+
+static int config__parse_nice(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < -20 || v > 19)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
 }
 
 static int config__parse_uint(const char *s, unsigned long max, unsigned int *out)
@@ -251,6 +269,10 @@ static int config__parse_one(struct vm_config *cfg, int c, const char *arg)
 		if (!strchr(arg, ':'))
 			return config__bad("--incoming", arg, "expected HOST:PORT (HOST may be empty)");
 		cfg->incoming = arg;
+		return 0;
+	case OPT_INCOMING_NICE:
+		if (config__parse_nice(arg, &cfg->incoming_nice))
+			return config__bad("--incoming-nice", arg, "must be a nice value from -20 to 19");
 		return 0;
 	case OPT_TLS_CERT: cfg->tls_cert = arg; return 0;
 	case OPT_TLS_KEY: cfg->tls_key = arg; return 0;
@@ -328,6 +350,7 @@ int config__parse(struct vm_config *cfg, int argc, char **argv)
 	cfg->serial = SERIAL_STDIO;
 	cfg->console = SERIAL_NONE;
 	cfg->stop_timeout_s = DEFAULT_STOP_TIMEOUT;
+	cfg->incoming_nice = DEFAULT_INCOMING_NICE;
 
 	opterr = 0; /* our own messages, one line each */
 	optind = 1;

@@ -46,6 +46,7 @@ struct vm_config {
 	const char *restore_dir;  /* --restore: start from this snapshot */
 	bool restore_lazy;        /* --restore-mode lazy */
 	const char *incoming;     /* --incoming HOST:PORT: wait for a live migration */
+	int incoming_nice;	  /* --incoming-nice */
 	const char *tls_cert, *tls_key, *tls_ca; /* --tls-*: mutual TLS for --incoming */
 	enum dirty_log_mode dirty_log;           /* --dirty-log */
 	const char *paravisor;                   /* --paravisor: its binary */

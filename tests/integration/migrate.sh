@@ -65,6 +65,13 @@ dst_stop() {
 }
 # migrate EXTRA-JSON: to this test's destination, waits for the end ($st).
 migrate() { vmm_migrate "127.0.0.1:$port" "$1" 60; }
+# nice_of PID: the nice value of the process's main thread; nices PID: the
+# distinct nice values of all its threads, lowest first ("-10 0 ").
+stat_nice() { sed 's/.*) //' "$1" 2>/dev/null | cut -d' ' -f17; }
+nice_of() { stat_nice "/proc/$1/stat"; }
+nices() {
+	for _t in /proc/"$1"/task/*/stat; do stat_nice "$_t"; done | sort -n | uniq | tr '\n' ' '
+}
 rm -f "$WORK/din"
 mkfifo "$WORK/din"
 exec 9<>"$WORK/din"
@@ -104,13 +111,17 @@ exec 8>&-
 # wrote is gone, zero where the source sent nothing.
 src "$WORK/s1b" "heartbeat=14 pattern=91 dirty_size=32"
 rm -f "$WORK/dst.rc"
-dst "$WORK/d1b" --prefault
+dst "$WORK/d1b" --prefault --incoming-nice 0
 shm_kib() { awk '/^RssShmem:/ { print $2 }' "/proc/$(cat "$WORK/dst.pid")/status"; }
 kib=$(shm_kib)
 check "--prefault: the waiting destination holds all 128 MiB of guest RAM (${kib:-?} KiB)" \
 	[ "${kib:-0}" -ge $((128 * 1024)) ]
 before=$(last_beat "$WORK/s1b")
-migrate ''
+check "--incoming-nice 0: the waiting destination's thread stays at nice 0 ($(nice_of "$(cat "$WORK/dst.pid")"))" \
+	[ "$(nice_of "$(cat "$WORK/dst.pid")")" = 0 ]
+migrate ',"thread_nice":0'
+check "\"thread_nice\":0: the source's migration threads ran at nice 0 ($(field "$st" thread_nice))" \
+	[ "$(field "$st" thread_nice)" = 0 ]
 ctl '{"cmd":"stop"}' >/dev/null
 wait $pid 2>/dev/null
 check "migration to a prefaulted destination completes ($(field "$st" migration), $(field "$st" bytes) bytes)" \
@@ -158,7 +169,24 @@ src "$WORK/s2b" "heartbeat=14 dirty=0 dirty_size=8"
 rm -f "$WORK/dst.rc"
 dst "$WORK/d2b"
 before=$(last_beat "$WORK/s2b")
+# The migration's threads outrank the vCPUs (nice -10, vmm's default) at
+# both ends, and only while it runs; the slow link keeps pre-copy long
+# enough to look.
+dpid_vmm=$(cat "$WORK/dst.pid")
+check "the waiting destination's receiving thread runs at nice -10 ($(nice_of "$dpid_vmm"))" \
+	[ "$(nice_of "$dpid_vmm")" = -10 ]
+rm -f "$WORK/nice.stop"
+(while [ ! -e "$WORK/nice.stop" ]; do
+	nices $pid
+	echo
+	sleep 0.05
+done) >"$WORK/nice.src" 2>/dev/null &
+npid=$!
 migrate ',"auto_converge":true,"bandwidth_limit":16777216,"max_rounds":10,"downtime_limit_ms":1,"connections":2'
+touch "$WORK/nice.stop"
+wait $npid
+check "during pre-copy the source's migration threads ran at nice -10, its vCPUs at 0 ($(sort -u "$WORK/nice.src" | tr '\n' '|'); status says $(field "$st" thread_nice))" \
+	sh -c "grep -q -- '^-10 0 \$' '$WORK/nice.src' && [ '$(field "$st" thread_nice)' = -10 ]"
 ctl '{"cmd":"stop"}' >/dev/null
 wait $pid 2>/dev/null
 pct=$(field "$st" throttle_percent)
@@ -169,6 +197,8 @@ wait_for "$WORK/d2b" "tiny: heartbeat" 20
 first=$(first_beat "$WORK/d2b")
 check "the throttled guest carries on at the destination (${before:-?} -> ${first:-none})" \
 	sh -c "[ '${first:-0}' -gt '${before:-999999999}' ]"
+check "at the destination every thread runs at nice 0 once the guest runs there ($(nices "$dpid_vmm"))" \
+	[ "$(nices "$dpid_vmm")" = "0 " ]
 dst_stop "auto-converge" "$WORK/d2b"
 exec 8>&-
 
@@ -196,6 +226,8 @@ check "a certificate from another CA is refused ($(field "$st" error))" \
 	sh -c "printf '%s' '$st' | grep -q '\"migration\":\"failed\"' && printf '%s' '$st' | grep -qi 'certificate\|handshake\|TLS'"
 dst_clean "foreign certificate" "$WORK/d3"
 alive "foreign certificate"
+r=$(ctl '{"cmd":"migrate","destination":"127.0.0.1:1","thread_nice":20}')
+check "a nice value out of range is refused, naming the field ($r)" says "$r" "thread_nice -20..19"
 
 rm -f "$WORK/dst.rc"
 dst "$WORK/d4"

@@ -108,6 +108,9 @@ check "a destination that is not host:port is 400 on destination ($R)" \
 api POST /v1/vms/hb:migrate "{\"destination\":\"$IPB:$PB\",\"connections\":17}"
 check "17 connections is 400 on connections ($R)" \
 	r_all '"code":"INVALID_ARGUMENT"' '"field":"connections"' 'at most 16'
+api POST /v1/vms/hb:migrate "{\"destination\":\"$IPB:$PB\",\"priority\":\"MIGRATION_PRIORITY_HIGH\"}"
+check "an unknown priority is 400 on priority ($R)" \
+	r_all '"code":"INVALID_ARGUMENT"' '"field":"priority"'
 migrate hb "{\"destination\":\"$IPB:$PE\"}" 60
 check "to a vmmd whose certificate comes from another CA: the operation fails naming TLS/the certificate" \
 	r_all OPERATION_STATE_FAILED 'TLS handshake: peer certificate refused'
@@ -159,11 +162,15 @@ check "...its result has the figures (total, downtime and its parts, bytes, roun
 		'"total_ms":[1-9]' '"bytes":"[1-9]' '"pages_normal":"[1-9]' \
 		'"rounds":[1-9]' '"round_stats":\[{"pages":"[1-9]' \
 		'"dirty_log":"[a-z]' '"throughput_bytes_per_s":"[1-9]' '"connections":3' \
-		'"downtime":{.*"destination_restore_ms"'
+		'"downtime":{"[a-z_]*":' '"thread_nice":-10'
 check "...the VM is gone from a" gone hb 10
 on b
 api GET /v1/vms/hb
 check "...and RUNNING on b with the same id" r_all VM_STATE_RUNNING "\"id\":\"$VMID\""
+# The vmm that received it says at what nice value (its log, on b).
+received_at() { grep -o 'receiving at nice [-0-9]*' "$WORK/$1/var/vms/$VMID.log" | tail -n 1; }
+check "...b received it at the priority asked for ($(received_at b))" \
+	[ "$(received_at b)" = "receiving at nice -10" ]
 wait_console hb "tiny: heartbeat" 30
 first=$(first_beat "$WORK/hb.con")
 diag "heartbeat $saved before, first on b ${first:-none}"
@@ -174,17 +181,20 @@ check "...and keeps going" runs_on b hb
 # 6. Back to a with vmmctl migrate --wait.
 wait_console hb "tiny: heartbeat" 10
 saved=$(last_beat "$WORK/hb.con")
-timeout -s KILL 200 "$VMMCTL" --socket "$SB" migrate hb "$IPA:$PA" --downtime-limit 300 --auto-converge --wait \
+timeout -s KILL 200 "$VMMCTL" --socket "$SB" migrate hb "$IPA:$PA" --downtime-limit 300 --auto-converge --priority equal --wait \
 	>"$WORK/c.out" 2>"$WORK/c.err"
 RC=$?
 diag "vmmctl: $(cat "$WORK/c.out" "$WORK/c.err")"
 check "vmmctl migrate --wait: exit 0, the figures printed" \
 	sh -c "[ $RC -eq 0 ] && grep -q 'succeeded: to $IPA:$PA: [0-9]* ms in all.* MB/s, dirty ' '$WORK/c.out' &&
 		grep -q 'round 0: [0-9]* pages' '$WORK/c.out' && grep -q 'downtime: pause [0-9]* ms' '$WORK/c.out'"
+check "...with --priority equal the migration's threads stayed at nice 0 (no 'at nice' in its figures)" \
+	sh -c "! grep -q 'at nice' '$WORK/c.out'"
 on b
 check "...the VM is gone from b" gone hb 10
 on a
 check "...and runs on a again" runs_on a hb
+check "...received at nice 0 there ($(received_at a))" [ "$(received_at a)" = "receiving at nice 0" ]
 first=$(first_beat "$WORK/hb.con")
 check "...no second boot there either (first beat ${first:-none} > $saved)" \
 	sh -c "[ '${first:-0}' -gt '$saved' ] && ! grep -q 'tiny: hello' '$WORK/hb.con'"

@@ -225,6 +225,7 @@ static void test_config_defaults(void **state)
 	assert_null(cfg.serial_path);
 	assert_int_equal(cfg.on_reboot, ON_REBOOT_EXIT);
 	assert_int_equal(cfg.stop_timeout_s, 30);
+	assert_int_equal(cfg.incoming_nice, -10);
 	assert_int_equal(cfg.nr_disks, 0);
 	assert_int_equal(cfg.nr_nics, 0);
 	assert_false(cfg.verbose);
@@ -432,6 +433,24 @@ static void test_config_refuses_bad_on_reboot_and_stop_timeout(void **state)
 	config__free(&cfg);
 }
 
+static void test_config_incoming_nice_takes_minus_20_to_19(void **state)
+{
+	static const char *const bad[] = { "-21", "20", "", "5x", "ten", "99999999999999999999" };
+	struct vm_config cfg;
+
+	assert_int_equal(PARSE(&cfg, "--incoming", ":1", "--incoming-nice", "-20"), 0);
+	assert_int_equal(cfg.incoming_nice, -20);
+	config__free(&cfg);
+	assert_int_equal(PARSE(&cfg, "--incoming", ":1", "--incoming-nice", "19"), 0);
+	assert_int_equal(cfg.incoming_nice, 19);
+	config__free(&cfg);
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(PARSE(&cfg, "--incoming", ":1", "--incoming-nice", bad[i]),
+				 -EINVAL);
+		config__free(&cfg);
+	}
+}
+
 static void test_config_serial_kinds(void **state)
 {
 	struct vm_config cfg;
@@ -494,6 +513,7 @@ int main(void)
 		cmocka_unit_test(test_config_refuses_missing_value),
 		cmocka_unit_test(test_config_refuses_stray_argument),
 		cmocka_unit_test(test_config_refuses_bad_on_reboot_and_stop_timeout),
+		cmocka_unit_test(test_config_incoming_nice_takes_minus_20_to_19),
 		cmocka_unit_test(test_config_serial_kinds),
 		cmocka_unit_test(test_config_serial_refuses_unknown_kind_and_empty_path),
 	};

@@ -192,8 +192,9 @@ static void test_migrate_takes_vm_dest_and_limits(void **state)
 	struct cli_args a;
 
 	assert_int_equal(parse(&a, "migrate", "web", "10.0.0.2:7000", "--downtime-limit", "200",
-			       "--bandwidth-limit", "1048576", "--max-rounds", "5", "--auto-converge",
-			       "--connections", "4", "--wait", "--json", NULL),
+			       "--bandwidth-limit", "1048576", "--max-rounds", "5",
+			       "--auto-converge", "--connections", "4", "--priority", "equal",
+			       "--wait", "--json", NULL),
 			 0);
 	assert_int_equal(a.cmd, CLI_MIGRATE);
 	assert_string_equal(a.target, "web");
@@ -203,11 +204,15 @@ static void test_migrate_takes_vm_dest_and_limits(void **state)
 	assert_int_equal(a.max_rounds, 5);
 	assert_true(a.wait && a.json && a.auto_converge);
 	assert_int_equal(a.connections, 4);
+	assert_true(a.priority_equal);
+	assert_int_not_equal(parse(&a, "migrate", "web", "h:1", "--priority", "high", NULL), 0);
+	assert_non_null(strstr(err, "--priority high: must be migration or equal"));
 	assert_int_not_equal(parse(&a, "migrate", "web", "h:1", "--connections", "17", NULL), 0);
 	assert_non_null(strstr(err, "--connections 17"));
 	assert_int_equal(parse(&a, "migrate", "web", "h:1", NULL), 0);
 	assert_int_equal(a.downtime_limit_ms, 0); /* the daemon's default */
 	assert_false(a.auto_converge);
+	assert_false(a.priority_equal);
 	assert_int_not_equal(parse(&a, "snapshot", "web", "/tmp/s", "--auto-converge", NULL), 0);
 	assert_int_not_equal(parse(&a, "migrate", "web", NULL), 0);
 	assert_non_null(strstr(err, "missing the destination"));
