@@ -20,7 +20,9 @@ int evloop__init(struct evloop *loop)
 
 	loop->running = 0;
 	loop->entries = NULL;
+	loop->held = false;
 	pthread_mutex_init(&loop->lock, NULL);
+	pthread_cond_init(&loop->held_cond, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (loop->epfd < 0)
 		return -errno;
@@ -84,6 +86,10 @@ static void *evloop__thread(void *arg)
 	struct evloop *loop = arg;
 	struct epoll_event evs[16];
 
+	pthread_mutex_lock(&loop->lock);
+	while (loop->held)
+		pthread_cond_wait(&loop->held_cond, &loop->lock);
+	pthread_mutex_unlock(&loop->lock);
 	while (__atomic_load_n(&loop->running, __ATOMIC_ACQUIRE)) {
 		int n = epoll_wait(loop->epfd, evs, 16, -1);
 
@@ -111,6 +117,20 @@ int evloop__start(struct evloop *loop)
 	return 0;
 }
 
+int evloop__start_held(struct evloop *loop)
+{
+	loop->held = true;
+	return evloop__start(loop);
+}
+
+void evloop__release(struct evloop *loop)
+{
+	pthread_mutex_lock(&loop->lock);
+	loop->held = false;
+	pthread_cond_broadcast(&loop->held_cond);
+	pthread_mutex_unlock(&loop->lock);
+}
+
 void evloop__stop(struct evloop *loop)
 {
 	uint64_t one = 1;
@@ -118,6 +138,7 @@ void evloop__stop(struct evloop *loop)
 	if (!loop->running)
 		return;
 	__atomic_store_n(&loop->running, 0, __ATOMIC_RELEASE);
+	evloop__release(loop);
 	if (write(loop->wake_fd, &one, sizeof(one)) < 0) {
 		/* eventfd write cannot fail short of overflow; nothing to do */
 	}

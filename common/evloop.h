@@ -5,6 +5,7 @@
 #define VMMD_COMMON_EVLOOP_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef void (*evloop_fn)(int fd, uint32_t events, void *opaque);
@@ -18,6 +19,8 @@ struct evloop {
 	int wake_fd; /* eventfd that makes the loop return */
 	pthread_t thread;
 	int running;
+	bool held; /* evloop__start_held: the thread waits on held_cond */
+	pthread_cond_t held_cond;
 };
 
 int evloop__init(struct evloop *loop);
@@ -26,6 +29,10 @@ int evloop__add(struct evloop *loop, int fd, uint32_t events, evloop_fn fn,
 		void *opaque);
 int evloop__del(struct evloop *loop, int fd);
 int evloop__start(struct evloop *loop);
+/* The thread now, its first callback only after evloop__release: for a VM
+ * whose device state is still arriving (vmm --incoming). */
+int evloop__start_held(struct evloop *loop);
+void evloop__release(struct evloop *loop);
 void evloop__stop(struct evloop *loop);
 void evloop__exit(struct evloop *loop);
 

@@ -14,7 +14,7 @@
  *            destination takes it once every extra connection said DONE)
  *   ← READY  the destination loaded it all and will start on GO
  *   GO       the source is committed: it will never resume
- *   ← RUNNING
+ *   ← RUNNING the destination's vCPUs run (the end of the downtime)
  * Until GO the source may resume at any error and the destination discards
  * everything; after GO only the destination may run the guest. */
 #ifndef VMMD_MIGRATION_LIVE_H

@@ -353,6 +353,7 @@ static void *vcpu__thread(void *arg)
 {
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
+	bool first = v->id == 0 && vm->cfg->incoming;
 	sigset_t set;
 
 	/* Only the kick signal reaches vCPU threads; main handles the rest. */
@@ -362,6 +363,10 @@ static void *vcpu__thread(void *arg)
 
 	while (vm__stop_reason(vm) == VM_RUNNING) {
 		vcpu__park_if_paused(v);
+		/* vCPU 0 about to run a received guest: the downtime ends. */
+		if (first && vm__stop_reason(vm) == VM_RUNNING && vm__incoming_started_hook)
+			vm__incoming_started_hook(vm);
+		first = false;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;

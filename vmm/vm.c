@@ -90,6 +90,7 @@ static int vm__set_slot(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t siz
 
 int (*vm__restore_hook)(struct vm *vm, const char *dir, bool lazy);
 int (*vm__incoming_hook)(struct vm *vm);
+void (*vm__incoming_started_hook)(struct vm *vm);
 
 /* Slot i maps RAM from offset slot_off[i]: 0, then low_ram_size. */
 static int vm__set_ram_slots(struct vm *vm)

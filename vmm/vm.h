@@ -135,6 +135,9 @@ extern int (*vm__restore_hook)(struct vm *vm, const char *dir, bool lazy);
 /* Likewise for vmm --incoming: receives a live migration's RAM and state
  * into this VM before any vCPU runs. */
 extern int (*vm__incoming_hook)(struct vm *vm);
+/* Called by vCPU 0's thread of a received VM just before its first
+ * KVM_RUN: tells the source the guest runs here (the end of its downtime). */
+extern void (*vm__incoming_started_hook)(struct vm *vm);
 
 /* Dirty page logging of guest RAM for live migration: what vCPUs write
  * (KVM) and what vhost-user devices write (vmm/vhost_log.h).  0, or a
