@@ -157,4 +157,5 @@ void evloop__exit(struct evloop *loop)
 	close(loop->wake_fd);
 	close(loop->epfd);
 	pthread_mutex_destroy(&loop->lock);
+	pthread_cond_destroy(&loop->held_cond);
 }
